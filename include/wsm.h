@@ -1,0 +1,239 @@
+/*
+ * libwsm - WebSocket connection lifecycle management for libwebsockets hosts.
+ *
+ * The whole public API. Everything here is part of the stable ABI: handles are
+ * opaque, options are set through enum-keyed setters, and the only struct that
+ * crosses the boundary (wsm_metrics_t) starts with its own size and only grows
+ * at its end. Overview: wsm(7). Each function has its own page in section 3.
+ */
+#ifndef WSM_H
+#define WSM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(BUILDING_WSM) && defined(__GNUC__)
+#define WSM_EXTERN __attribute__((visibility("default")))
+#else
+#define WSM_EXTERN
+#endif
+
+#define WSM_VERSION_MAJOR 1
+#define WSM_VERSION_MINOR 0
+#define WSM_VERSION_PATCH 0
+/* 0xMMmmpp: compare with >= to test for a feature's presence. */
+#define WSM_VERSION_HEX \
+	((WSM_VERSION_MAJOR << 16) | (WSM_VERSION_MINOR << 8) | WSM_VERSION_PATCH)
+#define WSM_VERSION_STRING "1.0.0"
+
+/* libwebsockets types the API refers to, without pulling in its header. */
+struct lws;
+struct lws_protocols;
+
+/* The manager: one per lws context. Opaque; see wsm_manager_new(3). */
+typedef struct wsm_manager wsm_manager_t;
+/* Options for a manager, consumed by wsm_manager_new(). See wsm_config_new(3). */
+typedef struct wsm_config wsm_config_t;
+
+/*
+ * Error codes: 0 is success, failures are negative and live in the -100 band.
+ * Codes are never renumbered or reused; new ones are added at the end.
+ */
+enum wsm_error {
+	WSM_OK = 0,
+	WSM_EINVAL = -101,       /* invalid argument (NULL, unknown enum value) */
+	WSM_ENOMEM = -102,       /* out of memory */
+	WSM_ERANGE = -103,       /* numeric value out of its documented range */
+	WSM_EOPTION = -104,      /* unknown option, or option of another type */
+	WSM_ESESSIONID = -105,   /* session id breaks the rules in wsm(7) */
+	WSM_EUTF8 = -106,        /* string is not valid UTF-8 */
+	WSM_ETOOLONG = -107,     /* string or metadata longer than its limit */
+	WSM_EJSON = -108,        /* metadata is not a JSON object */
+	WSM_ESESSIONFULL = -109, /* per-session connection limit reached */
+	WSM_EFULL = -110,        /* global connection limit reached */
+	WSM_EDENIED = -111,      /* the host's authorize callback refused */
+	WSM_ENOTFOUND = -112,    /* no such session */
+	WSM_EEXIST = -113,       /* connection already managed */
+	WSM_ESHUTDOWN = -114,    /* manager destroyed, or being destroyed */
+	WSM_EAGAIN = -115,       /* cross-thread inbox full; try again later */
+	WSM_ETHREAD = -116,      /* call belongs on the lws service thread */
+	WSM_ENOTBOUND = -117     /* manager not yet attached to an lws context */
+};
+
+/* Static, never NULL, for every input. wsm_strerror(3). */
+WSM_EXTERN const char *wsm_strerror(int code);
+/* WSM_VERSION_HEX of the library actually loaded. wsm_version(3). */
+WSM_EXTERN unsigned int wsm_version(void);
+
+/*
+ * Options. Values are spaced in bands by kind and never reused.
+ * Times are in milliseconds. Defaults and ranges: wsm_option_bounds(3), wsm(7).
+ */
+typedef enum wsm_option {
+	/* limits */
+	WSM_OPT_MAX_CONNECTIONS_PER_SESSION = 100, /* default 5 */
+	WSM_OPT_MAX_CONNECTIONS = 101,             /* default 10000 */
+	WSM_OPT_SESSION_LIMIT_POLICY = 102,        /* wsm_limit_policy_t */
+	/* time */
+	WSM_OPT_MAX_LIFETIME_MS = 200,   /* default 300000 (5 min) */
+	WSM_OPT_PING_INTERVAL_MS = 201,  /* default 30000 */
+	WSM_OPT_STALE_TIMEOUT_MS = 202,  /* default 120000 */
+	WSM_OPT_SWEEP_INTERVAL_MS = 203, /* default 60000 */
+	WSM_OPT_CLOSE_GRACE_MS = 204,    /* default 5000 */
+	/* strings */
+	WSM_OPT_PATH_PREFIX = 300,   /* default "/api/images_mvp/progress/" */
+	WSM_OPT_PROTOCOL_NAME = 301, /* default "wsm" */
+	/* session ids */
+	WSM_OPT_SESSION_ID_MAX_LEN = 400, /* default 64 */
+	/* frames, queues, payloads */
+	WSM_OPT_MAX_MESSAGE_SIZE = 500,    /* largest client message, default 1024 */
+	WSM_OPT_RX_BUFFER_SIZE = 501,      /* lws receive buffer, default 512 */
+	WSM_OPT_MAX_QUEUED_MESSAGES = 502, /* per connection, default 32 */
+	WSM_OPT_MAX_TEXT_LEN = 503,        /* message/stage/error, default 1024 */
+	WSM_OPT_MAX_METADATA_LEN = 504,    /* complete metadata, default 16384 */
+	WSM_OPT_INBOX_CAPACITY = 505       /* pending cross-thread calls, 65536 */
+} wsm_option_t;
+
+/* Values of WSM_OPT_SESSION_LIMIT_POLICY. */
+typedef enum wsm_limit_policy {
+	WSM_LIMIT_REJECT = 0,      /* refuse the newcomer (default) */
+	WSM_LIMIT_EVICT_OLDEST = 1 /* close the session's oldest connection */
+} wsm_limit_policy_t;
+
+/* Why a connection ended. Reported by the event callback and the metrics. */
+typedef enum wsm_close_cause {
+	WSM_CAUSE_NONE = 0,           /* not closed (open events) */
+	WSM_CAUSE_PEER = 1,           /* the client sent a close frame */
+	WSM_CAUSE_ERROR = 2,          /* the connection failed or dropped */
+	WSM_CAUSE_STALE = 3,          /* no frame from the client in time */
+	WSM_CAUSE_LIFETIME = 4,       /* maximum lifetime reached */
+	WSM_CAUSE_EVICTED = 5,        /* pushed out by a newer one (policy) */
+	WSM_CAUSE_SESSION_CLOSED = 6, /* wsm_session_close() */
+	WSM_CAUSE_SHUTDOWN = 7,       /* wsm_manager_destroy() */
+	WSM_CAUSE_SLOW_CONSUMER = 8,  /* outbound queue full */
+	WSM_CAUSE_PROTOCOL = 9        /* binary, oversized or invalid frame */
+} wsm_close_cause_t;
+/* Room in wsm_metrics_t.closed[]; causes are always below it. */
+#define WSM_CAUSE_SLOTS 16
+
+/* Stable lowercase name of a cause ("stale"), "unknown" otherwise. */
+WSM_EXTERN const char *wsm_cause_name(wsm_close_cause_t cause);
+
+/* WebSocket close codes libwsm sends, one per cause. */
+#define WSM_CLOSE_GOING_AWAY 1001      /* shutdown */
+#define WSM_CLOSE_UNSUPPORTED 1003     /* binary frame */
+#define WSM_CLOSE_INVALID_PAYLOAD 1007 /* text frame not UTF-8 */
+#define WSM_CLOSE_TOO_BIG 1009         /* message over WSM_OPT_MAX_MESSAGE_SIZE */
+#define WSM_CLOSE_STALE 4000
+#define WSM_CLOSE_LIFETIME 4001
+#define WSM_CLOSE_EVICTED 4002
+#define WSM_CLOSE_SESSION_CLOSED 4003
+#define WSM_CLOSE_SLOW_CONSUMER 4004
+
+/*
+ * Host hook deciding whether an upgrade may join a session. Runs on the service
+ * thread before the upgrade completes; it may read headers and cookies from
+ * wsi. Return 0 to admit, or an HTTP status in 400..599 to refuse with it
+ * (anything else refuses with 403).
+ */
+typedef int (*wsm_authorize_cb)(void *user, struct lws *wsi,
+				const char *session_id);
+
+typedef enum wsm_event {
+	WSM_EVENT_OPEN = 1, /* connection admitted and registered */
+	WSM_EVENT_CLOSE = 2 /* connection gone; cause says why */
+} wsm_event_t;
+
+/*
+ * Lifecycle notification, on the service thread. It may broadcast and read
+ * metrics; it must not destroy the manager.
+ */
+typedef void (*wsm_event_cb)(void *user, wsm_event_t event, uint64_t conn_id,
+			     const char *session_id, wsm_close_cause_t cause);
+
+/* Configuration. wsm_config_new(3). Any thread, one thread per config. */
+WSM_EXTERN wsm_config_t *wsm_config_new(void);
+WSM_EXTERN void wsm_config_free(wsm_config_t *cfg);
+WSM_EXTERN int wsm_config_set_int(wsm_config_t *cfg, wsm_option_t opt,
+				  int64_t value);
+WSM_EXTERN int wsm_config_set_str(wsm_config_t *cfg, wsm_option_t opt,
+				  const char *value);
+WSM_EXTERN int wsm_config_set_authorize_cb(wsm_config_t *cfg,
+					   wsm_authorize_cb cb, void *user);
+WSM_EXTERN int wsm_config_set_event_cb(wsm_config_t *cfg, wsm_event_cb cb,
+				       void *user);
+/* Valid range and default of an integer option. wsm_option_bounds(3). */
+WSM_EXTERN int wsm_option_bounds(wsm_option_t opt, int64_t *min, int64_t *max,
+				 int64_t *def);
+
+/* Manager lifetime. wsm_manager_new(3). */
+WSM_EXTERN wsm_manager_t *wsm_manager_new(const wsm_config_t *cfg, int *err);
+WSM_EXTERN void wsm_manager_destroy(wsm_manager_t *m);
+
+/* Plugging into lws. wsm_protocol(3), wsm_callback(3), wsm_register(3). */
+WSM_EXTERN const struct lws_protocols *wsm_protocol(wsm_manager_t *m);
+WSM_EXTERN int wsm_callback(wsm_manager_t *m, struct lws *wsi, int reason,
+			    void *user, void *in, size_t len);
+WSM_EXTERN int64_t wsm_register(wsm_manager_t *m, struct lws *wsi,
+				const char *session_id);
+
+/* Broadcasts, from any thread. wsm_broadcast_progress(3). */
+WSM_EXTERN int wsm_broadcast_progress(wsm_manager_t *m, const char *session_id,
+				      double progress, const char *message,
+				      const char *stage);
+WSM_EXTERN int wsm_broadcast_error(wsm_manager_t *m, const char *session_id,
+				   const char *error);
+WSM_EXTERN int wsm_broadcast_complete(wsm_manager_t *m, const char *session_id,
+				      const char *metadata_json);
+
+/* Manual cleanup, from any thread. wsm_session_close(3). */
+WSM_EXTERN int wsm_session_close(wsm_manager_t *m, const char *session_id);
+/* On-demand sweep, service thread. wsm_sweep(3). */
+WSM_EXTERN int wsm_sweep(wsm_manager_t *m);
+
+/*
+ * Metrics snapshot. Set size to sizeof(wsm_metrics_t) before the call; the
+ * library fills only what both sides know. Fields are appended, never moved.
+ * Each figure is exact when read; the set is not one atomic cut.
+ */
+typedef struct wsm_metrics {
+	size_t size;
+	uint64_t connections; /* held now: open plus closing */
+	uint64_t active;      /* open and heard from within a ping interval */
+	uint64_t stale;       /* open, a ping went unanswered */
+	uint64_t closing;     /* close sent, waiting for lws to finish */
+	uint64_t sessions;    /* sessions with at least one connection */
+	uint64_t held_bytes;  /* heap bytes the library holds right now */
+	uint64_t opened;      /* connections admitted since creation */
+	uint64_t refused_bad_request;   /* bad path or session id (400, 404) */
+	uint64_t refused_denied;        /* authorize callback refused */
+	uint64_t refused_session_limit; /* per-session limit (429) */
+	uint64_t refused_global_limit;  /* global limit (503) */
+	uint64_t refused_shutdown;      /* manager shutting down (503) */
+	uint64_t closed[WSM_CAUSE_SLOTS]; /* torn down, by wsm_close_cause_t */
+	uint64_t broadcasts;      /* broadcasts accepted */
+	uint64_t unrouted;        /* broadcasts to sessions with no connection */
+	uint64_t messages_queued; /* message copies queued to connections */
+	uint64_t messages_sent;   /* data frames written */
+	uint64_t bytes_sent;      /* payload bytes written */
+	uint64_t pings_sent;
+	uint64_t coalesced; /* queued progress replaced by a newer one */
+} wsm_metrics_t;
+
+/* Any thread. wsm_metrics(3). */
+WSM_EXTERN int wsm_metrics(wsm_manager_t *m, wsm_metrics_t *out);
+/*
+ * JSON status document into buf, snprintf-style: returns the length it needs
+ * (without the NUL) or a negative error. Any thread. wsm_status_json(3).
+ */
+WSM_EXTERN int wsm_status_json(wsm_manager_t *m, char *buf, size_t size);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* WSM_H */

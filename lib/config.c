@@ -1,0 +1,176 @@
+/*
+ * Configuration: enum-keyed setters over a table of integer options with
+ * their ranges and defaults, plus the two string options. Values outside a
+ * range are refused (WSM_ERANGE), never clamped.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+struct int_option {
+	wsm_option_t key;
+	int64_t min, max, def;
+	size_t offset;
+};
+
+#define OPT(k, lo, hi, d, field) \
+	{ k, lo, hi, d, offsetof(struct wsm_settings, field) }
+
+static const struct int_option int_options[] = {
+	OPT(WSM_OPT_MAX_CONNECTIONS_PER_SESSION, 1, 65535, 5, max_per_session),
+	OPT(WSM_OPT_MAX_CONNECTIONS, 1, 1000000, 10000, max_connections),
+	OPT(WSM_OPT_SESSION_LIMIT_POLICY, WSM_LIMIT_REJECT,
+	    WSM_LIMIT_EVICT_OLDEST, WSM_LIMIT_REJECT, limit_policy),
+	OPT(WSM_OPT_MAX_LIFETIME_MS, 10, 2592000000LL, 300000, max_lifetime_ms),
+	OPT(WSM_OPT_PING_INTERVAL_MS, 10, 86400000, 30000, ping_interval_ms),
+	OPT(WSM_OPT_STALE_TIMEOUT_MS, 10, 86400000, 120000, stale_timeout_ms),
+	OPT(WSM_OPT_SWEEP_INTERVAL_MS, 10, 86400000, 60000, sweep_interval_ms),
+	OPT(WSM_OPT_CLOSE_GRACE_MS, 1000, 60000, 5000, close_grace_ms),
+	OPT(WSM_OPT_SESSION_ID_MAX_LEN, 1, WSM_SESSION_ID_LIMIT, 64,
+	    session_id_max_len),
+	OPT(WSM_OPT_MAX_MESSAGE_SIZE, 16, 1048576, 1024, max_message_size),
+	OPT(WSM_OPT_RX_BUFFER_SIZE, 128, 65536, 512, rx_buffer_size),
+	OPT(WSM_OPT_MAX_QUEUED_MESSAGES, 1, 4096, 32, max_queued),
+	OPT(WSM_OPT_MAX_TEXT_LEN, 1, 65536, 1024, max_text_len),
+	OPT(WSM_OPT_MAX_METADATA_LEN, 2, 1048576, 16384, max_metadata_len),
+	OPT(WSM_OPT_INBOX_CAPACITY, 1, 16777216, 65536, inbox_capacity),
+};
+
+#define DEFAULT_PREFIX "/api/images_mvp/progress/"
+#define DEFAULT_PROTOCOL "wsm"
+
+static const struct int_option *find_int(wsm_option_t key)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(int_options) / sizeof(int_options[0]); i++)
+		if (int_options[i].key == key)
+			return &int_options[i];
+	return NULL;
+}
+
+static int64_t *field(struct wsm_settings *s, const struct int_option *o)
+{
+	return (int64_t *)(void *)((char *)s + o->offset);
+}
+
+void wsm__settings_defaults(struct wsm_settings *s)
+{
+	size_t i;
+
+	memset(s, 0, sizeof(*s));
+	for (i = 0; i < sizeof(int_options) / sizeof(int_options[0]); i++)
+		*field(s, &int_options[i]) = int_options[i].def;
+	strcpy(s->path_prefix, DEFAULT_PREFIX);
+	strcpy(s->protocol_name, DEFAULT_PROTOCOL);
+}
+
+wsm_config_t *wsm_config_new(void)
+{
+	wsm_config_t *cfg = malloc(sizeof(*cfg));
+
+	if (cfg)
+		wsm__settings_defaults(&cfg->s);
+	return cfg;
+}
+
+void wsm_config_free(wsm_config_t *cfg)
+{
+	free(cfg);
+}
+
+int wsm_config_set_int(wsm_config_t *cfg, wsm_option_t opt, int64_t value)
+{
+	const struct int_option *o = find_int(opt);
+
+	if (!cfg)
+		return WSM_EINVAL;
+	if (!o)
+		return WSM_EOPTION;
+	if (value < o->min || value > o->max)
+		return WSM_ERANGE;
+	*field(&cfg->s, o) = value;
+	return WSM_OK;
+}
+
+int wsm_option_bounds(wsm_option_t opt, int64_t *min, int64_t *max,
+		      int64_t *def)
+{
+	const struct int_option *o = find_int(opt);
+
+	if (!o)
+		return WSM_EOPTION;
+	if (min)
+		*min = o->min;
+	if (max)
+		*max = o->max;
+	if (def)
+		*def = o->def;
+	return WSM_OK;
+}
+
+/* RFC 3986 path characters, without '%': lws hands us decoded paths. */
+static bool prefix_char(unsigned char ch)
+{
+	return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+	       (ch >= '0' && ch <= '9') || strchr("-._~!$&'()*+,;=:@/", ch);
+}
+
+static bool protocol_char(unsigned char ch)
+{
+	return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+	       (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' || ch == '-';
+}
+
+static bool all_chars(const char *s, bool (*ok)(unsigned char))
+{
+	for (; *s; s++)
+		if (!ok((unsigned char)*s))
+			return false;
+	return true;
+}
+
+int wsm_config_set_str(wsm_config_t *cfg, wsm_option_t opt, const char *value)
+{
+	size_t len;
+
+	if (!cfg || !value)
+		return WSM_EINVAL;
+	len = strnlen(value, WSM_PREFIX_LIMIT + 1);
+	switch (opt) {
+	case WSM_OPT_PATH_PREFIX:
+		if (len < 2 || len > WSM_PREFIX_LIMIT || value[0] != '/' ||
+		    value[len - 1] != '/' || !all_chars(value, prefix_char))
+			return WSM_ERANGE;
+		memcpy(cfg->s.path_prefix, value, len + 1);
+		return WSM_OK;
+	case WSM_OPT_PROTOCOL_NAME:
+		if (len < 1 || len > WSM_PROTOCOL_NAME_LIMIT ||
+		    !all_chars(value, protocol_char))
+			return WSM_ERANGE;
+		memcpy(cfg->s.protocol_name, value, len + 1);
+		return WSM_OK;
+	default:
+		return WSM_EOPTION;
+	}
+}
+
+int wsm_config_set_authorize_cb(wsm_config_t *cfg, wsm_authorize_cb cb,
+				void *user)
+{
+	if (!cfg)
+		return WSM_EINVAL;
+	cfg->s.authorize = cb;
+	cfg->s.authorize_user = cb ? user : NULL;
+	return WSM_OK;
+}
+
+int wsm_config_set_event_cb(wsm_config_t *cfg, wsm_event_cb cb, void *user)
+{
+	if (!cfg)
+		return WSM_EINVAL;
+	cfg->s.on_event = cb;
+	cfg->s.event_user = cb ? user : NULL;
+	return WSM_OK;
+}

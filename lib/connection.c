@@ -1,0 +1,306 @@
+/*
+ * A managed connection from registration to teardown: its session
+ * membership, deadlines, outbound queue, frames in both directions, and the
+ * one idempotent path every close cause goes through.
+ */
+#include <string.h>
+
+#include "internal.h"
+
+static uint32_t ring_cap(const wsm_manager_t *m)
+{
+	return (uint32_t)m->cfg.max_queued;
+}
+
+static void ring_clear(wsm_manager_t *m, struct wsm_conn *c)
+{
+	while (c->ring_len) {
+		wsm__msg_unref(m, c->ring[c->ring_head]);
+		c->ring_head = (c->ring_head + 1) % ring_cap(m);
+		c->ring_len--;
+	}
+}
+
+static void set_stale(wsm_manager_t *m, struct wsm_conn *c, bool stale)
+{
+	if (c->is_stale == stale)
+		return;
+	c->is_stale = stale;
+	wsm__bump(&m->c.stale, stale ? 1 : -1);
+}
+
+static void emit(wsm_manager_t *m, wsm_event_t ev, struct wsm_conn *c,
+		 wsm_close_cause_t cause)
+{
+	if (m->cfg.on_event)
+		m->cfg.on_event(m->cfg.event_user, ev, c->id, c->session->id,
+				cause);
+}
+
+int64_t wsm__conn_open(wsm_manager_t *m, struct lws *wsi, const char *id,
+		       size_t len)
+{
+	struct wsm_session *s;
+	struct wsm_conn *c = wsm__alloc(m, sizeof(*c));
+	int64_t now = wsm__now_us();
+
+	if (!c)
+		return WSM_ENOMEM;
+	pthread_mutex_lock(&m->table_lock);
+	s = wsm__table_get(m, id, len);
+	if (!s) {
+		pthread_mutex_unlock(&m->table_lock);
+		wsm__free(m, c, sizeof(*c));
+		return WSM_ENOMEM;
+	}
+	wsm_list_append(&s->conns, &c->in_session);
+	s->open++;
+	s->refs++;
+	pthread_mutex_unlock(&m->table_lock);
+
+	wsm_list_append(&m->conns, &c->in_all);
+	c->wsi = wsi;
+	c->session = s;
+	c->id = ++m->next_conn_id;
+	c->opened_us = c->last_rx_us = now;
+	wsm__dq_arm(&m->q_ping, &c->ping, now);
+	wsm__dq_arm(&m->q_stale, &c->stale, now);
+	wsm__dq_arm(&m->q_lifetime, &c->lifetime, now);
+	lws_set_opaque_user_data(wsi, c);
+	wsm__bump(&m->c.open, 1);
+	wsm__bump(&m->c.opened, 1);
+	wsm__timer_rearm(m);
+	emit(m, WSM_EVENT_OPEN, c, WSM_CAUSE_NONE);
+	return (int64_t)c->id;
+}
+
+/* Leaves the session's open list and every deadline queue. */
+static void detach_open(wsm_manager_t *m, struct wsm_conn *c)
+{
+	pthread_mutex_lock(&m->table_lock);
+	wsm_link_remove(&c->in_session);
+	c->session->open--;
+	pthread_mutex_unlock(&m->table_lock);
+	wsm__dq_cancel(&c->ping);
+	wsm__dq_cancel(&c->stale);
+	wsm__dq_cancel(&c->lifetime);
+	set_stale(m, c, false);
+	wsm__bump(&m->c.open, -1);
+}
+
+static const char *close_text(wsm_close_cause_t cause, int code)
+{
+	switch (code) {
+	case WSM_CLOSE_UNSUPPORTED: return "binary frames not accepted";
+	case WSM_CLOSE_INVALID_PAYLOAD: return "invalid UTF-8";
+	case WSM_CLOSE_TOO_BIG: return "message too big";
+	default: return wsm_cause_name(cause);
+	}
+}
+
+/* Queued messages are still delivered unless the peer cannot take them. */
+static bool drops_queue(wsm_close_cause_t cause)
+{
+	return cause == WSM_CAUSE_STALE || cause == WSM_CAUSE_SLOW_CONSUMER ||
+	       cause == WSM_CAUSE_PROTOCOL || cause == WSM_CAUSE_ERROR;
+}
+
+void wsm__conn_close(wsm_manager_t *m, struct wsm_conn *c,
+		     wsm_close_cause_t cause, int code)
+{
+	const char *text = close_text(cause, code);
+	int grace_s = (int)((m->cfg.close_grace_ms + 999) / 1000);
+
+	if (c->closing)
+		return;
+	detach_open(m, c);
+	c->closing = 1;
+	c->cause = (uint8_t)cause;
+	wsm__bump(&m->c.closing, 1);
+	if (drops_queue(cause))
+		ring_clear(m, c);
+	lws_close_reason(c->wsi, (enum lws_close_status)code,
+			 (unsigned char *)(uintptr_t)text, strlen(text));
+	/* The writeable callback sends the close; this bounds the wait for it. */
+	lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, grace_s);
+	lws_callback_on_writable(c->wsi);
+}
+
+void wsm__conn_teardown(wsm_manager_t *m, struct wsm_conn *c,
+			wsm_close_cause_t cause)
+{
+	struct wsm_session *s = c->session;
+
+	if (c->closing)
+		wsm__bump(&m->c.closing, -1);
+	else
+		detach_open(m, c);
+	ring_clear(m, c);
+	wsm__free(m, c->ring, ring_cap(m) * sizeof(*c->ring));
+	wsm_link_remove(&c->in_all);
+	lws_set_opaque_user_data(c->wsi, NULL);
+	wsm__bump(&m->c.closed[cause], 1);
+	emit(m, WSM_EVENT_CLOSE, c, cause);
+	pthread_mutex_lock(&m->table_lock);
+	if (--s->refs == 0)
+		wsm__table_remove(m, s);
+	pthread_mutex_unlock(&m->table_lock);
+	wsm__free(m, c, sizeof(*c));
+}
+
+void wsm__conn_activity(wsm_manager_t *m, struct wsm_conn *c)
+{
+	c->last_rx_us = wsm__now_us();
+	if (c->closing)
+		return;
+	wsm__dq_arm(&m->q_stale, &c->stale, c->last_rx_us);
+	set_stale(m, c, false);
+}
+
+void wsm__conn_enqueue(wsm_manager_t *m, struct wsm_conn *c,
+		       struct wsm_msg *msg)
+{
+	uint32_t cap = ring_cap(m);
+	struct wsm_msg **tail;
+
+	/* Progress is "latest wins": an unsent one is replaced, not queued. */
+	if (c->ring_len && msg->kind == WSM_MSG_PROGRESS) {
+		tail = &c->ring[(c->ring_head + c->ring_len - 1) % cap];
+		if ((*tail)->kind == WSM_MSG_PROGRESS) {
+			wsm__msg_unref(m, *tail);
+			*tail = msg;
+			msg->refs++;
+			wsm__bump(&m->c.coalesced, 1);
+			return;
+		}
+	}
+	if (c->ring_len == cap) {
+		wsm__conn_close(m, c, WSM_CAUSE_SLOW_CONSUMER,
+				WSM_CLOSE_SLOW_CONSUMER);
+		return;
+	}
+	if (!c->ring) {
+		c->ring = wsm__alloc(m, cap * sizeof(*c->ring));
+		if (!c->ring) {
+			wsm__conn_close(m, c, WSM_CAUSE_ERROR,
+					LWS_CLOSE_STATUS_UNEXPECTED_CONDITION);
+			return;
+		}
+	}
+	c->ring[(c->ring_head + c->ring_len) % cap] = msg;
+	c->ring_len++;
+	msg->refs++;
+	wsm__bump(&m->c.messages_queued, 1);
+	if (c->ring_len == 1)
+		lws_callback_on_writable(c->wsi);
+}
+
+/* One frame per writeable callback, as lws expects; asks again if more. */
+int wsm__conn_writeable(wsm_manager_t *m, struct wsm_conn *c)
+{
+	unsigned char ping[LWS_PRE + 1];
+	struct wsm_msg *msg;
+	int n;
+
+	if (c->ping_due) {
+		c->ping_due = 0;
+		if (!c->closing) {
+			if (lws_write(c->wsi, &ping[LWS_PRE], 0, LWS_WRITE_PING) < 0)
+				goto failed;
+			wsm__bump(&m->c.pings_sent, 1);
+		}
+		if (c->ring_len || c->closing)
+			lws_callback_on_writable(c->wsi);
+		return 0;
+	}
+	if (c->ring_len) {
+		msg = c->ring[c->ring_head];
+		c->ring_head = (c->ring_head + 1) % ring_cap(m);
+		c->ring_len--;
+		n = lws_write(c->wsi, msg->payload, msg->payload_len,
+			      LWS_WRITE_TEXT);
+		if (n < (int)msg->payload_len) {
+			wsm__msg_unref(m, msg);
+			goto failed;
+		}
+		wsm__bump(&m->c.messages_sent, 1);
+		wsm__bump(&m->c.bytes_sent, (int64_t)msg->payload_len);
+		wsm__msg_unref(m, msg);
+		if (c->ring_len || c->closing)
+			lws_callback_on_writable(c->wsi);
+		return 0;
+	}
+	/* Queue flushed: returning nonzero makes lws send our close frame. */
+	return c->closing ? -1 : 0;
+
+failed:
+	wsm__conn_close(m, c, WSM_CAUSE_ERROR,
+			LWS_CLOSE_STATUS_UNEXPECTED_CONDITION);
+	return -1;
+}
+
+int wsm__conn_receive(wsm_manager_t *m, struct wsm_conn *c, const void *in,
+		      size_t len)
+{
+	struct lws *wsi = c->wsi;
+
+	wsm__conn_activity(m, c);
+	if (c->closing)
+		return 0;
+	if (lws_frame_is_binary(wsi)) {
+		wsm__conn_close(m, c, WSM_CAUSE_PROTOCOL, WSM_CLOSE_UNSUPPORTED);
+		return 0;
+	}
+	if (len > (size_t)m->cfg.max_message_size - c->rx_bytes) {
+		wsm__conn_close(m, c, WSM_CAUSE_PROTOCOL, WSM_CLOSE_TOO_BIG);
+		return 0;
+	}
+	c->rx_bytes += (uint32_t)len;
+	if (!wsm__utf8_feed(&c->rx_utf8, in, len)) {
+		wsm__conn_close(m, c, WSM_CAUSE_PROTOCOL,
+				WSM_CLOSE_INVALID_PAYLOAD);
+		return 0;
+	}
+	if (lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi)) {
+		if (c->rx_utf8)
+			wsm__conn_close(m, c, WSM_CAUSE_PROTOCOL,
+					WSM_CLOSE_INVALID_PAYLOAD);
+		c->rx_bytes = 0;
+		c->rx_utf8 = 0;
+	}
+	return 0;
+}
+
+void wsm__session_deliver(wsm_manager_t *m, struct wsm_msg *msg)
+{
+	struct wsm_session *s =
+		wsm__table_find(m, msg->session_id, msg->session_id_len);
+	struct wsm_link *l, *next;
+
+	if (!s || !s->open) {
+		wsm__bump(&m->c.unrouted, 1);
+		return;
+	}
+	wsm__msg_stamp(msg, ++s->seq);
+	/* A full queue closes its connection, which unlinks it: keep next. */
+	for (l = s->conns.next; l != &s->conns; l = next) {
+		next = l->next;
+		wsm__conn_enqueue(m, wsm_container_of(l, struct wsm_conn, in_session),
+				  msg);
+	}
+}
+
+int wsm__session_close_now(wsm_manager_t *m, const char *id, size_t len)
+{
+	struct wsm_session *s = wsm__table_find(m, id, len);
+	int n = 0;
+
+	while (s && !wsm_list_empty(&s->conns)) {
+		wsm__conn_close(m,
+				wsm_container_of(s->conns.next, struct wsm_conn,
+						 in_session),
+				WSM_CAUSE_SESSION_CLOSED, WSM_CLOSE_SESSION_CLOSED);
+		n++;
+	}
+	return n;
+}

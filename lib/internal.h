@@ -1,0 +1,375 @@
+/*
+ * Internal types shared by the library's translation units. Nothing here is
+ * part of the ABI. Each struct says what it owns and which thread touches it.
+ */
+#ifndef WSM_INTERNAL_H
+#define WSM_INTERNAL_H
+
+#include <libwebsockets.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include "wsm.h"
+
+#define WSM_SESSION_ID_LIMIT 128 /* upper bound of WSM_OPT_SESSION_ID_MAX_LEN */
+#define WSM_PREFIX_LIMIT 200
+#define WSM_PROTOCOL_NAME_LIMIT 64
+
+/* ---- intrusive doubly linked list (circular, with a sentinel) ---------- */
+struct wsm_link {
+	struct wsm_link *prev, *next;
+};
+
+static inline void wsm_list_init(struct wsm_link *head)
+{
+	head->prev = head->next = head;
+}
+
+static inline bool wsm_list_empty(const struct wsm_link *head)
+{
+	return head->next == head;
+}
+
+static inline bool wsm_link_linked(const struct wsm_link *l)
+{
+	return l->next != NULL;
+}
+
+static inline void wsm_list_append(struct wsm_link *head, struct wsm_link *l)
+{
+	l->prev = head->prev;
+	l->next = head;
+	head->prev->next = l;
+	head->prev = l;
+}
+
+static inline void wsm_link_remove(struct wsm_link *l)
+{
+	if (!l->next)
+		return;
+	l->prev->next = l->next;
+	l->next->prev = l->prev;
+	l->prev = l->next = NULL;
+}
+
+#define wsm_container_of(ptr, type, member) \
+	((type *)(void *)((char *)(ptr) - offsetof(type, member)))
+
+/* ---- options ----------------------------------------------------------- */
+/* Validated option values; a wsm_config_t and a manager each own one copy. */
+struct wsm_settings {
+	int64_t max_per_session;
+	int64_t max_connections;
+	int64_t limit_policy;
+	int64_t max_lifetime_ms;
+	int64_t ping_interval_ms;
+	int64_t stale_timeout_ms;
+	int64_t sweep_interval_ms;
+	int64_t close_grace_ms;
+	int64_t session_id_max_len;
+	int64_t max_message_size;
+	int64_t rx_buffer_size;
+	int64_t max_queued;
+	int64_t max_text_len;
+	int64_t max_metadata_len;
+	int64_t inbox_capacity;
+	char path_prefix[WSM_PREFIX_LIMIT + 1];
+	char protocol_name[WSM_PROTOCOL_NAME_LIMIT + 1];
+	wsm_authorize_cb authorize;
+	void *authorize_user;
+	wsm_event_cb on_event;
+	void *event_user;
+};
+
+struct wsm_config {
+	struct wsm_settings s;
+};
+
+void wsm__settings_defaults(struct wsm_settings *s);
+
+/* ---- validation (validate.c) ------------------------------------------- */
+int wsm__check_session_id(const char *id, size_t len, int64_t max_len);
+/* Streaming UTF-8 check: state 0 = between characters; returns false on error. */
+bool wsm__utf8_feed(uint32_t *state, const unsigned char *p, size_t len);
+int wsm__check_text(const char *s, int64_t max_len);
+
+/* ---- deadlines (deadline.c) ------------------------------------------- */
+/*
+ * A deadline queue holds entries whose deadlines are now + a fixed offset at
+ * the time they were armed, so appending keeps it sorted: arm, cancel and
+ * expire are O(1) and expiry only ever looks at the head.
+ */
+struct wsm_deadline {
+	struct wsm_link link;
+	int64_t at_us;
+};
+
+struct wsm_deadline_queue {
+	struct wsm_link head;
+	int64_t offset_us;
+};
+
+void wsm__dq_init(struct wsm_deadline_queue *q, int64_t offset_us);
+void wsm__dq_arm(struct wsm_deadline_queue *q, struct wsm_deadline *d,
+		 int64_t now_us);
+void wsm__dq_cancel(struct wsm_deadline *d);
+/* Head entry due at or before now_us, or NULL. */
+struct wsm_deadline *wsm__dq_due(struct wsm_deadline_queue *q, int64_t now_us);
+/* Earliest deadline, or INT64_MAX when empty. */
+int64_t wsm__dq_next(const struct wsm_deadline_queue *q);
+
+/* ---- messages (message.c) --------------------------------------------- */
+enum wsm_msg_kind {
+	WSM_MSG_PROGRESS,
+	WSM_MSG_ERROR,
+	WSM_MSG_COMPLETE,
+	WSM_MSG_CLOSE_SESSION /* a command, not a frame */
+};
+
+/* Room before the JSON body for '{"seq":' + 20 digits + ','. */
+#define WSM_SEQ_ROOM 28
+
+/*
+ * One broadcast: created (and its JSON body rendered) on the calling thread,
+ * handed over through the inbox, then shared by every connection queue of the
+ * session on the service thread, which alone touches refs.
+ */
+struct wsm_msg {
+	struct wsm_msg *next; /* inbox link */
+	size_t alloc_size;
+	size_t body_len;        /* JSON after its opening '{' */
+	unsigned char *payload; /* frame payload inside buf, after stamping */
+	size_t payload_len;
+	uint32_t refs;
+	uint8_t kind;
+	uint8_t session_id_len;
+	char session_id[WSM_SESSION_ID_LIMIT + 1];
+	unsigned char buf[]; /* LWS_PRE + WSM_SEQ_ROOM + body */
+};
+
+/* ---- connections, sessions ------------------------------------------- */
+struct wsm_session;
+
+/*
+ * One managed WebSocket connection. Owned by the manager from registration
+ * to teardown; service thread only. Found from its wsi through lws's opaque
+ * user data.
+ */
+struct wsm_conn {
+	struct wsm_link in_all;     /* every connection of the manager */
+	struct wsm_link in_session; /* session's open list, oldest first */
+	struct wsm_deadline ping;
+	struct wsm_deadline stale;
+	struct wsm_deadline lifetime;
+	struct lws *wsi;
+	struct wsm_session *session; /* held until teardown */
+	uint64_t id;
+	int64_t opened_us;
+	int64_t last_rx_us;
+	int64_t last_ping_us;
+	struct wsm_msg **ring; /* outbound queue, allocated on first use */
+	uint32_t ring_head;
+	uint32_t ring_len;
+	uint32_t rx_bytes;   /* of the client message being received */
+	uint32_t rx_utf8;    /* UTF-8 state across fragments */
+	uint8_t closing;     /* close requested; no longer in the session */
+	uint8_t cause;       /* wsm_close_cause_t once closing */
+	uint8_t is_stale;    /* counted in the stale gauge */
+	uint8_t ping_due;
+	uint8_t peer_closed; /* client sent a close frame */
+};
+
+/*
+ * Connections grouped under one id. Lives in the session table while any
+ * connection (open or closing) refers to it. Service thread only, except
+ * that 'open' is also read by other threads under the table lock.
+ */
+struct wsm_session {
+	struct wsm_session *hnext;
+	uint64_t hash;
+	struct wsm_link conns; /* open connections, oldest first */
+	uint32_t open;         /* length of conns */
+	uint32_t refs;         /* open + closing connections */
+	uint64_t seq;
+	uint8_t id_len;
+	char id[];
+};
+
+struct wsm_table {
+	struct wsm_session **buckets;
+	size_t nbuckets; /* power of two */
+	size_t count;
+	uint64_t seed;
+};
+
+/* ---- counters ---------------------------------------------------------- */
+/*
+ * Read from any thread with relaxed loads. Fields marked (svc) are written
+ * only by the service thread, the rest by any thread with atomic adds.
+ */
+struct wsm_counters {
+	_Atomic uint64_t open;    /* (svc) */
+	_Atomic uint64_t closing; /* (svc) */
+	_Atomic uint64_t stale;   /* (svc) */
+	_Atomic uint64_t sessions; /* (svc) */
+	_Atomic uint64_t held_bytes;
+	_Atomic uint64_t opened; /* (svc) */
+	_Atomic uint64_t refused_bad_request;
+	_Atomic uint64_t refused_denied;
+	_Atomic uint64_t refused_session_limit;
+	_Atomic uint64_t refused_global_limit;
+	_Atomic uint64_t refused_shutdown;
+	_Atomic uint64_t closed[WSM_CAUSE_SLOTS]; /* (svc) */
+	_Atomic uint64_t broadcasts;
+	_Atomic uint64_t unrouted;        /* (svc) */
+	_Atomic uint64_t messages_queued; /* (svc) */
+	_Atomic uint64_t messages_sent;   /* (svc) */
+	_Atomic uint64_t bytes_sent;      /* (svc) */
+	_Atomic uint64_t pings_sent;      /* (svc) */
+	_Atomic uint64_t coalesced;       /* (svc) */
+};
+
+/* Single-writer increment: a plain load and store, no locked instruction. */
+static inline void wsm__bump(_Atomic uint64_t *c, int64_t delta)
+{
+	atomic_store_explicit(
+		c, atomic_load_explicit(c, memory_order_relaxed) + (uint64_t)delta,
+		memory_order_relaxed);
+}
+
+static inline void wsm__add(_Atomic uint64_t *c, uint64_t v)
+{
+	atomic_fetch_add_explicit(c, v, memory_order_relaxed);
+}
+
+/* Per-vhost record lws frees with the vhost; lets callbacks find the manager. */
+struct wsm_binding {
+	wsm_manager_t *m; /* NULL once the manager is destroyed */
+	struct wsm_binding *next;
+};
+
+/* ---- the manager ------------------------------------------------------- */
+struct wsm_manager {
+	struct wsm_manager *registry_next; /* registry lock */
+	unsigned users;                    /* in-flight calls; registry lock */
+
+	struct wsm_settings cfg; /* immutable after creation */
+	struct lws_protocols protocol;
+
+	/* Cross-thread inbox and the context it wakes. */
+	pthread_mutex_t inbox_lock;
+	struct wsm_msg *inbox_head;
+	struct wsm_msg **inbox_tail;
+	size_t inbox_len;
+	struct lws_context *context; /* inbox lock for other threads */
+	pthread_t service_thread;
+	atomic_bool shutting_down;
+
+	/* Guards table structure and session 'open' against other threads. */
+	pthread_mutex_t table_lock;
+	struct wsm_table table;
+
+	/* Service thread only below. */
+	struct wsm_link conns; /* every connection, open or closing */
+	int bound_vhosts;
+	struct wsm_binding *bindings;
+	struct wsm_deadline_queue q_ping;
+	struct wsm_deadline_queue q_stale;
+	struct wsm_deadline_queue q_lifetime;
+	lws_sorted_usec_list_t sul;
+	int64_t sul_at_us; /* 0 when not scheduled */
+	int64_t next_sweep_us;
+	int64_t ping_slack_us;
+	uint64_t next_conn_id;
+
+	struct wsm_counters c;
+};
+
+/* ---- memory (memory.c): every byte the library holds is counted ------- */
+void *wsm__alloc(wsm_manager_t *m, size_t n);
+void wsm__free(wsm_manager_t *m, void *p, size_t n);
+
+/* ---- registry (registry.c): detects use of destroyed managers --------- */
+void wsm__registry_add(wsm_manager_t *m);
+/* Removes m and waits for calls in flight; false if m was not live. */
+bool wsm__registry_remove(wsm_manager_t *m);
+int wsm__acquire(wsm_manager_t *m);
+void wsm__release(wsm_manager_t *m);
+
+/* ---- clock ------------------------------------------------------------- */
+int64_t wsm__now_us(void);       /* monotonic */
+int64_t wsm__wall_ms(void);      /* Unix epoch */
+/* WSM_ENOTBOUND, WSM_ETHREAD, or 0 on the bound service thread. */
+int wsm__service_check(wsm_manager_t *m);
+
+/* ---- session table (session_table.c) ----------------------------------- */
+int wsm__table_init(wsm_manager_t *m);
+void wsm__table_free(wsm_manager_t *m);
+struct wsm_session *wsm__table_find(wsm_manager_t *m, const char *id,
+				    size_t len);
+/* Finds or creates; caller holds the table lock. NULL on out of memory. */
+struct wsm_session *wsm__table_get(wsm_manager_t *m, const char *id,
+				   size_t len);
+/* Unlinks and frees; caller holds the table lock. */
+void wsm__table_remove(wsm_manager_t *m, struct wsm_session *s);
+
+/* ---- messages (message.c) ---------------------------------------------- */
+int wsm__msg_new_progress(wsm_manager_t *m, const char *id, double progress,
+			  const char *message, const char *stage,
+			  struct wsm_msg **out);
+int wsm__msg_new_error(wsm_manager_t *m, const char *id, const char *error,
+		       struct wsm_msg **out);
+int wsm__msg_new_complete(wsm_manager_t *m, const char *id,
+			  const char *metadata_json, struct wsm_msg **out);
+int wsm__msg_new_close(wsm_manager_t *m, const char *id, struct wsm_msg **out);
+/* Writes the session's seq in front of the body. */
+void wsm__msg_stamp(struct wsm_msg *msg, uint64_t seq);
+void wsm__msg_unref(wsm_manager_t *m, struct wsm_msg *msg);
+
+/* ---- inbox (inbox.c) --------------------------------------------------- */
+int wsm__inbox_push(wsm_manager_t *m, struct wsm_msg *msg);
+void wsm__inbox_drain(wsm_manager_t *m);
+void wsm__inbox_discard(wsm_manager_t *m);
+
+/* ---- connections (connection.c) ---------------------------------------- */
+int64_t wsm__conn_open(wsm_manager_t *m, struct lws *wsi, const char *id,
+		       size_t len);
+void wsm__conn_close(wsm_manager_t *m, struct wsm_conn *c,
+		     wsm_close_cause_t cause, int code);
+void wsm__conn_teardown(wsm_manager_t *m, struct wsm_conn *c,
+			wsm_close_cause_t cause);
+void wsm__conn_activity(wsm_manager_t *m, struct wsm_conn *c);
+void wsm__conn_enqueue(wsm_manager_t *m, struct wsm_conn *c,
+		       struct wsm_msg *msg);
+int wsm__conn_writeable(wsm_manager_t *m, struct wsm_conn *c);
+int wsm__conn_receive(wsm_manager_t *m, struct wsm_conn *c, const void *in,
+		      size_t len);
+void wsm__session_deliver(wsm_manager_t *m, struct wsm_msg *msg);
+int wsm__session_close_now(wsm_manager_t *m, const char *id, size_t len);
+
+/* ---- admission (admission.c) ------------------------------------------- */
+/* Filter callback: 0 admits, else the refusal was answered (returns 1). */
+int wsm__filter(wsm_manager_t *m, struct lws *wsi);
+int wsm__session_from_uri(wsm_manager_t *m, struct lws *wsi, char *id,
+			  size_t *len);
+int wsm__refuse(struct lws *wsi, int status);
+/* Registers a connection that passed the filter; -1 makes lws drop it. */
+int wsm__established(wsm_manager_t *m, struct lws *wsi);
+
+/* ---- timers (timer.c) --------------------------------------------------- */
+void wsm__timer_rearm(wsm_manager_t *m);
+int wsm__expire(wsm_manager_t *m, int64_t now_us);
+
+/* ---- binding to lws (callback.c) ---------------------------------------- */
+int wsm__bind(wsm_manager_t *m, struct lws *wsi);
+void wsm__unbind(wsm_manager_t *m);
+int wsm__dispatch(wsm_manager_t *m, struct lws *wsi, int reason, void *user,
+		  void *in, size_t len, bool *handled);
+int wsm__protocol_callback(struct lws *wsi, enum lws_callback_reasons reason,
+			   void *user, void *in, size_t len);
+
+void wsm__emit(wsm_manager_t *m, wsm_event_t ev, struct wsm_conn *c,
+	       wsm_close_cause_t cause);
+
+#endif /* WSM_INTERNAL_H */

@@ -1,0 +1,105 @@
+/* Creating and destroying a manager. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+static int cross_check(const struct wsm_settings *s)
+{
+	if (s->stale_timeout_ms < s->ping_interval_ms ||
+	    s->max_per_session > s->max_connections)
+		return WSM_ERANGE;
+	return WSM_OK;
+}
+
+static void set_err(int *err, int rc)
+{
+	if (err)
+		*err = rc;
+}
+
+wsm_manager_t *wsm_manager_new(const wsm_config_t *cfg, int *err)
+{
+	wsm_manager_t *m;
+	int rc;
+
+	m = calloc(1, sizeof(*m));
+	if (!m) {
+		set_err(err, WSM_ENOMEM);
+		return NULL;
+	}
+	if (cfg)
+		m->cfg = cfg->s;
+	else
+		wsm__settings_defaults(&m->cfg);
+	rc = cross_check(&m->cfg);
+	if (!rc)
+		rc = wsm__table_init(m);
+	if (rc) {
+		wsm__table_free(m);
+		free(m);
+		set_err(err, rc);
+		return NULL;
+	}
+	pthread_mutex_init(&m->inbox_lock, NULL);
+	pthread_mutex_init(&m->table_lock, NULL);
+	m->inbox_tail = &m->inbox_head;
+	wsm_list_init(&m->conns);
+	wsm__dq_init(&m->q_ping, m->cfg.ping_interval_ms * 1000);
+	wsm__dq_init(&m->q_stale, m->cfg.stale_timeout_ms * 1000);
+	wsm__dq_init(&m->q_lifetime, m->cfg.max_lifetime_ms * 1000);
+	/* Batch pings due within 1/16 of the interval (at most 1 s). */
+	m->ping_slack_us = m->cfg.ping_interval_ms * 1000 / 16;
+	if (m->ping_slack_us > 1000000)
+		m->ping_slack_us = 1000000;
+
+	m->protocol.name = m->cfg.protocol_name;
+	m->protocol.callback = wsm__protocol_callback;
+	m->protocol.rx_buffer_size = (size_t)m->cfg.rx_buffer_size;
+	m->protocol.user = m;
+	wsm__registry_add(m);
+	set_err(err, WSM_OK);
+	return m;
+}
+
+/*
+ * Hands an open connection back to lws with 1001 as its close reason: lws
+ * sends the close frame itself as its loop runs, without calling us again.
+ */
+static void close_going_away(struct lws *wsi, bool was_closing)
+{
+	static const char text[] = "server shutdown";
+
+	if (!was_closing)
+		lws_close_reason(wsi, (enum lws_close_status)WSM_CLOSE_GOING_AWAY,
+				 (unsigned char *)(uintptr_t)text,
+				 sizeof(text) - 1);
+	lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_SYNC);
+}
+
+void wsm_manager_destroy(wsm_manager_t *m)
+{
+	struct wsm_binding *b;
+
+	if (!m || !wsm__registry_remove(m))
+		return;
+	atomic_store(&m->shutting_down, true);
+	for (b = m->bindings; b; b = b->next)
+		b->m = NULL;
+	while (!wsm_list_empty(&m->conns)) {
+		struct wsm_conn *c = wsm_container_of(m->conns.next,
+						      struct wsm_conn, in_all);
+		struct lws *wsi = c->wsi;
+		bool was_closing = c->closing;
+
+		wsm__conn_teardown(m, c, WSM_CAUSE_SHUTDOWN);
+		close_going_away(wsi, was_closing);
+	}
+	if (m->context)
+		lws_sul_cancel(&m->sul);
+	wsm__inbox_discard(m);
+	wsm__table_free(m);
+	pthread_mutex_destroy(&m->inbox_lock);
+	pthread_mutex_destroy(&m->table_lock);
+	free(m);
+}

@@ -1,0 +1,115 @@
+/* The metrics snapshot and the JSON status document. Any thread. */
+#include <jansson.h>
+#include <string.h>
+
+#include "internal.h"
+
+static uint64_t rd(_Atomic uint64_t *c)
+{
+	return atomic_load_explicit(c, memory_order_relaxed);
+}
+
+static void snapshot(wsm_manager_t *m, wsm_metrics_t *s)
+{
+	size_t i;
+
+	memset(s, 0, sizeof(*s));
+	s->size = sizeof(*s);
+	s->closing = rd(&m->c.closing);
+	s->stale = rd(&m->c.stale);
+	s->active = rd(&m->c.open) - s->stale;
+	s->connections = rd(&m->c.open) + s->closing;
+	s->sessions = rd(&m->c.sessions);
+	s->held_bytes = rd(&m->c.held_bytes);
+	s->opened = rd(&m->c.opened);
+	s->refused_bad_request = rd(&m->c.refused_bad_request);
+	s->refused_denied = rd(&m->c.refused_denied);
+	s->refused_session_limit = rd(&m->c.refused_session_limit);
+	s->refused_global_limit = rd(&m->c.refused_global_limit);
+	s->refused_shutdown = rd(&m->c.refused_shutdown);
+	for (i = 0; i < WSM_CAUSE_SLOTS; i++)
+		s->closed[i] = rd(&m->c.closed[i]);
+	s->broadcasts = rd(&m->c.broadcasts);
+	s->unrouted = rd(&m->c.unrouted);
+	s->messages_queued = rd(&m->c.messages_queued);
+	s->messages_sent = rd(&m->c.messages_sent);
+	s->bytes_sent = rd(&m->c.bytes_sent);
+	s->pings_sent = rd(&m->c.pings_sent);
+	s->coalesced = rd(&m->c.coalesced);
+}
+
+int wsm_metrics(wsm_manager_t *m, wsm_metrics_t *out)
+{
+	wsm_metrics_t s;
+	size_t n;
+	int rc;
+
+	if (!out || out->size < sizeof(size_t) + sizeof(uint64_t))
+		return WSM_EINVAL;
+	if ((rc = wsm__acquire(m)))
+		return rc;
+	snapshot(m, &s);
+	wsm__release(m);
+	/* An older caller's struct is shorter: fill what it knows, keep its size. */
+	n = out->size < sizeof(s) ? out->size : sizeof(s);
+	memcpy((char *)out + sizeof(size_t), (char *)&s + sizeof(size_t),
+	       n - sizeof(size_t));
+	return WSM_OK;
+}
+
+static json_t *metrics_json(const wsm_metrics_t *s)
+{
+	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:{s:I}}",
+			 "totalConnections", (json_int_t)s->connections,
+			 "activeConnections", (json_int_t)s->active,
+			 "staleConnections", (json_int_t)s->stale,
+			 "closingConnections", (json_int_t)s->closing,
+			 "sessions", (json_int_t)s->sessions,
+			 "memoryUsage", "heldBytes", (json_int_t)s->held_bytes);
+}
+
+static json_t *config_json(const struct wsm_settings *c)
+{
+	return json_pack(
+		"{s:I, s:I, s:s, s:I, s:I, s:I, s:I, s:s}",
+		"maxConnectionsPerSession", (json_int_t)c->max_per_session,
+		"maxConnections", (json_int_t)c->max_connections,
+		"sessionLimitPolicy",
+		c->limit_policy == WSM_LIMIT_REJECT ? "reject" : "evict_oldest",
+		"maxLifetimeMs", (json_int_t)c->max_lifetime_ms,
+		"pingIntervalMs", (json_int_t)c->ping_interval_ms,
+		"staleTimeoutMs", (json_int_t)c->stale_timeout_ms,
+		"sweepIntervalMs", (json_int_t)c->sweep_interval_ms,
+		"pathPrefix", c->path_prefix);
+}
+
+int wsm_status_json(wsm_manager_t *m, char *buf, size_t size)
+{
+	wsm_metrics_t s;
+	json_t *doc;
+	size_t n;
+	int rc;
+
+	if (!buf && size)
+		return WSM_EINVAL;
+	if ((rc = wsm__acquire(m)))
+		return rc;
+	snapshot(m, &s);
+	doc = json_pack("{s:s, s:o, s:o, s:I}", "status",
+			atomic_load(&m->shutting_down) ? "shutting_down" : "ok",
+			"metrics", metrics_json(&s), "config",
+			config_json(&m->cfg), "timestamp",
+			(json_int_t)wsm__wall_ms());
+	wsm__release(m);
+	if (!doc)
+		return WSM_ENOMEM;
+	n = json_dumpb(doc, NULL, 0, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	if (n && size > n) {
+		json_dumpb(doc, buf, n, JSON_COMPACT | JSON_PRESERVE_ORDER);
+		buf[n] = '\0';
+	} else if (size) {
+		buf[0] = '\0';
+	}
+	json_decref(doc);
+	return n ? (int)n : WSM_ENOMEM;
+}

@@ -1,0 +1,91 @@
+/*
+ * Time-driven work: one lws_sul per manager, armed at the earliest deadline
+ * of the three queues (ping, stale, lifetime) or the next sweep. Expiry only
+ * looks at queue heads, so idle connections cost nothing until due.
+ */
+#include "internal.h"
+
+static int64_t min64(int64_t a, int64_t b)
+{
+	return a < b ? a : b;
+}
+
+static void on_timer(lws_sorted_usec_list_t *sul)
+{
+	wsm_manager_t *m = wsm_container_of(sul, wsm_manager_t, sul);
+
+	m->sul_at_us = 0;
+	wsm__expire(m, wsm__now_us());
+	wsm__timer_rearm(m);
+}
+
+void wsm__timer_rearm(wsm_manager_t *m)
+{
+	int64_t next, now;
+
+	if (!m->context)
+		return;
+	next = min64(min64(wsm__dq_next(&m->q_ping), wsm__dq_next(&m->q_stale)),
+		     min64(wsm__dq_next(&m->q_lifetime), m->next_sweep_us));
+	/* Already due no later: firing early just finds nothing and rearms. */
+	if (m->sul_at_us && m->sul_at_us <= next)
+		return;
+	now = wsm__now_us();
+	lws_sul_schedule(m->context, 0, &m->sul, on_timer,
+			 next > now ? next - now : 0);
+	m->sul_at_us = next;
+}
+
+static struct wsm_conn *conn_of(struct wsm_deadline *d, size_t offset)
+{
+	return (struct wsm_conn *)(void *)((char *)d - offset);
+}
+
+int wsm__expire(wsm_manager_t *m, int64_t now)
+{
+	struct wsm_deadline *d;
+	struct wsm_conn *c;
+	int closed = 0;
+
+	while ((d = wsm__dq_due(&m->q_lifetime, now))) {
+		c = conn_of(d, offsetof(struct wsm_conn, lifetime));
+		wsm__conn_close(m, c, WSM_CAUSE_LIFETIME, WSM_CLOSE_LIFETIME);
+		closed++;
+	}
+	while ((d = wsm__dq_due(&m->q_stale, now))) {
+		c = conn_of(d, offsetof(struct wsm_conn, stale));
+		wsm__conn_close(m, c, WSM_CAUSE_STALE, WSM_CLOSE_STALE);
+		closed++;
+	}
+	/* Pings due a little later go now too: fewer wake-ups, same load. */
+	while ((d = wsm__dq_due(&m->q_ping, now + m->ping_slack_us))) {
+		c = conn_of(d, offsetof(struct wsm_conn, ping));
+		if (c->last_ping_us && c->last_rx_us < c->last_ping_us &&
+		    !c->is_stale) {
+			c->is_stale = 1;
+			wsm__bump(&m->c.stale, 1);
+		}
+		c->last_ping_us = now;
+		c->ping_due = 1;
+		wsm__dq_arm(&m->q_ping, d, now);
+		lws_callback_on_writable(c->wsi);
+	}
+	if (now >= m->next_sweep_us)
+		m->next_sweep_us = now + m->cfg.sweep_interval_ms * 1000;
+	return closed;
+}
+
+int wsm_sweep(wsm_manager_t *m)
+{
+	int rc = wsm__acquire(m);
+
+	if (rc)
+		return rc;
+	rc = wsm__service_check(m);
+	if (!rc) {
+		rc = wsm__expire(m, wsm__now_us());
+		wsm__timer_rearm(m);
+	}
+	wsm__release(m);
+	return rc;
+}

@@ -1,0 +1,397 @@
+/* Test harness; see harness.h. */
+#include <libwebsockets.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <uv.h>
+
+#include "harness.h"
+
+struct event_rec {
+	wsm_event_t ev;
+	int cause;
+	uint64_t id;
+	char session[130];
+};
+
+struct call {
+	void (*fn)(harness_t *h, void *arg);
+	void *arg;
+	bool done;
+	struct call *next;
+};
+
+struct harness {
+	struct harness_opts opts;
+	wsm_manager_t *m;
+	struct lws_context *ctx;
+	struct lws_protocols protocols[3];
+	struct lws_protocol_vhost_options pvo_default, pvo;
+	int port;
+	pthread_t thread;
+	bool stop;
+	int64_t last_register;
+
+	uv_loop_t loop;
+	uv_async_t async;
+
+	pthread_mutex_t lock; /* guards everything below */
+	pthread_cond_t cond;
+	bool ready;
+	struct call *calls;
+	struct event_rec *events;
+	size_t nevents, cap;
+};
+
+static void on_event(void *user, wsm_event_t ev, uint64_t id,
+		     const char *session, wsm_close_cause_t cause)
+{
+	harness_t *h = user;
+	struct event_rec *r;
+
+	pthread_mutex_lock(&h->lock);
+	if (h->nevents == h->cap) {
+		h->cap = h->cap ? h->cap * 2 : 256;
+		h->events = realloc(h->events, h->cap * sizeof(*h->events));
+	}
+	r = &h->events[h->nevents++];
+	r->ev = ev;
+	r->cause = (int)cause;
+	r->id = id;
+	snprintf(r->session, sizeof(r->session), "%s", session);
+	pthread_cond_broadcast(&h->cond);
+	pthread_mutex_unlock(&h->lock);
+}
+
+/* Host protocol for the delegate and register modes. */
+static int host_callback(struct lws *wsi, enum lws_callback_reasons reason,
+			 void *user, void *in, size_t len)
+{
+	harness_t *h = lws_get_protocol(wsi)->user;
+	char uri[256];
+	const char *id;
+	int64_t reg;
+	int n;
+
+	if (h->opts.mode == HARNESS_REGISTER) {
+		switch (reason) {
+		case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+			return 0; /* the host admits everything itself */
+		case LWS_CALLBACK_ESTABLISHED:
+			n = lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI);
+			id = n > 0 && strrchr(uri, '/') ? strrchr(uri, '/') + 1 : "";
+			reg = wsm_register(h->m, wsi, id);
+			pthread_mutex_lock(&h->lock);
+			h->last_register = reg;
+			pthread_mutex_unlock(&h->lock);
+			return reg > 0 ? 0 : -1;
+		default:
+			break;
+		}
+	}
+	return wsm_callback(h->m, wsi, (int)reason, user, in, len);
+}
+
+static void run_calls(harness_t *h)
+{
+	struct call *c;
+
+	pthread_mutex_lock(&h->lock);
+	while ((c = h->calls)) {
+		h->calls = c->next;
+		pthread_mutex_unlock(&h->lock);
+		c->fn(h, c->arg);
+		pthread_mutex_lock(&h->lock);
+		c->done = true;
+		pthread_cond_broadcast(&h->cond);
+	}
+	pthread_mutex_unlock(&h->lock);
+}
+
+static void on_async(uv_async_t *a)
+{
+	run_calls(a->data);
+}
+
+static int create_context(harness_t *h)
+{
+	struct lws_context_creation_info info;
+	void *foreign[1] = { &h->loop };
+
+	memset(&info, 0, sizeof(info));
+	h->protocols[0] = (struct lws_protocols){ "http", lws_callback_http_dummy,
+						  0, 0, 0, NULL, 0 };
+	if (h->opts.mode == HARNESS_READY) {
+		h->protocols[1] = *wsm_protocol(h->m);
+	} else {
+		h->protocols[1] = (struct lws_protocols){ "host", host_callback,
+							  0, 512, 0, h, 0 };
+	}
+	/* Browsers send no subprotocol: make ours the vhost default. */
+	h->pvo_default.name = "default";
+	h->pvo_default.value = "";
+	h->pvo.name = h->protocols[1].name;
+	h->pvo.options = &h->pvo_default;
+	h->pvo.value = "";
+
+	info.port = 0;
+	info.iface = "127.0.0.1";
+	info.protocols = h->protocols;
+	info.pvo = &h->pvo;
+	info.timeout_secs = 2;
+	if (h->opts.libuv) {
+		info.options |= LWS_SERVER_OPTION_LIBUV;
+		info.foreign_loops = foreign;
+	}
+	h->ctx = lws_create_context(&info);
+	if (!h->ctx)
+		return -1;
+	h->port = lws_get_vhost_listen_port(lws_get_vhost_by_name(h->ctx, "default"));
+	return h->port > 0 ? 0 : -1;
+}
+
+static void *service_thread(void *arg)
+{
+	harness_t *h = arg;
+	int rc;
+
+	if (h->opts.libuv) {
+		uv_loop_init(&h->loop);
+		uv_async_init(&h->loop, &h->async, on_async);
+		h->async.data = h;
+	}
+	rc = create_context(h);
+	pthread_mutex_lock(&h->lock);
+	h->ready = true;
+	if (rc)
+		h->port = -1;
+	pthread_cond_broadcast(&h->cond);
+	pthread_mutex_unlock(&h->lock);
+	if (rc) {
+		if (h->opts.libuv) {
+			uv_close((uv_handle_t *)&h->async, NULL);
+			uv_run(&h->loop, UV_RUN_DEFAULT);
+			uv_loop_close(&h->loop);
+		}
+		return NULL;
+	}
+	if (h->opts.libuv) {
+		/* Returns once the stop call has closed every handle. */
+		uv_run(&h->loop, UV_RUN_DEFAULT);
+		uv_loop_close(&h->loop);
+		return NULL;
+	}
+	while (!h->stop) {
+		lws_service(h->ctx, 0);
+		run_calls(h);
+	}
+	wsm_manager_destroy(h->m);
+	h->m = NULL;
+	lws_context_destroy(h->ctx);
+	return NULL;
+}
+
+harness_t *harness_start(wsm_config_t *cfg, const struct harness_opts *opts)
+{
+	harness_t *h = calloc(1, sizeof(*h));
+	wsm_config_t *own = cfg ? NULL : wsm_config_new();
+	int err;
+
+	lws_set_log_level(LLL_ERR, NULL);
+	if (opts)
+		h->opts = *opts;
+	pthread_mutex_init(&h->lock, NULL);
+	pthread_cond_init(&h->cond, NULL);
+	wsm_config_set_event_cb(cfg ? cfg : own, on_event, h);
+	h->m = wsm_manager_new(cfg ? cfg : own, &err);
+	wsm_config_free(own);
+	if (!h->m || pthread_create(&h->thread, NULL, service_thread, h)) {
+		wsm_manager_destroy(h->m);
+		free(h);
+		return NULL;
+	}
+	pthread_mutex_lock(&h->lock);
+	while (!h->ready)
+		pthread_cond_wait(&h->cond, &h->lock);
+	pthread_mutex_unlock(&h->lock);
+	if (h->port < 0) {
+		pthread_join(h->thread, NULL);
+		wsm_manager_destroy(h->m);
+		free(h->events);
+		free(h);
+		return NULL;
+	}
+	return h;
+}
+
+static void wake(harness_t *h)
+{
+	if (h->opts.libuv)
+		uv_async_send(&h->async);
+	else
+		lws_cancel_service(h->ctx);
+}
+
+static struct timespec deadline_in(int timeout_ms)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += timeout_ms / 1000;
+	ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	return ts;
+}
+
+int harness_call(harness_t *h, void (*fn)(harness_t *h, void *arg), void *arg)
+{
+	struct call c = { fn, arg, false, NULL }, **p;
+	struct timespec until = deadline_in(10000);
+	int rc = 0;
+
+	pthread_mutex_lock(&h->lock);
+	for (p = &h->calls; *p; p = &(*p)->next)
+		;
+	*p = &c;
+	pthread_mutex_unlock(&h->lock);
+	wake(h);
+	pthread_mutex_lock(&h->lock);
+	while (!c.done && rc == 0)
+		rc = pthread_cond_timedwait(&h->cond, &h->lock, &until);
+	pthread_mutex_unlock(&h->lock);
+	return c.done ? 0 : -1;
+}
+
+static void do_destroy(harness_t *h, void *arg)
+{
+	(void)arg;
+	wsm_manager_destroy(h->m);
+	h->m = NULL;
+}
+
+void harness_destroy_manager(harness_t *h)
+{
+	harness_call(h, do_destroy, NULL);
+}
+
+static void do_sweep(harness_t *h, void *arg)
+{
+	*(int *)arg = wsm_sweep(h->m);
+}
+
+int harness_sweep(harness_t *h)
+{
+	int rc = WSM_ETHREAD;
+
+	harness_call(h, do_sweep, &rc);
+	return rc;
+}
+
+static void do_stop(harness_t *h, void *arg)
+{
+	(void)arg;
+	h->stop = true;
+	if (h->opts.libuv) {
+		wsm_manager_destroy(h->m);
+		h->m = NULL;
+		lws_context_destroy(h->ctx);
+		uv_close((uv_handle_t *)&h->async, NULL);
+	}
+}
+
+void harness_stop(harness_t *h)
+{
+	if (!h)
+		return;
+	harness_call(h, do_stop, NULL);
+	pthread_join(h->thread, NULL);
+	pthread_mutex_destroy(&h->lock);
+	pthread_cond_destroy(&h->cond);
+	free(h->events);
+	free(h);
+}
+
+int harness_port(const harness_t *h)
+{
+	return h->port;
+}
+
+wsm_manager_t *harness_mgr(const harness_t *h)
+{
+	return h->m;
+}
+
+int64_t harness_last_register(harness_t *h)
+{
+	int64_t v;
+
+	pthread_mutex_lock(&h->lock);
+	v = h->last_register;
+	pthread_mutex_unlock(&h->lock);
+	return v;
+}
+
+static size_t count_locked(harness_t *h, wsm_event_t ev, int cause,
+			  const char *session)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < h->nevents; i++)
+		if (h->events[i].ev == ev &&
+		    (cause < 0 || h->events[i].cause == cause) &&
+		    (!session || !strcmp(session, h->events[i].session)))
+			n++;
+	return n;
+}
+
+size_t harness_events(harness_t *h, wsm_event_t ev, int cause,
+		      const char *session)
+{
+	size_t n;
+
+	pthread_mutex_lock(&h->lock);
+	n = count_locked(h, ev, cause, session);
+	pthread_mutex_unlock(&h->lock);
+	return n;
+}
+
+int harness_wait_events(harness_t *h, wsm_event_t ev, int cause,
+			const char *session, size_t count, int timeout_ms)
+{
+	struct timespec until = deadline_in(timeout_ms);
+	int rc = 0;
+
+	pthread_mutex_lock(&h->lock);
+	while (count_locked(h, ev, cause, session) < count && rc == 0)
+		rc = pthread_cond_timedwait(&h->cond, &h->lock, &until);
+	rc = count_locked(h, ev, cause, session) >= count ? 0 : -1;
+	pthread_mutex_unlock(&h->lock);
+	return rc;
+}
+
+int harness_wait_until(bool (*pred)(void *arg), void *arg, int timeout_ms)
+{
+	struct timespec step = { 0, 1000000 };
+	int i;
+
+	for (i = 0; i <= timeout_ms; i++) {
+		if (pred(arg))
+			return 0;
+		nanosleep(&step, NULL);
+	}
+	return pred(arg) ? 0 : -1;
+}
+
+wsm_metrics_t harness_metrics(harness_t *h)
+{
+	wsm_metrics_t s;
+
+	memset(&s, 0, sizeof(s));
+	s.size = sizeof(s);
+	wsm_metrics(h->m, &s);
+	return s;
+}

@@ -1,0 +1,55 @@
+/*
+ * Test harness: a real lws server with a libwsm manager, serviced on its own
+ * thread (default poll loop, or a libuv loop the harness owns), plus a log
+ * of the manager's events that tests wait on. Every wait is bounded.
+ */
+#ifndef LIBWSM_TESTS_HARNESS_H
+#define LIBWSM_TESTS_HARNESS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "wsm.h"
+
+typedef struct harness harness_t;
+
+enum harness_mode {
+	HARNESS_READY,    /* the ready protocol entry from wsm_protocol() */
+	HARNESS_DELEGATE, /* host protocol forwarding everything to wsm_callback() */
+	HARNESS_REGISTER  /* host routes itself and calls wsm_register() */
+};
+
+struct harness_opts {
+	enum harness_mode mode;
+	bool libuv; /* a libuv loop owned by the harness (lws foreign loop) */
+};
+
+/* cfg may be NULL; the harness installs its own event callback on it. */
+harness_t *harness_start(wsm_config_t *cfg, const struct harness_opts *opts);
+void harness_stop(harness_t *h);
+int harness_port(const harness_t *h);
+wsm_manager_t *harness_mgr(const harness_t *h);
+
+/* Runs fn on the service thread, between loop iterations; waits for it. */
+int harness_call(harness_t *h, void (*fn)(harness_t *h, void *arg), void *arg);
+/* wsm_manager_destroy() on the service thread; the loop keeps running. */
+void harness_destroy_manager(harness_t *h);
+/* wsm_sweep() on the service thread; returns its result. */
+int harness_sweep(harness_t *h);
+
+/* Events: cause < 0 and session NULL match anything. */
+size_t harness_events(harness_t *h, wsm_event_t ev, int cause,
+		      const char *session);
+/* 0 once at least count matching events were seen, -1 on timeout. */
+int harness_wait_events(harness_t *h, wsm_event_t ev, int cause,
+			const char *session, size_t count, int timeout_ms);
+/* Result of the last wsm_register() in HARNESS_REGISTER mode. */
+int64_t harness_last_register(harness_t *h);
+
+/* Polls pred every millisecond until true (0) or timeout (-1). */
+int harness_wait_until(bool (*pred)(void *arg), void *arg, int timeout_ms);
+/* A fresh metrics snapshot. */
+wsm_metrics_t harness_metrics(harness_t *h);
+
+#endif

@@ -1,0 +1,40 @@
+/* Client-side helpers shared by the integration tests. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "session_client.h"
+
+wsc_t *join_session(harness_t *h, const char *session, int *status)
+{
+	char path[512];
+	int st;
+
+	snprintf(path, sizeof(path), PREFIX "%s", session);
+	return wsc_connect(harness_port(h), path, NULL, 5000, status ? status : &st);
+}
+
+json_t *recv_json(wsc_t *c, int timeout_ms)
+{
+	char *text = NULL;
+	size_t len = 0;
+	json_t *j;
+
+	if (wsc_recv(c, &text, &len, timeout_ms) != 1)
+		return NULL;
+	j = json_loadb(text, len, 0, NULL);
+	free(text);
+	return j;
+}
+
+json_t *recv_type(wsc_t *c, const char *type, int timeout_ms)
+{
+	json_t *j;
+
+	while ((j = recv_json(c, timeout_ms))) {
+		if (!strcmp(json_string_value(json_object_get(j, "type")), type))
+			return j;
+		json_decref(j);
+	}
+	return NULL;
+}
