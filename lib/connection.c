@@ -105,6 +105,29 @@ static bool drops_queue(wsm_close_cause_t cause)
 	       cause == WSM_CAUSE_PROTOCOL || cause == WSM_CAUSE_ERROR;
 }
 
+/*
+ * The close frame is sent by lws itself once we ask it to close the wsi from
+ * outside that wsi's callbacks (a timer): returning nonzero from a callback
+ * instead loses the frame on lws 4.1's libuv loop (a debug-build re-close).
+ */
+static void queue_close(wsm_manager_t *m, struct wsm_conn *c)
+{
+	wsm_list_append(&m->close_queue, &c->in_session);
+	wsm__timer_rearm(m);
+}
+
+void wsm__flush_closes(wsm_manager_t *m)
+{
+	while (!wsm_list_empty(&m->close_queue)) {
+		struct wsm_conn *c = wsm_container_of(m->close_queue.next,
+						      struct wsm_conn, in_session);
+
+		wsm_link_remove(&c->in_session);
+		/* May tear c down right here, if the socket is already dead. */
+		lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_SYNC);
+	}
+}
+
 void wsm__conn_close(wsm_manager_t *m, struct wsm_conn *c,
 		     wsm_close_cause_t cause, int code)
 {
@@ -121,9 +144,12 @@ void wsm__conn_close(wsm_manager_t *m, struct wsm_conn *c,
 		ring_clear(m, c);
 	lws_close_reason(c->wsi, (enum lws_close_status)code,
 			 (unsigned char *)(uintptr_t)text, strlen(text));
-	/* The writeable callback sends the close; this bounds the wait for it. */
+	/* Bounds the whole close, however the peer behaves. */
 	lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, grace_s);
-	lws_callback_on_writable(c->wsi);
+	if (c->ring_len)
+		lws_callback_on_writable(c->wsi); /* flush first */
+	else
+		queue_close(m, c);
 }
 
 void wsm__conn_teardown(wsm_manager_t *m, struct wsm_conn *c,
@@ -131,10 +157,12 @@ void wsm__conn_teardown(wsm_manager_t *m, struct wsm_conn *c,
 {
 	struct wsm_session *s = c->session;
 
-	if (c->closing)
+	if (c->closing) {
+		wsm_link_remove(&c->in_session); /* the close queue */
 		wsm__bump(&m->c.closing, -1);
-	else
+	} else {
 		detach_open(m, c);
+	}
 	ring_clear(m, c);
 	wsm__free(m, c->ring, ring_cap(m) * sizeof(*c->ring));
 	wsm_link_remove(&c->in_all);
@@ -198,18 +226,22 @@ void wsm__conn_enqueue(wsm_manager_t *m, struct wsm_conn *c,
 /* One frame per writeable callback, as lws expects; asks again if more. */
 int wsm__conn_writeable(wsm_manager_t *m, struct wsm_conn *c)
 {
-	unsigned char ping[LWS_PRE + 1];
+	unsigned char ping[LWS_PRE + 8];
 	struct wsm_msg *msg;
 	int n;
 
 	if (c->ping_due) {
 		c->ping_due = 0;
 		if (!c->closing) {
-			if (lws_write(c->wsi, &ping[LWS_PRE], 0, LWS_WRITE_PING) < 0)
+			/* lws hides pongs with no payload, so carry the send time. */
+			for (n = 0; n < 8; n++)
+				ping[LWS_PRE + n] =
+					(unsigned char)(c->last_ping_us >> (56 - 8 * n));
+			if (lws_write(c->wsi, &ping[LWS_PRE], 8, LWS_WRITE_PING) < 8)
 				goto failed;
 			wsm__bump(&m->c.pings_sent, 1);
 		}
-		if (c->ring_len || c->closing)
+		if (c->ring_len)
 			lws_callback_on_writable(c->wsi);
 		return 0;
 	}
@@ -226,12 +258,13 @@ int wsm__conn_writeable(wsm_manager_t *m, struct wsm_conn *c)
 		wsm__bump(&m->c.messages_sent, 1);
 		wsm__bump(&m->c.bytes_sent, (int64_t)msg->payload_len);
 		wsm__msg_unref(m, msg);
-		if (c->ring_len || c->closing)
+		if (c->ring_len)
 			lws_callback_on_writable(c->wsi);
+		else if (c->closing)
+			queue_close(m, c);
 		return 0;
 	}
-	/* Queue flushed: returning nonzero makes lws send our close frame. */
-	return c->closing ? -1 : 0;
+	return 0;
 
 failed:
 	wsm__conn_close(m, c, WSM_CAUSE_ERROR,

@@ -158,7 +158,8 @@ struct wsm_session;
  */
 struct wsm_conn {
 	struct wsm_link in_all;     /* every connection of the manager */
-	struct wsm_link in_session; /* session's open list, oldest first */
+	struct wsm_link in_session; /* session's open list, oldest first;
+				     * once closing, the manager's close queue */
 	struct wsm_deadline ping;
 	struct wsm_deadline stale;
 	struct wsm_deadline lifetime;
@@ -272,6 +273,7 @@ struct wsm_manager {
 
 	/* Service thread only below. */
 	struct wsm_link conns; /* every connection, open or closing */
+	struct wsm_link close_queue; /* closing, queue flushed, close not sent */
 	int bound_vhosts;
 	struct wsm_binding *bindings;
 	struct wsm_deadline_queue q_ping;
@@ -359,6 +361,8 @@ int wsm__established(wsm_manager_t *m, struct lws *wsi);
 
 /* ---- timers (timer.c) --------------------------------------------------- */
 void wsm__timer_rearm(wsm_manager_t *m);
+/* Hands queued closes to lws; never from a callback of the wsi closed. */
+void wsm__flush_closes(wsm_manager_t *m);
 int wsm__expire(wsm_manager_t *m, int64_t now_us);
 
 /* ---- binding to lws (callback.c) ---------------------------------------- */

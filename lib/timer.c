@@ -16,21 +16,23 @@ static void on_timer(lws_sorted_usec_list_t *sul)
 
 	m->sul_at_us = 0;
 	wsm__expire(m, wsm__now_us());
+	wsm__flush_closes(m);
 	wsm__timer_rearm(m);
 }
 
 void wsm__timer_rearm(wsm_manager_t *m)
 {
-	int64_t next, now;
+	int64_t next, now = wsm__now_us();
 
 	if (!m->context)
 		return;
 	next = min64(min64(wsm__dq_next(&m->q_ping), wsm__dq_next(&m->q_stale)),
 		     min64(wsm__dq_next(&m->q_lifetime), m->next_sweep_us));
+	if (!wsm_list_empty(&m->close_queue))
+		next = now; /* as soon as the loop is back from callbacks */
 	/* Already due no later: firing early just finds nothing and rearms. */
 	if (m->sul_at_us && m->sul_at_us <= next)
 		return;
-	now = wsm__now_us();
 	lws_sul_schedule(m->context, 0, &m->sul, on_timer,
 			 next > now ? next - now : 0);
 	m->sul_at_us = next;
@@ -84,6 +86,7 @@ int wsm_sweep(wsm_manager_t *m)
 	rc = wsm__service_check(m);
 	if (!rc) {
 		rc = wsm__expire(m, wsm__now_us());
+		wsm__flush_closes(m);
 		wsm__timer_rearm(m);
 	}
 	wsm__release(m);

@@ -77,7 +77,7 @@ static void delivery_in_mode(const struct harness_opts *mode)
 	m = harness_mgr(h);
 	join_n(h, "job-1", c, 2);
 	if (mode->mode == HARNESS_REGISTER)
-		assert_true(harness_last_register(h) > 0);
+		assert_true(harness_register_result(h, 2, 5000) > 0);
 	assert_int_equal(wsm_broadcast_progress(m, "job-1", 12.5, "uploading",
 						"upload"), 0);
 	assert_int_equal(wsm_broadcast_error(m, "job-1", "disk \"full\" ✓"), 0);

@@ -32,6 +32,7 @@ struct harness {
 	pthread_t thread;
 	bool stop;
 	int64_t last_register;
+	unsigned registers;
 
 	uv_loop_t loop;
 	uv_async_t async;
@@ -82,8 +83,13 @@ static int host_callback(struct lws *wsi, enum lws_callback_reasons reason,
 			n = lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI);
 			id = n > 0 && strrchr(uri, '/') ? strrchr(uri, '/') + 1 : "";
 			reg = wsm_register(h->m, wsi, id);
+			/* Ids starting "twice" check that a second call is refused. */
+			if (reg > 0 && !strncmp(id, "twice", 5))
+				reg = wsm_register(h->m, wsi, id);
 			pthread_mutex_lock(&h->lock);
 			h->last_register = reg;
+			h->registers++;
+			pthread_cond_broadcast(&h->cond);
 			pthread_mutex_unlock(&h->lock);
 			return reg > 0 ? 0 : -1;
 		default:
@@ -325,12 +331,19 @@ wsm_manager_t *harness_mgr(const harness_t *h)
 	return h->m;
 }
 
-int64_t harness_last_register(harness_t *h)
+static struct timespec deadline_in(int timeout_ms);
+
+int64_t harness_register_result(harness_t *h, unsigned n, int timeout_ms)
 {
-	int64_t v;
+	struct timespec until = deadline_in(timeout_ms);
+	int64_t v = 0;
+	int rc = 0;
 
 	pthread_mutex_lock(&h->lock);
-	v = h->last_register;
+	while (h->registers < n && rc == 0)
+		rc = pthread_cond_timedwait(&h->cond, &h->lock, &until);
+	if (h->registers >= n)
+		v = h->last_register;
 	pthread_mutex_unlock(&h->lock);
 	return v;
 }

@@ -44,8 +44,11 @@ size_t harness_events(harness_t *h, wsm_event_t ev, int cause,
 /* 0 once at least count matching events were seen, -1 on timeout. */
 int harness_wait_events(harness_t *h, wsm_event_t ev, int cause,
 			const char *session, size_t count, int timeout_ms);
-/* Result of the last wsm_register() in HARNESS_REGISTER mode. */
-int64_t harness_last_register(harness_t *h);
+/*
+ * HARNESS_REGISTER mode: waits until n wsm_register() calls have returned
+ * and gives the last result (0 on timeout).
+ */
+int64_t harness_register_result(harness_t *h, unsigned n, int timeout_ms);
 
 /* Polls pred every millisecond until true (0) or timeout (-1). */
 int harness_wait_until(bool (*pred)(void *arg), void *arg, int timeout_ms);

@@ -1,0 +1,212 @@
+/*
+ * Admission: per-session and global limits (reject and evict-oldest), the
+ * host's authorize hook, and the same limits through wsm_register().
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "support/session_client.h"
+
+static harness_t *start(int64_t per_session, int64_t global, int64_t policy,
+			enum harness_mode mode)
+{
+	wsm_config_t *cfg = wsm_config_new();
+	struct harness_opts opts = { mode, false };
+	harness_t *h;
+
+	assert_int_equal(wsm_config_set_int(cfg, WSM_OPT_MAX_CONNECTIONS_PER_SESSION,
+					    per_session), 0);
+	assert_int_equal(wsm_config_set_int(cfg, WSM_OPT_MAX_CONNECTIONS, global), 0);
+	assert_int_equal(wsm_config_set_int(cfg, WSM_OPT_SESSION_LIMIT_POLICY,
+					    policy), 0);
+	h = harness_start(cfg, &opts);
+	wsm_config_free(cfg);
+	assert_non_null(h);
+	return h;
+}
+
+static wsc_t *must_join(harness_t *h, const char *session)
+{
+	size_t before = harness_events(h, WSM_EVENT_OPEN, -1, NULL);
+	int status = 0;
+	wsc_t *c = join_session(h, session, &status);
+
+	assert_int_equal(status, 101);
+	assert_non_null(c);
+	assert_int_equal(harness_wait_events(h, WSM_EVENT_OPEN, -1, NULL,
+					     before + 1, 5000), 0);
+	return c;
+}
+
+static int refused_status(harness_t *h, const char *session)
+{
+	int status = 0;
+	wsc_t *c = join_session(h, session, &status);
+
+	assert_null(c);
+	return status;
+}
+
+static void test_per_session_limit_rejects(void **state)
+{
+	harness_t *h = start(2, 100, WSM_LIMIT_REJECT, HARNESS_READY);
+	wsc_t *a = must_join(h, "full"), *b = must_join(h, "full"), *other;
+	uint64_t held = harness_metrics(h).held_bytes;
+	json_t *j;
+
+	(void)state;
+	assert_int_equal(refused_status(h, "full"), 429);
+	assert_int_equal(refused_status(h, "full"), 429);
+	assert_int_equal(harness_metrics(h).refused_session_limit, 2);
+	assert_int_equal(harness_metrics(h).connections, 2);
+	assert_int_equal(harness_metrics(h).held_bytes, held);
+	/* The limit is per session: another one is unaffected. */
+	other = must_join(h, "other");
+	/* And the admitted ones still work. */
+	assert_int_equal(wsm_broadcast_progress(harness_mgr(h), "full", 1, NULL,
+						NULL), 0);
+	j = recv_json(a, 5000);
+	assert_non_null(j);
+	json_decref(j);
+	j = recv_json(b, 5000);
+	assert_non_null(j);
+	json_decref(j);
+	/* A slot freed by a departure can be taken again. */
+	wsc_free(a);
+	assert_int_equal(harness_wait_events(h, WSM_EVENT_CLOSE, -1, "full", 1,
+					     5000), 0);
+	a = must_join(h, "full");
+	wsc_free(a);
+	wsc_free(b);
+	wsc_free(other);
+	harness_stop(h);
+}
+
+static void test_per_session_limit_evicts_oldest(void **state)
+{
+	harness_t *h = start(2, 100, WSM_LIMIT_EVICT_OLDEST, HARNESS_READY);
+	wsc_t *oldest = must_join(h, "ev"), *mid = must_join(h, "ev"), *newest;
+	json_t *j;
+
+	(void)state;
+	newest = must_join(h, "ev");
+	assert_int_equal(wsc_wait_close(oldest, 5000), WSM_CLOSE_EVICTED);
+	assert_int_equal(harness_wait_events(h, WSM_EVENT_CLOSE, WSM_CAUSE_EVICTED,
+					     "ev", 1, 5000), 0);
+	assert_int_equal(harness_metrics(h).closed[WSM_CAUSE_EVICTED], 1);
+	assert_int_equal(wsm_broadcast_error(harness_mgr(h), "ev", "x"), 0);
+	j = recv_json(mid, 5000);
+	assert_non_null(j);
+	json_decref(j);
+	j = recv_json(newest, 5000);
+	assert_non_null(j);
+	json_decref(j);
+	wsc_free(oldest);
+	wsc_free(mid);
+	wsc_free(newest);
+	harness_stop(h);
+}
+
+static void test_global_limit(void **state)
+{
+	harness_t *h = start(2, 3, WSM_LIMIT_REJECT, HARNESS_READY);
+	wsc_t *c[3];
+
+	(void)state;
+	c[0] = must_join(h, "g1");
+	c[1] = must_join(h, "g1");
+	c[2] = must_join(h, "g2");
+	assert_int_equal(refused_status(h, "g3"), 503);
+	assert_int_equal(refused_status(h, "g2"), 503);
+	assert_int_equal(harness_metrics(h).refused_global_limit, 2);
+	assert_int_equal(harness_metrics(h).connections, 3);
+	wsc_free(c[2]);
+	assert_int_equal(harness_wait_events(h, WSM_EVENT_CLOSE, -1, "g2", 1,
+					     5000), 0);
+	c[2] = must_join(h, "g3");
+	wsc_free(c[0]);
+	wsc_free(c[1]);
+	wsc_free(c[2]);
+	harness_stop(h);
+}
+
+static int authorize(void *user, struct lws *wsi, const char *session)
+{
+	(void)wsi;
+	(*(int *)user)++;
+	if (!strcmp(session, "secret"))
+		return 401;
+	if (!strcmp(session, "weird"))
+		return 42; /* not an HTTP error status: becomes 403 */
+	return 0;
+}
+
+static void test_authorize_hook(void **state)
+{
+	wsm_config_t *cfg = wsm_config_new();
+	int calls = 0;
+	harness_t *h;
+	wsc_t *c;
+
+	(void)state;
+	wsm_config_set_authorize_cb(cfg, authorize, &calls);
+	h = harness_start(cfg, NULL);
+	wsm_config_free(cfg);
+	assert_int_equal(refused_status(h, "secret"), 401);
+	assert_int_equal(refused_status(h, "weird"), 403);
+	c = must_join(h, "public");
+	assert_int_equal(calls, 3);
+	assert_int_equal(harness_metrics(h).refused_denied, 2);
+	assert_int_equal(harness_metrics(h).opened, 1);
+	wsc_free(c);
+	harness_stop(h);
+}
+
+/* wsm_register() applies the same validation and limits. */
+static void test_register_limits(void **state)
+{
+	harness_t *h = start(1, 100, WSM_LIMIT_REJECT, HARNESS_REGISTER);
+	wsc_t *a = must_join(h, "reg"), *b;
+	int status = 0;
+
+	(void)state;
+	assert_true(harness_register_result(h, 1, 5000) > 0);
+	/* The host upgraded before asking, so a refusal is a dropped socket. */
+	b = join_session(h, "reg", &status);
+	assert_int_equal(harness_register_result(h, 2, 5000), WSM_ESESSIONFULL);
+	assert_int_equal(wsc_wait_close(b, 5000), 1006);
+	wsc_free(b);
+	b = join_session(h, "bad.id", &status);
+	assert_int_equal(harness_register_result(h, 3, 5000), WSM_ESESSIONID);
+	assert_int_equal(wsc_wait_close(b, 5000), 1006);
+	wsc_free(b);
+	wsc_free(a);
+	assert_int_equal(harness_wait_events(h, WSM_EVENT_CLOSE, -1, "reg", 1,
+					     5000), 0);
+	b = join_session(h, "twice", &status);
+	assert_int_equal(harness_register_result(h, 4, 5000), WSM_EEXIST);
+	assert_int_equal(wsc_wait_close(b, 5000), 1006);
+	wsc_free(b);
+	assert_int_equal(harness_wait_events(h, WSM_EVENT_CLOSE, -1, "twice", 1,
+					     5000), 0);
+	assert_int_equal(harness_metrics(h).connections, 0);
+	harness_stop(h);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_per_session_limit_rejects),
+		cmocka_unit_test(test_per_session_limit_evicts_oldest),
+		cmocka_unit_test(test_global_limit),
+		cmocka_unit_test(test_authorize_hook),
+		cmocka_unit_test(test_register_limits),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
