@@ -10,10 +10,13 @@
 static int submit(wsm_manager_t *m, int rc, struct wsm_msg *msg)
 {
 	if (!rc) {
+		/* Once pushed, msg belongs to the service thread: read it first. */
+		bool is_broadcast = msg->kind != WSM_MSG_CLOSE_SESSION;
+
 		rc = wsm__inbox_push(m, msg);
 		if (rc)
 			wsm__free(m, msg, msg->alloc_size);
-		else if (msg->kind != WSM_MSG_CLOSE_SESSION)
+		else if (is_broadcast)
 			wsm__add(&m->c.broadcasts, 1);
 	}
 	wsm__release(m);

@@ -297,6 +297,8 @@ void wsm__registry_add(wsm_manager_t *m);
 /* Removes m and waits for calls in flight; false if m was not live. */
 bool wsm__registry_remove(wsm_manager_t *m);
 int wsm__acquire(wsm_manager_t *m);
+/* A process-lifetime copy of a protocol name; NULL on out of memory. */
+const char *wsm__intern_name(const char *name);
 void wsm__release(wsm_manager_t *m);
 
 /* ---- clock ------------------------------------------------------------- */

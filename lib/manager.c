@@ -35,6 +35,8 @@ wsm_manager_t *wsm_manager_new(const wsm_config_t *cfg, int *err)
 	rc = cross_check(&m->cfg);
 	if (!rc)
 		rc = wsm__table_init(m);
+	if (!rc && !(m->protocol.name = wsm__intern_name(m->cfg.protocol_name)))
+		rc = WSM_ENOMEM;
 	if (rc) {
 		wsm__table_free(m);
 		free(m);
@@ -54,7 +56,6 @@ wsm_manager_t *wsm_manager_new(const wsm_config_t *cfg, int *err)
 	if (m->ping_slack_us > 1000000)
 		m->ping_slack_us = 1000000;
 
-	m->protocol.name = m->cfg.protocol_name;
 	m->protocol.callback = wsm__protocol_callback;
 	m->protocol.rx_buffer_size = (size_t)m->cfg.rx_buffer_size;
 	m->protocol.user = m;

@@ -3,6 +3,9 @@
  * is looked up by address (never dereferenced) and refused, and destroy
  * waits for calls already inside the manager before freeing it.
  */
+#include <stdlib.h>
+#include <string.h>
+
 #include "internal.h"
 
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -42,6 +45,35 @@ bool wsm__registry_remove(wsm_manager_t *m)
 		pthread_cond_wait(&registry_idle, &registry_lock);
 	pthread_mutex_unlock(&registry_lock);
 	return true;
+}
+
+/*
+ * lws keeps using a protocol's name after the manager is gone, so names live
+ * for the whole process: one copy per distinct name, reused by later managers.
+ */
+struct interned {
+	struct interned *next;
+	char name[];
+};
+
+static struct interned *names;
+
+const char *wsm__intern_name(const char *name)
+{
+	struct interned *n;
+	size_t len = strlen(name);
+
+	pthread_mutex_lock(&registry_lock);
+	for (n = names; n; n = n->next)
+		if (!strcmp(n->name, name))
+			break;
+	if (!n && (n = malloc(sizeof(*n) + len + 1))) {
+		memcpy(n->name, name, len + 1);
+		n->next = names;
+		names = n;
+	}
+	pthread_mutex_unlock(&registry_lock);
+	return n ? n->name : NULL;
 }
 
 int wsm__acquire(wsm_manager_t *m)

@@ -16,10 +16,10 @@
 #include "support/session_client.h"
 
 static const struct harness_opts modes[] = {
-	{ HARNESS_READY, false },
-	{ HARNESS_DELEGATE, false },
-	{ HARNESS_REGISTER, false },
-	{ HARNESS_READY, true },
+	{ .mode = HARNESS_READY },
+	{ .mode = HARNESS_DELEGATE },
+	{ .mode = HARNESS_REGISTER },
+	{ .mode = HARNESS_READY, .libuv = true },
 };
 
 static const char *str(json_t *j, const char *key)

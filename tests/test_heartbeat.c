@@ -17,7 +17,7 @@ static harness_t *start(int64_t ping_ms, int64_t stale_ms, int64_t lifetime_ms,
 			bool libuv)
 {
 	wsm_config_t *cfg = wsm_config_new();
-	struct harness_opts opts = { HARNESS_READY, libuv };
+	struct harness_opts opts = { .mode = HARNESS_READY, .libuv = libuv };
 	harness_t *h;
 
 	assert_int_equal(wsm_config_set_int(cfg, WSM_OPT_PING_INTERVAL_MS, ping_ms), 0);

@@ -16,7 +16,7 @@ static harness_t *start(int64_t per_session, int64_t global, int64_t policy,
 			enum harness_mode mode)
 {
 	wsm_config_t *cfg = wsm_config_new();
-	struct harness_opts opts = { mode, false };
+	struct harness_opts opts = { .mode = mode };
 	harness_t *h;
 
 	assert_int_equal(wsm_config_set_int(cfg, WSM_OPT_MAX_CONNECTIONS_PER_SESSION,

@@ -26,6 +26,7 @@ struct harness {
 	struct harness_opts opts;
 	wsm_manager_t *m;
 	struct lws_context *ctx;
+	struct lws_context *live_ctx;
 	struct lws_protocols protocols[3];
 	struct lws_protocol_vhost_options pvo_default, pvo;
 	int port;
@@ -146,11 +147,12 @@ static int create_context(harness_t *h)
 	info.protocols = h->protocols;
 	info.pvo = &h->pvo;
 	info.timeout_secs = 2;
+	info.pcontext = &h->live_ctx; /* lws clears it when fully destroyed */
 	if (h->opts.libuv) {
 		info.options |= LWS_SERVER_OPTION_LIBUV;
 		info.foreign_loops = foreign;
 	}
-	h->ctx = lws_create_context(&info);
+	h->ctx = h->live_ctx = lws_create_context(&info);
 	if (!h->ctx)
 		return -1;
 	h->port = lws_get_vhost_listen_port(lws_get_vhost_by_name(h->ctx, "default"));
@@ -185,6 +187,9 @@ static void *service_thread(void *arg)
 	if (h->opts.libuv) {
 		/* Returns once the stop call has closed every handle. */
 		uv_run(&h->loop, UV_RUN_DEFAULT);
+		/* With a foreign loop, lws finishes destroying after it ends. */
+		if (h->live_ctx)
+			lws_context_destroy(h->live_ctx);
 		uv_loop_close(&h->loop);
 		return NULL;
 	}
@@ -192,9 +197,12 @@ static void *service_thread(void *arg)
 		lws_service(h->ctx, 0);
 		run_calls(h);
 	}
+	if (h->opts.context_first)
+		lws_context_destroy(h->ctx);
 	wsm_manager_destroy(h->m);
 	h->m = NULL;
-	lws_context_destroy(h->ctx);
+	if (!h->opts.context_first)
+		lws_context_destroy(h->ctx);
 	return NULL;
 }
 
@@ -302,9 +310,12 @@ static void do_stop(harness_t *h, void *arg)
 	(void)arg;
 	h->stop = true;
 	if (h->opts.libuv) {
+		if (h->opts.context_first)
+			lws_context_destroy(h->ctx);
 		wsm_manager_destroy(h->m);
 		h->m = NULL;
-		lws_context_destroy(h->ctx);
+		if (!h->opts.context_first)
+			lws_context_destroy(h->ctx);
 		uv_close((uv_handle_t *)&h->async, NULL);
 	}
 }

@@ -23,6 +23,7 @@ enum harness_mode {
 struct harness_opts {
 	enum harness_mode mode;
 	bool libuv; /* a libuv loop owned by the harness (lws foreign loop) */
+	bool context_first; /* stop: lws_context_destroy before the manager */
 };
 
 /* cfg may be NULL; the harness installs its own event callback on it. */
