@@ -1,0 +1,216 @@
+/*
+ * Broadcasts from several threads at once, with readers, a churn of
+ * connecting and leaving clients, metrics readers and a manual cleanup all
+ * running concurrently. Runs under ThreadSanitizer in CI.
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "support/session_client.h"
+
+#define PRODUCERS 4
+#define SESSIONS_PER_PRODUCER 2
+#define CLIENTS_PER_SESSION 2
+#define STEPS 2000
+#define READERS (PRODUCERS * SESSIONS_PER_PRODUCER * CLIENTS_PER_SESSION)
+
+struct producer {
+	harness_t *h;
+	int index;
+	int failures;
+};
+
+struct reader {
+	wsc_t *c;
+	char session[32];
+	int errors, completes, bad_order, foreign, after_complete;
+	json_int_t last_seq;
+	double last_progress;
+};
+
+static atomic_bool stop_side_threads;
+
+static void session_name(char *buf, size_t size, int producer, int k)
+{
+	snprintf(buf, size, "p%d-s%d", producer, k);
+}
+
+static void *produce(void *arg)
+{
+	struct producer *p = arg;
+	wsm_manager_t *m = harness_mgr(p->h);
+	char session[32];
+	int i, k;
+
+	for (i = 0; i <= STEPS; i++) {
+		for (k = 0; k < SESSIONS_PER_PRODUCER; k++) {
+			session_name(session, sizeof(session), p->index, k);
+			if (wsm_broadcast_progress(m, session, i * 100.0 / STEPS,
+						   "working", "stage") != 0)
+				p->failures++;
+			if (i == STEPS / 2 &&
+			    wsm_broadcast_error(m, session, "half way") != 0)
+				p->failures++;
+		}
+	}
+	for (k = 0; k < SESSIONS_PER_PRODUCER; k++) {
+		session_name(session, sizeof(session), p->index, k);
+		if (wsm_broadcast_complete(m, session, "{\"done\":true}") != 0)
+			p->failures++;
+	}
+	return NULL;
+}
+
+static void *read_all(void *arg)
+{
+	struct reader *r = arg;
+	json_t *j;
+
+	while ((j = recv_json(r->c, 10000))) {
+		const char *type = json_string_value(json_object_get(j, "type"));
+		json_int_t seq = json_integer_value(json_object_get(j, "seq"));
+
+		if (strcmp(json_string_value(json_object_get(j, "sessionId")),
+			   r->session))
+			r->foreign++;
+		if (seq <= r->last_seq)
+			r->bad_order++;
+		r->last_seq = seq;
+		if (r->completes)
+			r->after_complete++;
+		if (!strcmp(type, "progress")) {
+			double v = json_real_value(json_object_get(j, "progress"));
+
+			if (v < r->last_progress)
+				r->bad_order++;
+			r->last_progress = v;
+		} else if (!strcmp(type, "error")) {
+			r->errors++;
+		} else if (!strcmp(type, "complete")) {
+			r->completes++;
+			json_decref(j);
+			break;
+		}
+		json_decref(j);
+	}
+	return NULL;
+}
+
+/* Clients of other sessions come and go while the producers run. */
+static void *churn(void *arg)
+{
+	harness_t *h = arg;
+	char session[32];
+	int i = 0;
+
+	while (!atomic_load(&stop_side_threads) && i < 200) {
+		wsc_t *c;
+
+		snprintf(session, sizeof(session), "churn-%d", i++ % 5);
+		c = join_session(h, session, NULL);
+		if (c) {
+			wsm_broadcast_progress(harness_mgr(h), session, 1, NULL, NULL);
+			json_decref(recv_json(c, 1000));
+			wsc_free(c);
+		}
+	}
+	return NULL;
+}
+
+static void *watch(void *arg)
+{
+	harness_t *h = arg;
+	char buf[2048];
+	int i = 0;
+
+	while (!atomic_load(&stop_side_threads) && i++ < 100000) {
+		wsm_metrics_t s = harness_metrics(h);
+
+		assert_true(s.active + s.stale <= s.connections);
+		assert_true(wsm_status_json(harness_mgr(h), buf, sizeof(buf)) > 0);
+		wsm_session_close(harness_mgr(h), "nobody-here");
+	}
+	return NULL;
+}
+
+static bool all_gone(void *arg)
+{
+	wsm_metrics_t s = harness_metrics(arg);
+
+	return s.connections == 0 && s.sessions == 0;
+}
+
+static void test_concurrent_broadcasts(void **state)
+{
+	harness_t *h = harness_start(NULL, NULL);
+	struct producer producers[PRODUCERS];
+	struct reader readers[READERS];
+	pthread_t pt[PRODUCERS], rt[READERS], ct, wt;
+	uint64_t baseline = harness_metrics(h).held_bytes;
+	int i, p, k, n = 0;
+
+	(void)state;
+	for (p = 0; p < PRODUCERS; p++)
+		for (k = 0; k < SESSIONS_PER_PRODUCER; k++)
+			for (i = 0; i < CLIENTS_PER_SESSION; i++) {
+				struct reader *r = &readers[n++];
+
+				memset(r, 0, sizeof(*r));
+				session_name(r->session, sizeof(r->session), p, k);
+				r->c = join_session(h, r->session, NULL);
+				assert_non_null(r->c);
+			}
+	assert_int_equal(harness_wait_events(h, WSM_EVENT_OPEN, -1, NULL, READERS,
+					     5000), 0);
+	for (i = 0; i < READERS; i++)
+		pthread_create(&rt[i], NULL, read_all, &readers[i]);
+	pthread_create(&ct, NULL, churn, h);
+	pthread_create(&wt, NULL, watch, h);
+	for (p = 0; p < PRODUCERS; p++) {
+		producers[p] = (struct producer){ h, p, 0 };
+		pthread_create(&pt[p], NULL, produce, &producers[p]);
+	}
+	for (p = 0; p < PRODUCERS; p++) {
+		pthread_join(pt[p], NULL);
+		assert_int_equal(producers[p].failures, 0);
+	}
+	for (i = 0; i < READERS; i++)
+		pthread_join(rt[i], NULL);
+	atomic_store(&stop_side_threads, true);
+	pthread_join(ct, NULL);
+	pthread_join(wt, NULL);
+
+	for (i = 0; i < READERS; i++) {
+		struct reader *r = &readers[i];
+
+		assert_int_equal(r->completes, 1);
+		assert_int_equal(r->errors, 1);
+		assert_int_equal(r->foreign, 0);
+		assert_int_equal(r->bad_order, 0);
+		assert_true(r->last_progress == 100.0);
+		assert_int_equal(wsc_close_code(r->c), 0);
+		wsc_free(r->c);
+	}
+	assert_int_equal(harness_wait_until(all_gone, h, 10000), 0);
+	assert_int_equal(harness_metrics(h).held_bytes, baseline);
+	assert_int_equal(harness_metrics(h).closed[WSM_CAUSE_SLOW_CONSUMER], 0);
+	harness_stop(h);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_concurrent_broadcasts),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
