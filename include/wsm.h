@@ -95,7 +95,8 @@ typedef enum wsm_option {
 	WSM_OPT_MAX_QUEUED_MESSAGES = 502, /* per connection, default 32 */
 	WSM_OPT_MAX_TEXT_LEN = 503,        /* message/stage/error, default 1024 */
 	WSM_OPT_MAX_METADATA_LEN = 504,    /* complete metadata, default 16384 */
-	WSM_OPT_INBOX_CAPACITY = 505       /* pending cross-thread calls, 65536 */
+	WSM_OPT_INBOX_CAPACITY = 505,      /* pending cross-thread calls, 65536 */
+	WSM_OPT_MAX_QUEUED_BYTES = 506     /* per connection, default 262144 */
 } wsm_option_t;
 
 /* Values of WSM_OPT_SESSION_LIMIT_POLICY. */
@@ -221,7 +222,8 @@ typedef struct wsm_metrics {
 	uint64_t messages_sent;   /* data frames written */
 	uint64_t bytes_sent;      /* payload bytes written */
 	uint64_t pings_sent;
-	uint64_t coalesced; /* queued progress replaced by a newer one */
+	uint64_t coalesced;    /* queued progress replaced by a newer one */
+	uint64_t queued_bytes; /* payload bytes waiting in connection queues */
 } wsm_metrics_t;
 
 /* Any thread. wsm_metrics(3). */

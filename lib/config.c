@@ -35,6 +35,7 @@ static const struct int_option int_options[] = {
 	OPT(WSM_OPT_MAX_TEXT_LEN, 1, 65536, 1024, max_text_len),
 	OPT(WSM_OPT_MAX_METADATA_LEN, 2, 1048576, 16384, max_metadata_len),
 	OPT(WSM_OPT_INBOX_CAPACITY, 1, 16777216, 65536, inbox_capacity),
+	OPT(WSM_OPT_MAX_QUEUED_BYTES, 1024, 67108864, 262144, max_queued_bytes),
 };
 
 #define DEFAULT_PREFIX "/api/images_mvp/progress/"

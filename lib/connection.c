@@ -7,20 +7,6 @@
 
 #include "internal.h"
 
-static uint32_t ring_cap(const wsm_manager_t *m)
-{
-	return (uint32_t)m->cfg.max_queued;
-}
-
-static void ring_clear(wsm_manager_t *m, struct wsm_conn *c)
-{
-	while (c->ring_len) {
-		wsm__msg_unref(m, c->ring[c->ring_head]);
-		c->ring_head = (c->ring_head + 1) % ring_cap(m);
-		c->ring_len--;
-	}
-}
-
 static void set_stale(wsm_manager_t *m, struct wsm_conn *c, bool stale)
 {
 	if (c->is_stale == stale)
@@ -141,12 +127,12 @@ void wsm__conn_close(wsm_manager_t *m, struct wsm_conn *c,
 	c->cause = (uint8_t)cause;
 	wsm__bump(&m->c.closing, 1);
 	if (drops_queue(cause))
-		ring_clear(m, c);
+		wsm__queue_free(m, &c->out);
 	lws_close_reason(c->wsi, (enum lws_close_status)code,
 			 (unsigned char *)(uintptr_t)text, strlen(text));
 	/* Bounds the whole close, however the peer behaves. */
 	lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, grace_s);
-	if (c->ring_len)
+	if (!wsm__queue_empty(&c->out))
 		lws_callback_on_writable(c->wsi); /* flush first */
 	else
 		queue_close(m, c);
@@ -163,8 +149,7 @@ void wsm__conn_teardown(wsm_manager_t *m, struct wsm_conn *c,
 	} else {
 		detach_open(m, c);
 	}
-	ring_clear(m, c);
-	wsm__free(m, c->ring, ring_cap(m) * sizeof(*c->ring));
+	wsm__queue_free(m, &c->out);
 	wsm_link_remove(&c->in_all);
 	lws_set_opaque_user_data(c->wsi, NULL);
 	wsm__bump(&m->c.closed[cause], 1);
@@ -188,39 +173,27 @@ void wsm__conn_activity(wsm_manager_t *m, struct wsm_conn *c)
 void wsm__conn_enqueue(wsm_manager_t *m, struct wsm_conn *c,
 		       struct wsm_msg *msg)
 {
-	uint32_t cap = ring_cap(m);
-	struct wsm_msg **tail;
+	bool was_empty = wsm__queue_empty(&c->out);
 
-	/* Progress is "latest wins": an unsent one is replaced, not queued. */
-	if (c->ring_len && msg->kind == WSM_MSG_PROGRESS) {
-		tail = &c->ring[(c->ring_head + c->ring_len - 1) % cap];
-		if ((*tail)->kind == WSM_MSG_PROGRESS) {
-			wsm__msg_unref(m, *tail);
-			*tail = msg;
-			msg->refs++;
-			wsm__bump(&m->c.coalesced, 1);
-			return;
-		}
-	}
-	if (c->ring_len == cap) {
+	switch (wsm__queue_push(m, &c->out, msg)) {
+	case WSM_PUSH_COALESCED:
+		wsm__bump(&m->c.coalesced, 1);
+		/* fall through */
+	case WSM_PUSH_QUEUED:
+		wsm__bump(&m->c.messages_queued, 1);
+		if (was_empty)
+			lws_callback_on_writable(c->wsi);
+		break;
+	case WSM_PUSH_FULL:
+		/* Never drop error/complete silently: the client reconnects. */
 		wsm__conn_close(m, c, WSM_CAUSE_SLOW_CONSUMER,
 				WSM_CLOSE_SLOW_CONSUMER);
-		return;
+		break;
+	case WSM_PUSH_NOMEM:
+		wsm__conn_close(m, c, WSM_CAUSE_ERROR,
+				LWS_CLOSE_STATUS_UNEXPECTED_CONDITION);
+		break;
 	}
-	if (!c->ring) {
-		c->ring = wsm__alloc(m, cap * sizeof(*c->ring));
-		if (!c->ring) {
-			wsm__conn_close(m, c, WSM_CAUSE_ERROR,
-					LWS_CLOSE_STATUS_UNEXPECTED_CONDITION);
-			return;
-		}
-	}
-	c->ring[(c->ring_head + c->ring_len) % cap] = msg;
-	c->ring_len++;
-	msg->refs++;
-	wsm__bump(&m->c.messages_queued, 1);
-	if (c->ring_len == 1)
-		lws_callback_on_writable(c->wsi);
 }
 
 /* One frame per writeable callback, as lws expects; asks again if more. */
@@ -241,14 +214,11 @@ int wsm__conn_writeable(wsm_manager_t *m, struct wsm_conn *c)
 				goto failed;
 			wsm__bump(&m->c.pings_sent, 1);
 		}
-		if (c->ring_len)
+		if (!wsm__queue_empty(&c->out))
 			lws_callback_on_writable(c->wsi);
 		return 0;
 	}
-	if (c->ring_len) {
-		msg = c->ring[c->ring_head];
-		c->ring_head = (c->ring_head + 1) % ring_cap(m);
-		c->ring_len--;
+	if ((msg = wsm__queue_pop(m, &c->out))) {
 		n = lws_write(c->wsi, msg->payload, msg->payload_len,
 			      LWS_WRITE_TEXT);
 		if (n < (int)msg->payload_len) {
@@ -258,7 +228,7 @@ int wsm__conn_writeable(wsm_manager_t *m, struct wsm_conn *c)
 		wsm__bump(&m->c.messages_sent, 1);
 		wsm__bump(&m->c.bytes_sent, (int64_t)msg->payload_len);
 		wsm__msg_unref(m, msg);
-		if (c->ring_len)
+		if (!wsm__queue_empty(&c->out))
 			lws_callback_on_writable(c->wsi);
 		else if (c->closing)
 			queue_close(m, c);

@@ -71,6 +71,7 @@ struct wsm_settings {
 	int64_t max_message_size;
 	int64_t rx_buffer_size;
 	int64_t max_queued;
+	int64_t max_queued_bytes;
 	int64_t max_text_len;
 	int64_t max_metadata_len;
 	int64_t inbox_capacity;
@@ -148,6 +149,30 @@ struct wsm_msg {
 	unsigned char buf[]; /* LWS_PRE + WSM_SEQ_ROOM + body */
 };
 
+/* ---- outbound queue (outbound_queue.c) --------------------------------- */
+/* Service thread only. Slots are allocated on the first message. */
+struct wsm_queue {
+	struct wsm_msg **slots; /* NULL entries are coalesced-away progress */
+	uint32_t head, len, cap;
+	uint32_t progress_at; /* 1 + position of the queued progress, or 0 */
+	uint64_t bytes;       /* payload bytes of the queued messages */
+};
+
+enum wsm_push {
+	WSM_PUSH_QUEUED,
+	WSM_PUSH_COALESCED, /* queued, replacing an unsent progress */
+	WSM_PUSH_FULL,      /* over the message or byte bound: not queued */
+	WSM_PUSH_NOMEM
+};
+
+enum wsm_push wsm__queue_push(wsm_manager_t *m, struct wsm_queue *q,
+			      struct wsm_msg *msg);
+/* Next message to send (the caller owns the reference), or NULL. */
+struct wsm_msg *wsm__queue_pop(wsm_manager_t *m, struct wsm_queue *q);
+bool wsm__queue_empty(const struct wsm_queue *q);
+/* Drops every queued message and the slots. */
+void wsm__queue_free(wsm_manager_t *m, struct wsm_queue *q);
+
 /* ---- connections, sessions ------------------------------------------- */
 struct wsm_session;
 
@@ -169,9 +194,7 @@ struct wsm_conn {
 	int64_t opened_us;
 	int64_t last_rx_us;
 	int64_t last_ping_us;
-	struct wsm_msg **ring; /* outbound queue, allocated on first use */
-	uint32_t ring_head;
-	uint32_t ring_len;
+	struct wsm_queue out;
 	uint32_t rx_bytes;   /* of the client message being received */
 	uint32_t rx_utf8;    /* UTF-8 state across fragments */
 	uint8_t closing;     /* close requested; no longer in the session */
@@ -229,6 +252,7 @@ struct wsm_counters {
 	_Atomic uint64_t bytes_sent;      /* (svc) */
 	_Atomic uint64_t pings_sent;      /* (svc) */
 	_Atomic uint64_t coalesced;       /* (svc) */
+	_Atomic uint64_t queued_bytes;    /* (svc) */
 };
 
 /* Single-writer increment: a plain load and store, no locked instruction. */

@@ -36,6 +36,7 @@ static void snapshot(wsm_manager_t *m, wsm_metrics_t *s)
 	s->bytes_sent = rd(&m->c.bytes_sent);
 	s->pings_sent = rd(&m->c.pings_sent);
 	s->coalesced = rd(&m->c.coalesced);
+	s->queued_bytes = rd(&m->c.queued_bytes);
 }
 
 int wsm_metrics(wsm_manager_t *m, wsm_metrics_t *out)
