@@ -84,6 +84,8 @@ typedef enum wsm_option {
 	WSM_OPT_STALE_TIMEOUT_MS = 202,  /* default 120000 */
 	WSM_OPT_SWEEP_INTERVAL_MS = 203, /* default 60000 */
 	WSM_OPT_CLOSE_GRACE_MS = 204,    /* default 5000 */
+	WSM_OPT_LIFETIME_JITTER_PERCENT = 205, /* closes spread over the last
+						  10% of the lifetime */
 	/* strings */
 	WSM_OPT_PATH_PREFIX = 300,   /* default "/api/images_mvp/progress/" */
 	WSM_OPT_PROTOCOL_NAME = 301, /* default "wsm" */
@@ -96,7 +98,11 @@ typedef enum wsm_option {
 	WSM_OPT_MAX_TEXT_LEN = 503,        /* message/stage/error, default 1024 */
 	WSM_OPT_MAX_METADATA_LEN = 504,    /* complete metadata, default 16384 */
 	WSM_OPT_INBOX_CAPACITY = 505,      /* pending cross-thread calls, 65536 */
-	WSM_OPT_MAX_QUEUED_BYTES = 506     /* per connection, default 262144 */
+	WSM_OPT_MAX_QUEUED_BYTES = 506,    /* per connection, default 262144 */
+	/* late join and replay */
+	WSM_OPT_RETENTION_MS = 600,         /* keep state after the last leaves */
+	WSM_OPT_RETAIN_MAX_SESSIONS = 601,  /* idle sessions kept, 10000 */
+	WSM_OPT_RETAIN_MAX_BYTES = 602      /* bytes of replay state, 16 MiB */
 } wsm_option_t;
 
 /* Values of WSM_OPT_SESSION_LIMIT_POLICY. */
@@ -146,7 +152,8 @@ typedef int (*wsm_authorize_cb)(void *user, struct lws *wsi,
 
 typedef enum wsm_event {
 	WSM_EVENT_OPEN = 1, /* connection admitted and registered */
-	WSM_EVENT_CLOSE = 2 /* connection gone; cause says why */
+	WSM_EVENT_CLOSE = 2, /* connection gone; cause says why */
+	WSM_EVENT_DRAINED = 3 /* wsm_drain() finished: no connection left */
 } wsm_event_t;
 
 /*
@@ -195,6 +202,11 @@ WSM_EXTERN int wsm_broadcast_complete(wsm_manager_t *m, const char *session_id,
 WSM_EXTERN int wsm_session_close(wsm_manager_t *m, const char *session_id);
 /* On-demand sweep, service thread. wsm_sweep(3). */
 WSM_EXTERN int wsm_sweep(wsm_manager_t *m);
+/*
+ * Graceful shutdown, service thread: refuse new upgrades (503), flush, then
+ * close every connection with 1001 spread over window_ms. wsm_drain(3).
+ */
+WSM_EXTERN int wsm_drain(wsm_manager_t *m, int64_t window_ms);
 
 /*
  * Metrics snapshot. Set size to sizeof(wsm_metrics_t) before the call; the
@@ -224,6 +236,10 @@ typedef struct wsm_metrics {
 	uint64_t pings_sent;
 	uint64_t coalesced;    /* queued progress replaced by a newer one */
 	uint64_t queued_bytes; /* payload bytes waiting in connection queues */
+	uint64_t retained_sessions; /* kept for replay with no connection */
+	uint64_t retained_bytes;    /* held by replay state, all sessions */
+	uint64_t retained_evicted;  /* idle sessions dropped to stay in bounds */
+	uint64_t resets;            /* reconnects told to reset (epoch changed) */
 } wsm_metrics_t;
 
 /* Any thread. wsm_metrics(3). */

@@ -29,6 +29,42 @@ int wsm__session_from_uri(wsm_manager_t *m, struct lws *wsi, char *id,
 	return 0;
 }
 
+static int parse_u64(const char *s, uint64_t max, uint64_t *out)
+{
+	uint64_t v = 0;
+
+	if (!*s || strlen(s) > 20)
+		return -1;
+	for (; *s; s++) {
+		if (*s < '0' || *s > '9' || v > (max - (uint64_t)(*s - '0')) / 10)
+			return -1;
+		v = v * 10 + (uint64_t)(*s - '0');
+	}
+	*out = v;
+	return 0;
+}
+
+int wsm__resume_from_uri(struct lws *wsi, struct wsm_conn *c)
+{
+	char buf[64];
+	const char *seq = lws_get_urlarg_by_name(wsi, "lastSeq=", buf, sizeof(buf));
+	uint64_t v;
+
+	c->has_resume = 0;
+	if (!seq)
+		return 0;
+	if (parse_u64(seq, UINT64_MAX, &c->resume_seq))
+		return 400;
+	c->has_resume = 1;
+	c->resume_epoch = 0; /* matches no session: a reset */
+	if (lws_get_urlarg_by_name(wsi, "epoch=", buf, sizeof(buf))) {
+		if (parse_u64(strchr(buf, '=') + 1, UINT32_MAX, &v))
+			return 400;
+		c->resume_epoch = (uint32_t)v;
+	}
+	return 0;
+}
+
 static int map_error_to_status(int err)
 {
 	switch (err) {
@@ -46,7 +82,7 @@ static int admit(wsm_manager_t *m, struct lws *wsi, const char *id, size_t len,
 	uint32_t open;
 
 	*status = 0;
-	if (atomic_load(&m->shutting_down)) {
+	if (atomic_load(&m->shutting_down) || atomic_load(&m->draining)) {
 		wsm__add(&m->c.refused_shutdown, 1);
 		return WSM_ESHUTDOWN;
 	}
@@ -120,9 +156,12 @@ int wsm__refuse(struct lws *wsi, int status)
 int wsm__filter(wsm_manager_t *m, struct lws *wsi)
 {
 	char id[WSM_SESSION_ID_LIMIT + 1];
+	struct wsm_conn resume;
 	size_t len;
 	int status = wsm__session_from_uri(m, wsi, id, &len), rc;
 
+	if (!status)
+		status = wsm__resume_from_uri(wsi, &resume);
 	if (status) {
 		wsm__add(&m->c.refused_bad_request, 1);
 		return wsm__refuse(wsi, status);
@@ -137,13 +176,15 @@ int wsm__filter(wsm_manager_t *m, struct lws *wsi)
 int wsm__established(wsm_manager_t *m, struct lws *wsi)
 {
 	char id[WSM_SESSION_ID_LIMIT + 1];
+	struct wsm_conn resume;
 	size_t len;
 	int status;
 
 	if (wsm__session_from_uri(m, wsi, id, &len) ||
+	    wsm__resume_from_uri(wsi, &resume) ||
 	    admit(m, wsi, id, len, false, &status))
 		return -1;
-	return wsm__conn_open(m, wsi, id, len) < 0 ? -1 : 0;
+	return wsm__conn_open(m, wsi, id, len, &resume) < 0 ? -1 : 0;
 }
 
 int64_t wsm_register(wsm_manager_t *m, struct lws *wsi, const char *session_id)
@@ -169,7 +210,7 @@ int64_t wsm_register(wsm_manager_t *m, struct lws *wsi, const char *session_id)
 		else
 			rc = admit(m, wsi, session_id, len, false, &status);
 		if (!rc)
-			rc = wsm__conn_open(m, wsi, session_id, len);
+			rc = wsm__conn_open(m, wsi, session_id, len, NULL);
 	}
 	wsm__release(m);
 	return rc;

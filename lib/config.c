@@ -27,6 +27,7 @@ static const struct int_option int_options[] = {
 	OPT(WSM_OPT_STALE_TIMEOUT_MS, 10, 86400000, 120000, stale_timeout_ms),
 	OPT(WSM_OPT_SWEEP_INTERVAL_MS, 10, 86400000, 60000, sweep_interval_ms),
 	OPT(WSM_OPT_CLOSE_GRACE_MS, 1000, 60000, 5000, close_grace_ms),
+	OPT(WSM_OPT_LIFETIME_JITTER_PERCENT, 0, 50, 10, lifetime_jitter_pct),
 	OPT(WSM_OPT_SESSION_ID_MAX_LEN, 1, WSM_SESSION_ID_LIMIT, 64,
 	    session_id_max_len),
 	OPT(WSM_OPT_MAX_MESSAGE_SIZE, 16, 1048576, 1024, max_message_size),
@@ -36,6 +37,9 @@ static const struct int_option int_options[] = {
 	OPT(WSM_OPT_MAX_METADATA_LEN, 2, 1048576, 16384, max_metadata_len),
 	OPT(WSM_OPT_INBOX_CAPACITY, 1, 16777216, 65536, inbox_capacity),
 	OPT(WSM_OPT_MAX_QUEUED_BYTES, 1024, 67108864, 262144, max_queued_bytes),
+	OPT(WSM_OPT_RETENTION_MS, 0, 86400000, 60000, retention_ms),
+	OPT(WSM_OPT_RETAIN_MAX_SESSIONS, 0, 1000000, 10000, retain_max_sessions),
+	OPT(WSM_OPT_RETAIN_MAX_BYTES, 0, 1073741824, 16777216, retain_max_bytes),
 };
 
 #define DEFAULT_PREFIX "/api/images_mvp/progress/"

@@ -3,6 +3,7 @@
  * membership, deadlines, outbound queue, frames in both directions, and the
  * one idempotent path every close cause goes through.
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "internal.h"
@@ -24,7 +25,7 @@ static void emit(wsm_manager_t *m, wsm_event_t ev, struct wsm_conn *c,
 }
 
 int64_t wsm__conn_open(wsm_manager_t *m, struct lws *wsi, const char *id,
-		       size_t len)
+		       size_t len, const struct wsm_conn *resume)
 {
 	struct wsm_session *s;
 	struct wsm_conn *c = wsm__alloc(m, sizeof(*c));
@@ -43,6 +44,12 @@ int64_t wsm__conn_open(wsm_manager_t *m, struct lws *wsi, const char *id,
 	s->open++;
 	s->refs++;
 	pthread_mutex_unlock(&m->table_lock);
+	wsm__session_busy(m, s);
+	if (resume) {
+		c->has_resume = resume->has_resume;
+		c->resume_epoch = resume->resume_epoch;
+		c->resume_seq = resume->resume_seq;
+	}
 
 	wsm_list_append(&m->conns, &c->in_all);
 	c->wsi = wsi;
@@ -51,12 +58,14 @@ int64_t wsm__conn_open(wsm_manager_t *m, struct lws *wsi, const char *id,
 	c->opened_us = c->last_rx_us = now;
 	wsm__dq_arm(&m->q_ping, &c->ping, now);
 	wsm__dq_arm(&m->q_stale, &c->stale, now);
-	wsm__dq_arm(&m->q_lifetime, &c->lifetime, now);
+	wsm__dq_arm(&m->q_lifetime[wsm__new_epoch(m) % WSM_LIFETIME_SLOTS],
+		    &c->lifetime, now);
 	lws_set_opaque_user_data(wsi, c);
 	wsm__bump(&m->c.open, 1);
 	wsm__bump(&m->c.opened, 1);
 	wsm__timer_rearm(m);
 	emit(m, WSM_EVENT_OPEN, c, WSM_CAUSE_NONE);
+	wsm__replay(m, c);
 	return (int64_t)c->id;
 }
 
@@ -119,9 +128,21 @@ void wsm__conn_close(wsm_manager_t *m, struct wsm_conn *c,
 {
 	const char *text = close_text(cause, code);
 	int grace_s = (int)((m->cfg.close_grace_ms + 999) / 1000);
+	char hint[64];
 
 	if (c->closing)
 		return;
+	if (cause == WSM_CAUSE_LIFETIME || cause == WSM_CAUSE_SHUTDOWN) {
+		/* Spread the reconnects too: suggest a delay in the reason. */
+		int64_t spread = m->cfg.max_lifetime_ms *
+				 m->cfg.lifetime_jitter_pct / 100;
+
+		if (spread < 1000)
+			spread = 1000;
+		snprintf(hint, sizeof(hint), "%s; retry_ms=%lld", text,
+			 (long long)(wsm__new_epoch(m) % (uint64_t)(spread + 1)));
+		text = hint;
+	}
 	detach_open(m, c);
 	c->closing = 1;
 	c->cause = (uint8_t)cause;
@@ -154,11 +175,10 @@ void wsm__conn_teardown(wsm_manager_t *m, struct wsm_conn *c,
 	lws_set_opaque_user_data(c->wsi, NULL);
 	wsm__bump(&m->c.closed[cause], 1);
 	emit(m, WSM_EVENT_CLOSE, c, cause);
-	pthread_mutex_lock(&m->table_lock);
-	if (--s->refs == 0)
-		wsm__table_remove(m, s);
-	pthread_mutex_unlock(&m->table_lock);
 	wsm__free(m, c, sizeof(*c));
+	if (--s->refs == 0)
+		wsm__session_idle(m, s);
+	wsm__drain_check(m);
 }
 
 void wsm__conn_activity(wsm_manager_t *m, struct wsm_conn *c)
@@ -280,11 +300,21 @@ void wsm__session_deliver(wsm_manager_t *m, struct wsm_msg *msg)
 		wsm__table_find(m, msg->session_id, msg->session_id_len);
 	struct wsm_link *l, *next;
 
-	if (!s || !s->open) {
-		wsm__bump(&m->c.unrouted, 1);
-		return;
+	if (!s && m->cfg.retention_ms) {
+		/* Kept for whoever connects later (the job may finish first). */
+		pthread_mutex_lock(&m->table_lock);
+		s = wsm__table_get(m, msg->session_id, msg->session_id_len);
+		pthread_mutex_unlock(&m->table_lock);
+		if (s && !wsm__session_idle(m, s))
+			s = NULL;
 	}
-	wsm__msg_stamp(msg, ++s->seq);
+	if (!s || !s->open)
+		wsm__bump(&m->c.unrouted, 1);
+	if (!s)
+		return;
+	wsm__msg_stamp(msg, ++s->seq, s->epoch);
+	if (!wsm__session_keep(m, s, msg))
+		return;
 	/* A full queue closes its connection, which unlinks it: keep next. */
 	for (l = s->conns.next; l != &s->conns; l = next) {
 		next = l->next;

@@ -19,6 +19,14 @@ void wsm__dq_arm(struct wsm_deadline_queue *q, struct wsm_deadline *d,
 	wsm_list_append(&q->head, &d->link);
 }
 
+void wsm__dq_arm_at(struct wsm_deadline_queue *q, struct wsm_deadline *d,
+		    int64_t at_us)
+{
+	wsm_link_remove(&d->link);
+	d->at_us = at_us;
+	wsm_list_append(&q->head, &d->link);
+}
+
 void wsm__dq_cancel(struct wsm_deadline *d)
 {
 	wsm_link_remove(&d->link);

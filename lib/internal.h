@@ -15,6 +15,7 @@
 #define WSM_SESSION_ID_LIMIT 128 /* upper bound of WSM_OPT_SESSION_ID_MAX_LEN */
 #define WSM_PREFIX_LIMIT 200
 #define WSM_PROTOCOL_NAME_LIMIT 64
+#define WSM_LIFETIME_SLOTS 16
 
 /* ---- intrusive doubly linked list (circular, with a sentinel) ---------- */
 struct wsm_link {
@@ -67,11 +68,15 @@ struct wsm_settings {
 	int64_t stale_timeout_ms;
 	int64_t sweep_interval_ms;
 	int64_t close_grace_ms;
+	int64_t lifetime_jitter_pct;
 	int64_t session_id_max_len;
 	int64_t max_message_size;
 	int64_t rx_buffer_size;
 	int64_t max_queued;
 	int64_t max_queued_bytes;
+	int64_t retention_ms;
+	int64_t retain_max_sessions;
+	int64_t retain_max_bytes;
 	int64_t max_text_len;
 	int64_t max_metadata_len;
 	int64_t inbox_capacity;
@@ -115,6 +120,9 @@ void wsm__dq_init(struct wsm_deadline_queue *q, int64_t offset_us);
 void wsm__dq_arm(struct wsm_deadline_queue *q, struct wsm_deadline *d,
 		 int64_t now_us);
 void wsm__dq_cancel(struct wsm_deadline *d);
+/* Appends at an explicit time; callers append in nondecreasing order. */
+void wsm__dq_arm_at(struct wsm_deadline_queue *q, struct wsm_deadline *d,
+		    int64_t at_us);
 /* Head entry due at or before now_us, or NULL. */
 struct wsm_deadline *wsm__dq_due(struct wsm_deadline_queue *q, int64_t now_us);
 /* Earliest deadline, or INT64_MAX when empty. */
@@ -125,11 +133,12 @@ enum wsm_msg_kind {
 	WSM_MSG_PROGRESS,
 	WSM_MSG_ERROR,
 	WSM_MSG_COMPLETE,
-	WSM_MSG_CLOSE_SESSION /* a command, not a frame */
+	WSM_MSG_CLOSE_SESSION, /* a command, not a frame */
+	WSM_MSG_RESET          /* tells a reconnecting client to start over */
 };
 
-/* Room before the JSON body for '{"seq":' + 20 digits + ','. */
-#define WSM_SEQ_ROOM 28
+/* Room before the JSON body for '{"seq":N,"epoch":E,' at their widest. */
+#define WSM_SEQ_ROOM 48
 
 /*
  * One broadcast: created (and its JSON body rendered) on the calling thread,
@@ -142,6 +151,7 @@ struct wsm_msg {
 	size_t body_len;        /* JSON after its opening '{' */
 	unsigned char *payload; /* frame payload inside buf, after stamping */
 	size_t payload_len;
+	uint64_t seq; /* once stamped */
 	uint32_t refs;
 	uint8_t kind;
 	uint8_t session_id_len;
@@ -202,6 +212,9 @@ struct wsm_conn {
 	uint8_t is_stale;    /* counted in the stale gauge */
 	uint8_t ping_due;
 	uint8_t peer_closed; /* client sent a close frame */
+	uint8_t has_resume;  /* the client said what it saw last */
+	uint32_t resume_epoch;
+	uint64_t resume_seq;
 };
 
 /*
@@ -216,6 +229,10 @@ struct wsm_session {
 	uint32_t open;         /* length of conns */
 	uint32_t refs;         /* open + closing connections */
 	uint64_t seq;
+	uint32_t epoch;        /* new each time the session is created */
+	struct wsm_msg *last_progress; /* replay state, references held */
+	struct wsm_msg *terminal;      /* last error or complete */
+	struct wsm_deadline retain;    /* armed while refs == 0 */
 	uint8_t id_len;
 	char id[];
 };
@@ -253,6 +270,10 @@ struct wsm_counters {
 	_Atomic uint64_t pings_sent;      /* (svc) */
 	_Atomic uint64_t coalesced;       /* (svc) */
 	_Atomic uint64_t queued_bytes;    /* (svc) */
+	_Atomic uint64_t retained_sessions; /* (svc) */
+	_Atomic uint64_t retained_bytes;  /* (svc) */
+	_Atomic uint64_t retained_evicted; /* (svc) */
+	_Atomic uint64_t resets;          /* (svc) */
 };
 
 /* Single-writer increment: a plain load and store, no locked instruction. */
@@ -302,7 +323,13 @@ struct wsm_manager {
 	struct wsm_binding *bindings;
 	struct wsm_deadline_queue q_ping;
 	struct wsm_deadline_queue q_stale;
-	struct wsm_deadline_queue q_lifetime;
+	/* Lifetime deadlines, spread over slots: each slot is still FIFO. */
+	struct wsm_deadline_queue q_lifetime[WSM_LIFETIME_SLOTS];
+	struct wsm_deadline_queue q_drain; /* staggered shutdown closes */
+	atomic_bool draining;
+	bool drained_reported;
+	struct wsm_deadline_queue q_retain; /* idle sessions, oldest first */
+	uint64_t rng;                       /* xorshift state for epochs */
 	lws_sorted_usec_list_t sul;
 	int64_t sul_at_us; /* 0 when not scheduled */
 	int64_t next_sweep_us;
@@ -351,8 +378,10 @@ int wsm__msg_new_error(wsm_manager_t *m, const char *id, const char *error,
 int wsm__msg_new_complete(wsm_manager_t *m, const char *id,
 			  const char *metadata_json, struct wsm_msg **out);
 int wsm__msg_new_close(wsm_manager_t *m, const char *id, struct wsm_msg **out);
-/* Writes the session's seq in front of the body. */
-void wsm__msg_stamp(struct wsm_msg *msg, uint64_t seq);
+int wsm__msg_new_reset(wsm_manager_t *m, const char *id, size_t id_len,
+		       struct wsm_msg **out);
+/* Writes the session's seq and epoch in front of the body. */
+void wsm__msg_stamp(struct wsm_msg *msg, uint64_t seq, uint32_t epoch);
 void wsm__msg_unref(wsm_manager_t *m, struct wsm_msg *msg);
 
 /* ---- inbox (inbox.c) --------------------------------------------------- */
@@ -362,7 +391,7 @@ void wsm__inbox_discard(wsm_manager_t *m);
 
 /* ---- connections (connection.c) ---------------------------------------- */
 int64_t wsm__conn_open(wsm_manager_t *m, struct lws *wsi, const char *id,
-		       size_t len);
+		       size_t len, const struct wsm_conn *resume);
 void wsm__conn_close(wsm_manager_t *m, struct wsm_conn *c,
 		     wsm_close_cause_t cause, int code);
 void wsm__conn_teardown(wsm_manager_t *m, struct wsm_conn *c,
@@ -376,14 +405,40 @@ int wsm__conn_receive(wsm_manager_t *m, struct wsm_conn *c, const void *in,
 void wsm__session_deliver(wsm_manager_t *m, struct wsm_msg *msg);
 int wsm__session_close_now(wsm_manager_t *m, const char *id, size_t len);
 
+/* ---- retention and replay (retention.c) -------------------------------- */
+/*
+ * A session just lost its last connection (or was created without one).
+ * Returns false if it was freed (no retention, or over the bounds).
+ */
+bool wsm__session_idle(wsm_manager_t *m, struct wsm_session *s);
+/* A connection joins s: it is no longer idle. */
+void wsm__session_busy(wsm_manager_t *m, struct wsm_session *s);
+/* msg was delivered to s: keep it for replay. False if s was evicted. */
+bool wsm__session_keep(wsm_manager_t *m, struct wsm_session *s,
+		       struct wsm_msg *msg);
+/* Queues the replay state to a new connection, before any live message. */
+void wsm__replay(wsm_manager_t *m, struct wsm_conn *c);
+/* Frees idle sessions past their retention; returns how many. */
+int wsm__retention_expire(wsm_manager_t *m, int64_t now_us);
+/* Drops replay state and frees s; caller holds the table lock. */
+void wsm__session_free(wsm_manager_t *m, struct wsm_session *s);
+uint32_t wsm__new_epoch(wsm_manager_t *m);
+
 /* ---- admission (admission.c) ------------------------------------------- */
 /* Filter callback: 0 admits, else the refusal was answered (returns 1). */
 int wsm__filter(wsm_manager_t *m, struct lws *wsi);
 int wsm__session_from_uri(wsm_manager_t *m, struct lws *wsi, char *id,
 			  size_t *len);
+/* ?lastSeq=N&epoch=E: 0 (absent or valid) or 400 (malformed). */
+int wsm__resume_from_uri(struct lws *wsi, struct wsm_conn *c);
 int wsm__refuse(struct lws *wsi, int status);
 /* Registers a connection that passed the filter; -1 makes lws drop it. */
 int wsm__established(wsm_manager_t *m, struct lws *wsi);
+
+/* ---- drain (drain.c) ---------------------------------------------------- */
+/* Reports WSM_EVENT_DRAINED once the last connection of a drain is gone. */
+void wsm__drain_check(wsm_manager_t *m);
+void wsm__drain_expire(wsm_manager_t *m, int64_t now_us);
 
 /* ---- timers (timer.c) --------------------------------------------------- */
 void wsm__timer_rearm(wsm_manager_t *m);

@@ -21,7 +21,8 @@ static void set_err(int *err, int rc)
 wsm_manager_t *wsm_manager_new(const wsm_config_t *cfg, int *err)
 {
 	wsm_manager_t *m;
-	int rc;
+	int64_t jitter_us;
+	int rc, i;
 
 	m = calloc(1, sizeof(*m));
 	if (!m) {
@@ -50,7 +51,14 @@ wsm_manager_t *wsm_manager_new(const wsm_config_t *cfg, int *err)
 	wsm_list_init(&m->close_queue);
 	wsm__dq_init(&m->q_ping, m->cfg.ping_interval_ms * 1000);
 	wsm__dq_init(&m->q_stale, m->cfg.stale_timeout_ms * 1000);
-	wsm__dq_init(&m->q_lifetime, m->cfg.max_lifetime_ms * 1000);
+	/* Slot k closes at lifetime - jitter + k/(slots-1) of the jitter. */
+	jitter_us = m->cfg.max_lifetime_ms * 1000 * m->cfg.lifetime_jitter_pct / 100;
+	for (i = 0; i < WSM_LIFETIME_SLOTS; i++)
+		wsm__dq_init(&m->q_lifetime[i],
+			     m->cfg.max_lifetime_ms * 1000 - jitter_us +
+				     jitter_us * i / (WSM_LIFETIME_SLOTS - 1));
+	wsm__dq_init(&m->q_drain, 0);
+	wsm__dq_init(&m->q_retain, m->cfg.retention_ms * 1000);
 	/* Batch pings due within 1/16 of the interval (at most 1 s). */
 	m->ping_slack_us = m->cfg.ping_interval_ms * 1000 / 16;
 	if (m->ping_slack_us > 1000000)

@@ -187,12 +187,23 @@ int wsm__msg_new_close(wsm_manager_t *m, const char *id, struct wsm_msg **out)
 	return *out ? WSM_OK : WSM_ENOMEM;
 }
 
-void wsm__msg_stamp(struct wsm_msg *msg, uint64_t seq)
+int wsm__msg_new_reset(wsm_manager_t *m, const char *id, size_t id_len,
+		       struct wsm_msg **out)
+{
+	json_t *obj = header("reset", id, id_len);
+
+	if (!obj)
+		return WSM_ENOMEM;
+	return render(m, WSM_MSG_RESET, id, id_len, obj, out);
+}
+
+void wsm__msg_stamp(struct wsm_msg *msg, uint64_t seq, uint32_t epoch)
 {
 	char head[WSM_SEQ_ROOM + 1];
-	int n = snprintf(head, sizeof(head), "{\"seq\":%llu,",
-			 (unsigned long long)seq);
+	int n = snprintf(head, sizeof(head), "{\"seq\":%llu,\"epoch\":%lu,",
+			 (unsigned long long)seq, (unsigned long)epoch);
 
+	msg->seq = seq;
 	msg->payload = msg->buf + LWS_PRE + WSM_SEQ_ROOM - n;
 	memcpy(msg->payload, head, (size_t)n);
 	msg->payload_len = (size_t)n + msg->body_len;

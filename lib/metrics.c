@@ -37,6 +37,10 @@ static void snapshot(wsm_manager_t *m, wsm_metrics_t *s)
 	s->pings_sent = rd(&m->c.pings_sent);
 	s->coalesced = rd(&m->c.coalesced);
 	s->queued_bytes = rd(&m->c.queued_bytes);
+	s->retained_sessions = rd(&m->c.retained_sessions);
+	s->retained_bytes = rd(&m->c.retained_bytes);
+	s->retained_evicted = rd(&m->c.retained_evicted);
+	s->resets = rd(&m->c.resets);
 }
 
 int wsm_metrics(wsm_manager_t *m, wsm_metrics_t *out)
@@ -97,7 +101,9 @@ int wsm_status_json(wsm_manager_t *m, char *buf, size_t size)
 		return rc;
 	snapshot(m, &s);
 	doc = json_pack("{s:s, s:o, s:o, s:I}", "status",
-			atomic_load(&m->shutting_down) ? "shutting_down" : "ok",
+			atomic_load(&m->shutting_down) ? "shutting_down"
+			: atomic_load(&m->draining)    ? "draining"
+						       : "ok",
 			"metrics", metrics_json(&s), "config",
 			config_json(&m->cfg), "timestamp",
 			(json_int_t)wsm__wall_ms());

@@ -50,6 +50,8 @@ void wsm__table_free(wsm_manager_t *m)
 			struct wsm_session *s = t->buckets[i];
 
 			t->buckets[i] = s->hnext;
+			wsm__msg_unref(m, s->last_progress);
+			wsm__msg_unref(m, s->terminal);
 			wsm__free(m, s, session_size(s->id_len));
 		}
 	}
@@ -106,6 +108,7 @@ struct wsm_session *wsm__table_get(wsm_manager_t *m, const char *id,
 	if (!s)
 		return NULL;
 	s->hash = hash_id(t->seed, id, len);
+	s->epoch = wsm__new_epoch(m);
 	s->id_len = (uint8_t)len;
 	memcpy(s->id, id, len);
 	wsm_list_init(&s->conns);

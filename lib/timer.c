@@ -23,11 +23,16 @@ static void on_timer(lws_sorted_usec_list_t *sul)
 void wsm__timer_rearm(wsm_manager_t *m)
 {
 	int64_t next, now = wsm__now_us();
+	int i;
 
 	if (!m->context)
 		return;
 	next = min64(min64(wsm__dq_next(&m->q_ping), wsm__dq_next(&m->q_stale)),
-		     min64(wsm__dq_next(&m->q_lifetime), m->next_sweep_us));
+		     m->next_sweep_us);
+	next = min64(next, min64(wsm__dq_next(&m->q_retain),
+				 wsm__dq_next(&m->q_drain)));
+	for (i = 0; i < WSM_LIFETIME_SLOTS; i++)
+		next = min64(next, wsm__dq_next(&m->q_lifetime[i]));
 	if (!wsm_list_empty(&m->close_queue))
 		next = now; /* as soon as the loop is back from callbacks */
 	/* Already due no later: firing early just finds nothing and rearms. */
@@ -47,13 +52,16 @@ int wsm__expire(wsm_manager_t *m, int64_t now)
 {
 	struct wsm_deadline *d;
 	struct wsm_conn *c;
-	int closed = 0;
+	int closed = 0, i;
 
-	while ((d = wsm__dq_due(&m->q_lifetime, now))) {
-		c = conn_of(d, offsetof(struct wsm_conn, lifetime));
-		wsm__conn_close(m, c, WSM_CAUSE_LIFETIME, WSM_CLOSE_LIFETIME);
-		closed++;
-	}
+	for (i = 0; i < WSM_LIFETIME_SLOTS; i++)
+		while ((d = wsm__dq_due(&m->q_lifetime[i], now))) {
+			c = conn_of(d, offsetof(struct wsm_conn, lifetime));
+			wsm__conn_close(m, c, WSM_CAUSE_LIFETIME,
+					WSM_CLOSE_LIFETIME);
+			closed++;
+		}
+	wsm__drain_expire(m, now);
 	while ((d = wsm__dq_due(&m->q_stale, now))) {
 		c = conn_of(d, offsetof(struct wsm_conn, stale));
 		wsm__conn_close(m, c, WSM_CAUSE_STALE, WSM_CLOSE_STALE);
@@ -72,6 +80,7 @@ int wsm__expire(wsm_manager_t *m, int64_t now)
 		wsm__dq_arm(&m->q_ping, d, now);
 		lws_callback_on_writable(c->wsi);
 	}
+	wsm__retention_expire(m, now);
 	if (now >= m->next_sweep_us)
 		m->next_sweep_us = now + m->cfg.sweep_interval_ms * 1000;
 	return closed;

@@ -1,0 +1,174 @@
+/*
+ * Late join and replay. A session keeps its last progress and its terminal
+ * message (the last error or complete), already rendered and stamped, so a
+ * client that connects late or reconnects is shown the truth first. Sessions
+ * with no connection stay for WSM_OPT_RETENTION_MS in a FIFO deadline queue,
+ * bounded in count and bytes (the oldest idle session goes first).
+ */
+#include "internal.h"
+
+uint32_t wsm__new_epoch(wsm_manager_t *m)
+{
+	uint64_t x = m->rng ? m->rng : m->table.seed | 1;
+
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	m->rng = x;
+	/* Nonzero and below 2^31: exact in every JSON reader. */
+	return (uint32_t)(x >> 33) | 1;
+}
+
+static void keep_bytes(wsm_manager_t *m, struct wsm_msg *msg, int sign)
+{
+	if (msg)
+		wsm__bump(&m->c.retained_bytes, sign * (int64_t)msg->alloc_size);
+}
+
+void wsm__session_free(wsm_manager_t *m, struct wsm_session *s)
+{
+	if (wsm_link_linked(&s->retain.link)) {
+		wsm__dq_cancel(&s->retain);
+		wsm__bump(&m->c.retained_sessions, -1);
+	}
+	keep_bytes(m, s->last_progress, -1);
+	keep_bytes(m, s->terminal, -1);
+	wsm__msg_unref(m, s->last_progress);
+	wsm__msg_unref(m, s->terminal);
+	wsm__table_remove(m, s);
+}
+
+static void evict_oldest(wsm_manager_t *m)
+{
+	struct wsm_session *s = wsm_container_of(m->q_retain.head.next,
+						 struct wsm_session, retain.link);
+
+	pthread_mutex_lock(&m->table_lock);
+	wsm__session_free(m, s);
+	pthread_mutex_unlock(&m->table_lock);
+	wsm__bump(&m->c.retained_evicted, 1);
+}
+
+/* Returns false if s itself had to go. */
+static bool enforce_bounds(wsm_manager_t *m, const struct wsm_session *s)
+{
+	bool alive = true;
+
+	while (!wsm_list_empty(&m->q_retain.head) &&
+	       (atomic_load_explicit(&m->c.retained_sessions,
+				     memory_order_relaxed) >
+			(uint64_t)m->cfg.retain_max_sessions ||
+		atomic_load_explicit(&m->c.retained_bytes, memory_order_relaxed) >
+			(uint64_t)m->cfg.retain_max_bytes)) {
+		if (m->q_retain.head.next == &s->retain.link)
+			alive = false;
+		evict_oldest(m);
+	}
+	return alive;
+}
+
+bool wsm__session_idle(wsm_manager_t *m, struct wsm_session *s)
+{
+	bool alive;
+
+	if (m->cfg.retention_ms == 0) {
+		pthread_mutex_lock(&m->table_lock);
+		wsm__session_free(m, s);
+		pthread_mutex_unlock(&m->table_lock);
+		return false;
+	}
+	wsm__dq_arm(&m->q_retain, &s->retain, wsm__now_us());
+	wsm__bump(&m->c.retained_sessions, 1);
+	alive = enforce_bounds(m, s);
+	wsm__timer_rearm(m);
+	return alive;
+}
+
+void wsm__session_busy(wsm_manager_t *m, struct wsm_session *s)
+{
+	if (!wsm_link_linked(&s->retain.link))
+		return;
+	wsm__dq_cancel(&s->retain);
+	wsm__bump(&m->c.retained_sessions, -1);
+}
+
+static void replace(wsm_manager_t *m, struct wsm_msg **slot,
+		    struct wsm_msg *msg)
+{
+	keep_bytes(m, *slot, -1);
+	wsm__msg_unref(m, *slot);
+	msg->refs++;
+	*slot = msg;
+	keep_bytes(m, msg, 1);
+}
+
+bool wsm__session_keep(wsm_manager_t *m, struct wsm_session *s,
+		       struct wsm_msg *msg)
+{
+	if (m->cfg.retention_ms == 0)
+		return true;
+	if (msg->kind == WSM_MSG_PROGRESS)
+		replace(m, &s->last_progress, msg);
+	else if (msg->kind == WSM_MSG_ERROR || msg->kind == WSM_MSG_COMPLETE)
+		replace(m, &s->terminal, msg);
+	/* An idle session's state counts as it was refreshed. */
+	if (wsm_link_linked(&s->retain.link))
+		wsm__dq_arm(&m->q_retain, &s->retain, wsm__now_us());
+	return enforce_bounds(m, s);
+}
+
+static uint64_t seq_of(const struct wsm_msg *msg)
+{
+	return msg ? msg->seq : 0;
+}
+
+static void send_reset(wsm_manager_t *m, struct wsm_conn *c)
+{
+	struct wsm_session *s = c->session;
+	struct wsm_msg *reset = NULL;
+
+	if (wsm__msg_new_reset(m, s->id, s->id_len, &reset))
+		return; /* the state that follows still tells the truth */
+	wsm__msg_stamp(reset, s->seq, s->epoch);
+	reset->refs = 1;
+	wsm__conn_enqueue(m, c, reset);
+	wsm__msg_unref(m, reset);
+	wsm__bump(&m->c.resets, 1);
+}
+
+void wsm__replay(wsm_manager_t *m, struct wsm_conn *c)
+{
+	struct wsm_session *s = c->session;
+	struct wsm_msg *first = s->last_progress, *second = s->terminal;
+	uint64_t after = 0;
+
+	if (c->has_resume) {
+		if (c->resume_epoch == s->epoch)
+			after = c->resume_seq;
+		else
+			send_reset(m, c);
+	}
+	if (seq_of(first) > seq_of(second)) {
+		first = s->terminal;
+		second = s->last_progress;
+	}
+	if (first && first->seq > after && !c->closing)
+		wsm__conn_enqueue(m, c, first);
+	if (second && second->seq > after && !c->closing)
+		wsm__conn_enqueue(m, c, second);
+}
+
+int wsm__retention_expire(wsm_manager_t *m, int64_t now_us)
+{
+	struct wsm_deadline *d;
+	int n = 0;
+
+	while ((d = wsm__dq_due(&m->q_retain, now_us))) {
+		pthread_mutex_lock(&m->table_lock);
+		wsm__session_free(m, wsm_container_of(d, struct wsm_session,
+						      retain));
+		pthread_mutex_unlock(&m->table_lock);
+		n++;
+	}
+	return n;
+}
