@@ -118,6 +118,14 @@ void wsm__flush_closes(wsm_manager_t *m)
 						      struct wsm_conn, in_session);
 
 		wsm_link_remove(&c->in_session);
+		/*
+		 * lws drops the close frame of a wsi still flushing a partial
+		 * write: wait for its writeable callback, which queues it again.
+		 */
+		if (lws_partial_buffered(c->wsi)) {
+			lws_callback_on_writable(c->wsi);
+			continue;
+		}
 		/* May tear c down right here, if the socket is already dead. */
 		lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_SYNC);
 	}
@@ -236,6 +244,10 @@ int wsm__conn_writeable(wsm_manager_t *m, struct wsm_conn *c)
 		}
 		if (!wsm__queue_empty(&c->out))
 			lws_callback_on_writable(c->wsi);
+		return 0;
+	}
+	if (c->closing && wsm__queue_empty(&c->out)) {
+		queue_close(m, c); /* a partial write has been flushed */
 		return 0;
 	}
 	if ((msg = wsm__queue_pop(m, &c->out))) {

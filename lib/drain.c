@@ -40,6 +40,8 @@ int wsm_drain(wsm_manager_t *m, int64_t window_ms)
 		rc = WSM_ERANGE;
 	else if (!(rc = wsm__service_check(m)) &&
 		 !atomic_exchange(&m->draining, true)) {
+		/* What was broadcast before the drain reaches its clients. */
+		wsm__inbox_drain(m);
 		now = wsm__now_us();
 		for (l = m->conns.next; l != &m->conns; l = l->next)
 			n += !wsm_container_of(l, struct wsm_conn, in_all)->closing;

@@ -206,6 +206,14 @@ static void *service_thread(void *arg)
 	return NULL;
 }
 
+static void noop(harness_t *h, void *arg)
+{
+	(void)h;
+	(void)arg;
+}
+
+int harness_call(harness_t *h, void (*fn)(harness_t *h, void *arg), void *arg);
+
 harness_t *harness_start(wsm_config_t *cfg, const struct harness_opts *opts)
 {
 	harness_t *h = calloc(1, sizeof(*h));
@@ -236,6 +244,8 @@ harness_t *harness_start(wsm_config_t *cfg, const struct harness_opts *opts)
 		free(h);
 		return NULL;
 	}
+	/* lws initialises protocols (binding the manager) on its first turn. */
+	harness_call(h, noop, NULL);
 	return h;
 }
 

@@ -1,0 +1,352 @@
+/*
+ * Delivery under pressure: a client that never reads stays within its queue
+ * bound and is closed as a slow consumer without hurting anyone else; late
+ * joiners and reconnecting clients are shown the truth (replay, resume,
+ * reset); retention is bounded and expires; lifetime closes are spread; a
+ * drain closes everyone with 1001 after their messages.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include <cmocka.h>
+
+#include "support/session_client.h"
+
+static harness_t *start(int64_t retention_ms, int64_t max_sessions)
+{
+	wsm_config_t *cfg = wsm_config_new();
+	harness_t *h;
+
+	assert_int_equal(wsm_config_set_int(cfg, WSM_OPT_RETENTION_MS, retention_ms), 0);
+	assert_int_equal(wsm_config_set_int(cfg, WSM_OPT_RETAIN_MAX_SESSIONS,
+					    max_sessions), 0);
+	assert_int_equal(wsm_config_set_int(cfg, WSM_OPT_MAX_QUEUED_BYTES, 262144), 0);
+	assert_int_equal(wsm_config_set_int(cfg, WSM_OPT_MAX_TEXT_LEN, 65536), 0);
+	h = harness_start(cfg, NULL);
+	wsm_config_free(cfg);
+	assert_non_null(h);
+	return h;
+}
+
+static wsc_t *join_path(harness_t *h, const char *path)
+{
+	size_t before = harness_events(h, WSM_EVENT_OPEN, -1, NULL);
+	char full[256];
+	int status = 0;
+	wsc_t *c;
+
+	snprintf(full, sizeof(full), PREFIX "%s", path);
+	c = wsc_connect(harness_port(h), full, NULL, 5000, &status);
+	assert_int_equal(status, 101);
+	assert_int_equal(harness_wait_events(h, WSM_EVENT_OPEN, -1, NULL,
+					     before + 1, 5000), 0);
+	return c;
+}
+
+static const char *type_of(json_t *j)
+{
+	return json_string_value(json_object_get(j, "type"));
+}
+
+static json_int_t int_of(json_t *j, const char *key)
+{
+	return json_integer_value(json_object_get(j, key));
+}
+
+/* The job finished before anyone connected: a late joiner sees it all. */
+static void test_late_joiner_gets_retained_state(void **state)
+{
+	harness_t *h = start(60000, 100);
+	wsm_manager_t *m = harness_mgr(h);
+	wsc_t *c;
+	json_t *j;
+
+	(void)state;
+	assert_int_equal(wsm_broadcast_progress(m, "early", 40, "a", "s1"), 0);
+	assert_int_equal(wsm_broadcast_progress(m, "early", 90, "b", "s2"), 0);
+	assert_int_equal(wsm_broadcast_complete(m, "early", "{\"n\":7}"), 0);
+	c = join_path(h, "early");
+	j = recv_json(c, 5000);
+	assert_non_null(j);
+	assert_string_equal(type_of(j), "progress");
+	assert_int_equal(int_of(j, "seq"), 2);
+	assert_true(json_real_value(json_object_get(j, "progress")) == 90.0);
+	json_decref(j);
+	j = recv_json(c, 5000);
+	assert_non_null(j);
+	assert_string_equal(type_of(j), "complete");
+	assert_int_equal(int_of(j, "seq"), 3);
+	assert_int_equal(int_of(json_object_get(j, "metadata"), "n"), 7);
+	json_decref(j);
+	assert_int_equal(wsc_recv(c, NULL, NULL, 100), 0);
+	assert_int_equal(harness_metrics(h).retained_sessions, 0);
+	wsc_free(c);
+	harness_stop(h);
+}
+
+/* A reconnect that says what it saw gets only what is newer. */
+static void test_resume_gets_only_newer(void **state)
+{
+	harness_t *h = start(60000, 100);
+	wsm_manager_t *m = harness_mgr(h);
+	char path[128];
+	json_int_t epoch;
+	wsc_t *c;
+	json_t *j;
+
+	(void)state;
+	c = join_path(h, "res");
+	assert_int_equal(wsm_broadcast_progress(m, "res", 10, NULL, NULL), 0);
+	j = recv_json(c, 5000);
+	assert_non_null(j);
+	epoch = int_of(j, "epoch");
+	assert_true(epoch > 0);
+	assert_int_equal(int_of(j, "seq"), 1);
+	json_decref(j);
+	wsc_free(c); /* drops: the session is kept for replay */
+	assert_int_equal(harness_wait_events(h, WSM_EVENT_CLOSE, -1, "res", 1,
+					     5000), 0);
+	assert_int_equal(wsm_broadcast_complete(m, "res", NULL), 0);
+
+	snprintf(path, sizeof(path), "res?lastSeq=1&epoch=%lld", (long long)epoch);
+	c = join_path(h, path);
+	j = recv_json(c, 5000);
+	assert_non_null(j);
+	assert_string_equal(type_of(j), "complete");
+	assert_int_equal(int_of(j, "seq"), 2);
+	assert_int_equal(int_of(j, "epoch"), epoch);
+	json_decref(j);
+	assert_int_equal(wsc_recv(c, NULL, NULL, 100), 0);
+	wsc_free(c);
+
+	/* Up to date already: nothing is replayed. */
+	snprintf(path, sizeof(path), "res?lastSeq=2&epoch=%lld", (long long)epoch);
+	c = join_path(h, path);
+	assert_int_equal(wsc_recv(c, NULL, NULL, 150), 0);
+	wsc_free(c);
+	harness_stop(h);
+}
+
+/* A client from an older life of the session is told to reset first. */
+static void test_epoch_mismatch_resets(void **state)
+{
+	harness_t *h = start(60000, 100);
+	wsm_manager_t *m = harness_mgr(h);
+	wsc_t *c;
+	json_t *j;
+
+	(void)state;
+	assert_int_equal(wsm_broadcast_progress(m, "ep", 55, NULL, NULL), 0);
+	c = join_path(h, "ep?lastSeq=9&epoch=12345");
+	j = recv_json(c, 5000);
+	assert_non_null(j);
+	assert_string_equal(type_of(j), "reset");
+	assert_int_equal(int_of(j, "seq"), 1);
+	assert_true(int_of(j, "epoch") != 12345);
+	json_decref(j);
+	j = recv_json(c, 5000);
+	assert_non_null(j);
+	assert_string_equal(type_of(j), "progress");
+	json_decref(j);
+	assert_int_equal(harness_metrics(h).resets, 1);
+	wsc_free(c);
+	/* A malformed resume is refused before the upgrade. */
+	assert_null(join_session(h, "ep?lastSeq=x1", NULL));
+	harness_stop(h);
+}
+
+struct want {
+	harness_t *h;
+	uint64_t held;
+};
+
+static bool retention_over(void *arg)
+{
+	struct want *w = arg;
+	wsm_metrics_t s = harness_metrics(w->h);
+
+	return s.sessions == 0 && s.retained_sessions == 0 &&
+	       s.retained_bytes == 0 && s.held_bytes == w->held;
+}
+
+/* Retention ends, and it is bounded: the oldest idle sessions go first. */
+static void test_retention_expires_and_is_bounded(void **state)
+{
+	harness_t *h = start(100, 3);
+	wsm_manager_t *m = harness_mgr(h);
+	struct want w = { h, harness_metrics(h).held_bytes };
+	char session[16];
+	wsc_t *c;
+	int i;
+
+	(void)state;
+	for (i = 0; i < 5; i++) {
+		snprintf(session, sizeof(session), "idle-%d", i);
+		assert_int_equal(wsm_broadcast_complete(m, session, NULL), 0);
+	}
+	/* The last broadcast is through once a later connection is open. */
+	c = join_path(h, "idle-4");
+	json_decref(recv_json(c, 5000));
+	assert_int_equal(harness_metrics(h).retained_sessions, 2);
+	assert_int_equal(harness_metrics(h).retained_evicted, 2);
+	wsc_free(c);
+	c = join_path(h, "idle-0"); /* evicted: nothing to replay */
+	assert_int_equal(wsc_recv(c, NULL, NULL, 100), 0);
+	wsc_free(c);
+	assert_int_equal(harness_wait_until(retention_over, &w, 5000), 0);
+	harness_stop(h);
+}
+
+static bool closing_started(void *arg)
+{
+	return harness_metrics(arg).closing == 1 ||
+	       harness_metrics(arg).closed[WSM_CAUSE_SLOW_CONSUMER] == 1;
+}
+
+/*
+ * A client that never reads: its queue never holds more than the bound,
+ * it is closed with 4004 once an error cannot be queued, and another
+ * session's client keeps receiving throughout.
+ */
+static void test_slow_consumer_is_bounded(void **state)
+{
+	harness_t *h = start(60000, 100);
+	wsm_manager_t *m = harness_mgr(h);
+	wsc_t *stuck = join_path(h, "stuck"), *fine = join_path(h, "fine");
+	static char big[60001];
+	uint64_t peak = 0;
+	json_t *j;
+	int i;
+
+	(void)state;
+	memset(big, 'x', sizeof(big) - 1);
+	for (i = 0; i < 400 && !closing_started(h); i++) {
+		assert_int_equal(wsm_broadcast_error(m, "stuck", big), 0);
+		assert_int_equal(wsm_broadcast_progress(m, "stuck", i % 100, NULL,
+							NULL), 0);
+		assert_int_equal(wsm_broadcast_progress(m, "fine", i % 100, NULL,
+							NULL), 0);
+		j = recv_json(fine, 5000);
+		assert_non_null(j);
+		json_decref(j);
+		if (harness_metrics(h).queued_bytes > peak)
+			peak = harness_metrics(h).queued_bytes;
+	}
+	assert_int_equal(harness_wait_until(closing_started, h, 5000), 0);
+	assert_true(peak <= 262144 + 64 * 1024);
+	assert_int_equal(wsm_broadcast_complete(m, "stuck", NULL), 0);
+	/* Now read: everything queued before the close, then 4004. */
+	assert_int_equal(wsc_wait_close(stuck, 10000), WSM_CLOSE_SLOW_CONSUMER);
+	wsc_free(stuck);
+	assert_int_equal(harness_wait_events(h, WSM_EVENT_CLOSE,
+					     WSM_CAUSE_SLOW_CONSUMER, "stuck", 1,
+					     5000), 0);
+	assert_int_equal(wsm_broadcast_complete(m, "fine", NULL), 0);
+	json_decref(recv_type(fine, "complete", 5000));
+	assert_int_equal(wsc_close_code(fine), 0);
+	wsc_free(fine);
+	harness_stop(h);
+}
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Connections opened together do not all expire together. */
+static void test_lifetime_closes_are_spread(void **state)
+{
+	wsm_config_t *cfg = wsm_config_new();
+	int64_t first = 0, last = 0, t;
+	wsc_t *c[12];
+	harness_t *h;
+	int i;
+
+	(void)state;
+	wsm_config_set_int(cfg, WSM_OPT_MAX_LIFETIME_MS, 600);
+	wsm_config_set_int(cfg, WSM_OPT_LIFETIME_JITTER_PERCENT, 50);
+	wsm_config_set_int(cfg, WSM_OPT_MAX_CONNECTIONS_PER_SESSION, 20);
+	h = harness_start(cfg, NULL);
+	wsm_config_free(cfg);
+	for (i = 0; i < 12; i++)
+		c[i] = join_path(h, "herd");
+	for (i = 0; i < 12; i++) {
+		assert_int_equal(wsc_wait_close(c[i], 5000), WSM_CLOSE_LIFETIME);
+		t = now_ms();
+		first = i ? first : t;
+		last = t;
+	}
+	/* 12 random slots over 300 ms: all in one 50 ms burst is ~1e-10. */
+	assert_true(last - first >= 50);
+	for (i = 0; i < 12; i++)
+		wsc_free(c[i]);
+	harness_stop(h);
+}
+
+struct drain_args {
+	int64_t window_ms;
+	int result;
+};
+
+static void drain_on_service_thread(harness_t *h, void *arg)
+{
+	struct drain_args *a = arg;
+
+	assert_int_equal(wsm_broadcast_complete(harness_mgr(h), "dr", "{}"), 0);
+	a->result = wsm_drain(harness_mgr(h), a->window_ms);
+}
+
+/* Drain: terminal messages first, then 1001 for all, newcomers get 503. */
+static void test_drain(void **state)
+{
+	harness_t *h = start(60000, 100);
+	struct drain_args args = { 200, -1 };
+	wsc_t *c[4];
+	json_t *j;
+	int i, status = 0;
+
+	(void)state;
+	assert_int_equal(wsm_drain(harness_mgr(h), 10), WSM_ETHREAD);
+	for (i = 0; i < 4; i++)
+		c[i] = join_path(h, "dr");
+	assert_int_equal(harness_call(h, drain_on_service_thread, &args), 0);
+	assert_int_equal(args.result, 4);
+	assert_null(join_session(h, "dr", &status));
+	assert_int_equal(status, 503);
+	for (i = 0; i < 4; i++) {
+		j = recv_json(c[i], 5000);
+		assert_non_null(j);
+		assert_string_equal(type_of(j), "complete");
+		json_decref(j);
+		assert_int_equal(wsc_wait_close(c[i], 5000), WSM_CLOSE_GOING_AWAY);
+		wsc_free(c[i]);
+	}
+	assert_int_equal(harness_wait_events(h, WSM_EVENT_DRAINED, -1, NULL, 1,
+					     5000), 0);
+	assert_int_equal(harness_events(h, WSM_EVENT_CLOSE, WSM_CAUSE_SHUTDOWN,
+					"dr"), 4);
+	harness_stop(h);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_late_joiner_gets_retained_state),
+		cmocka_unit_test(test_resume_gets_only_newer),
+		cmocka_unit_test(test_epoch_mismatch_resets),
+		cmocka_unit_test(test_retention_expires_and_is_bounded),
+		cmocka_unit_test(test_slow_consumer_is_bounded),
+		cmocka_unit_test(test_lifetime_closes_are_spread),
+		cmocka_unit_test(test_drain),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
