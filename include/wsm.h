@@ -86,6 +86,7 @@ typedef enum wsm_option {
 	WSM_OPT_CLOSE_GRACE_MS = 204,    /* default 5000 */
 	WSM_OPT_LIFETIME_JITTER_PERCENT = 205, /* closes spread over the last
 						  10% of the lifetime */
+	WSM_OPT_APP_PING = 206, /* 1: JSON ping the client must echo; default 0 */
 	/* strings */
 	WSM_OPT_PATH_PREFIX = 300,   /* default "/api/images_mvp/progress/" */
 	WSM_OPT_PROTOCOL_NAME = 301, /* default "wsm" */
@@ -240,6 +241,10 @@ typedef struct wsm_metrics {
 	uint64_t retained_bytes;    /* held by replay state, all sessions */
 	uint64_t retained_evicted;  /* idle sessions dropped to stay in bounds */
 	uint64_t resets;            /* reconnects told to reset (epoch changed) */
+	uint64_t app_pings_sent;    /* JSON pings (WSM_OPT_APP_PING) */
+	uint64_t rtt_samples;       /* JSON pongs matched to their ping */
+	uint64_t rtt_sum_us;        /* their round trips, summed */
+	uint64_t rtt_max_us;        /* the longest round trip seen */
 } wsm_metrics_t;
 
 /* Any thread. wsm_metrics(3). */

@@ -99,7 +99,9 @@ int wsm__dispatch(wsm_manager_t *m, struct lws *wsi, int reason, void *user,
 		c = conn_of(wsi);
 		return c ? wsm__conn_receive(m, c, in, len) : 0;
 	case LWS_CALLBACK_RECEIVE_PONG:
-		if ((c = conn_of(wsi)))
+		/* A proxy may answer protocol pings itself: with JSON pings on,
+		 * only the client's own frames prove it is alive. */
+		if ((c = conn_of(wsi)) && !m->cfg.app_ping)
 			wsm__conn_activity(m, c);
 		return 0;
 	case LWS_CALLBACK_SERVER_WRITEABLE:

@@ -28,6 +28,7 @@ static const struct int_option int_options[] = {
 	OPT(WSM_OPT_SWEEP_INTERVAL_MS, 10, 86400000, 60000, sweep_interval_ms),
 	OPT(WSM_OPT_CLOSE_GRACE_MS, 1000, 60000, 5000, close_grace_ms),
 	OPT(WSM_OPT_LIFETIME_JITTER_PERCENT, 0, 50, 10, lifetime_jitter_pct),
+	OPT(WSM_OPT_APP_PING, 0, 1, 0, app_ping),
 	OPT(WSM_OPT_SESSION_ID_MAX_LEN, 1, WSM_SESSION_ID_LIMIT, 64,
 	    session_id_max_len),
 	OPT(WSM_OPT_MAX_MESSAGE_SIZE, 16, 1048576, 1024, max_message_size),

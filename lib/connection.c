@@ -242,6 +242,13 @@ int wsm__conn_writeable(wsm_manager_t *m, struct wsm_conn *c)
 				goto failed;
 			wsm__bump(&m->c.pings_sent, 1);
 		}
+		if (!wsm__queue_empty(&c->out) || c->app_ping_due)
+			lws_callback_on_writable(c->wsi);
+		return 0;
+	}
+	if (c->app_ping_due && !c->closing) {
+		if (wsm__app_ping_send(m, c))
+			goto failed;
 		if (!wsm__queue_empty(&c->out))
 			lws_callback_on_writable(c->wsi);
 		return 0;
@@ -297,6 +304,8 @@ int wsm__conn_receive(wsm_manager_t *m, struct wsm_conn *c, const void *in,
 		return 0;
 	}
 	if (lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi)) {
+		if (m->cfg.app_ping && c->rx_bytes == len && !c->rx_utf8)
+			wsm__app_pong_check(m, c, in, len);
 		if (c->rx_utf8)
 			wsm__conn_close(m, c, WSM_CAUSE_PROTOCOL,
 					WSM_CLOSE_INVALID_PAYLOAD);

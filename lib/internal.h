@@ -69,6 +69,7 @@ struct wsm_settings {
 	int64_t sweep_interval_ms;
 	int64_t close_grace_ms;
 	int64_t lifetime_jitter_pct;
+	int64_t app_ping;
 	int64_t session_id_max_len;
 	int64_t max_message_size;
 	int64_t rx_buffer_size;
@@ -213,6 +214,9 @@ struct wsm_conn {
 	uint8_t ping_due;
 	uint8_t peer_closed; /* client sent a close frame */
 	uint8_t has_resume;  /* the client said what it saw last */
+	uint8_t app_ping_due;
+	uint64_t app_nonce;  /* of the JSON ping awaiting its pong */
+	int64_t app_ping_us;
 	uint32_t resume_epoch;
 	uint64_t resume_seq;
 };
@@ -274,6 +278,10 @@ struct wsm_counters {
 	_Atomic uint64_t retained_bytes;  /* (svc) */
 	_Atomic uint64_t retained_evicted; /* (svc) */
 	_Atomic uint64_t resets;          /* (svc) */
+	_Atomic uint64_t app_pings_sent;  /* (svc) */
+	_Atomic uint64_t rtt_samples;     /* (svc) */
+	_Atomic uint64_t rtt_sum_us;      /* (svc) */
+	_Atomic uint64_t rtt_max_us;      /* (svc) */
 };
 
 /* Single-writer increment: a plain load and store, no locked instruction. */
@@ -434,6 +442,11 @@ int wsm__resume_from_uri(struct lws *wsi, struct wsm_conn *c);
 int wsm__refuse(struct lws *wsi, int status);
 /* Registers a connection that passed the filter; -1 makes lws drop it. */
 int wsm__established(wsm_manager_t *m, struct lws *wsi);
+
+/* ---- application-level ping (app_ping.c) -------------------------------- */
+int wsm__app_ping_send(wsm_manager_t *m, struct wsm_conn *c);
+void wsm__app_pong_check(wsm_manager_t *m, struct wsm_conn *c, const void *in,
+			 size_t len);
 
 /* ---- drain (drain.c) ---------------------------------------------------- */
 /* Reports WSM_EVENT_DRAINED once the last connection of a drain is gone. */

@@ -41,6 +41,10 @@ static void snapshot(wsm_manager_t *m, wsm_metrics_t *s)
 	s->retained_bytes = rd(&m->c.retained_bytes);
 	s->retained_evicted = rd(&m->c.retained_evicted);
 	s->resets = rd(&m->c.resets);
+	s->app_pings_sent = rd(&m->c.app_pings_sent);
+	s->rtt_samples = rd(&m->c.rtt_samples);
+	s->rtt_sum_us = rd(&m->c.rtt_sum_us);
+	s->rtt_max_us = rd(&m->c.rtt_max_us);
 }
 
 int wsm_metrics(wsm_manager_t *m, wsm_metrics_t *out)

@@ -77,6 +77,7 @@ int wsm__expire(wsm_manager_t *m, int64_t now)
 		}
 		c->last_ping_us = now;
 		c->ping_due = 1;
+		c->app_ping_due = (uint8_t)m->cfg.app_ping;
 		wsm__dq_arm(&m->q_ping, d, now);
 		lws_callback_on_writable(c->wsi);
 	}

@@ -193,6 +193,63 @@ static void test_sweep(void **state)
 	harness_stop(h);
 }
 
+static harness_t *start_app_ping(void)
+{
+	wsm_config_t *cfg = wsm_config_new();
+	harness_t *h;
+
+	assert_int_equal(wsm_config_set_int(cfg, WSM_OPT_APP_PING, 1), 0);
+	assert_int_equal(wsm_config_set_int(cfg, WSM_OPT_PING_INTERVAL_MS, 40), 0);
+	assert_int_equal(wsm_config_set_int(cfg, WSM_OPT_STALE_TIMEOUT_MS, 300), 0);
+	h = harness_start(cfg, NULL);
+	wsm_config_free(cfg);
+	assert_non_null(h);
+	return h;
+}
+
+/*
+ * With JSON pings on, protocol pongs (which a proxy could fake) do not keep
+ * a connection alive; echoing the JSON ping's nonce does, and is timed.
+ */
+static void test_app_ping(void **state)
+{
+	harness_t *h = start_app_ping();
+	wsc_t *echoes = must_join(h, "app"), *silent = must_join(h, "app");
+	int64_t end = now_ms() + 5000;
+	char pong[128];
+	json_t *j;
+	int pongs = 0;
+
+	(void)state;
+	/* 'silent' answers protocol pings (auto pong) but not the JSON ones. */
+	while (!harness_events(h, WSM_EVENT_CLOSE, WSM_CAUSE_STALE, "app") &&
+	       now_ms() < end) {
+		assert_int_equal(wsc_recv(silent, NULL, NULL, 0) >= 0, 1);
+		j = recv_json(echoes, 10);
+		if (!j)
+			continue;
+		assert_string_equal(json_string_value(json_object_get(j, "type")),
+				    "ping");
+		snprintf(pong, sizeof(pong), "{\"type\":\"pong\",\"nonce\":\"%s\"}",
+			 json_string_value(json_object_get(j, "nonce")));
+		assert_int_equal(wsc_send_text(echoes, pong), 0);
+		pongs++;
+		json_decref(j);
+	}
+	assert_int_equal(harness_events(h, WSM_EVENT_CLOSE, WSM_CAUSE_STALE, "app"),
+			 1);
+	assert_true(wsc_pings(silent) > 0);
+	assert_int_equal(wsc_wait_close(silent, 5000), WSM_CLOSE_STALE);
+	assert_int_equal(wsc_close_code(echoes), 0);
+	assert_true(pongs >= 3);
+	assert_true(harness_metrics(h).rtt_samples >= 3);
+	assert_true(harness_metrics(h).rtt_max_us > 0);
+	assert_true(harness_metrics(h).app_pings_sent >= harness_metrics(h).rtt_samples);
+	wsc_free(silent);
+	wsc_free(echoes);
+	harness_stop(h);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -202,6 +259,7 @@ int main(void)
 		cmocka_unit_test(test_stale_libuv),
 		cmocka_unit_test(test_max_lifetime),
 		cmocka_unit_test(test_sweep),
+		cmocka_unit_test(test_app_ping),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,56 @@
+/*
+ * Application-level liveness (WSM_OPT_APP_PING): for clients behind proxies
+ * that answer WebSocket pings themselves, a JSON ping carrying a nonce that
+ * the client must echo as {"type":"pong","nonce":...}; its round trip feeds
+ * the metrics.
+ */
+#include <jansson.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "internal.h"
+
+int wsm__app_ping_send(wsm_manager_t *m, struct wsm_conn *c)
+{
+	unsigned char buf[LWS_PRE + 128];
+	char *p = (char *)buf + LWS_PRE;
+	int n;
+
+	c->app_ping_due = 0;
+	c->app_nonce = (uint64_t)wsm__new_epoch(m) << 32 | wsm__new_epoch(m);
+	c->app_ping_us = wsm__now_us();
+	n = snprintf(p, 128, "{\"type\":\"ping\",\"nonce\":\"%016llx\",\"timestamp\":%lld}",
+		     (unsigned long long)c->app_nonce, (long long)wsm__wall_ms());
+	if (lws_write(c->wsi, (unsigned char *)p, (size_t)n, LWS_WRITE_TEXT) < n)
+		return -1;
+	wsm__bump(&m->c.app_pings_sent, 1);
+	return 0;
+}
+
+/* A whole client message arrived in one piece: is it our pong? */
+void wsm__app_pong_check(wsm_manager_t *m, struct wsm_conn *c, const void *in,
+			 size_t len)
+{
+	char want[17];
+	const char *type, *nonce;
+	json_t *j;
+	int64_t rtt;
+
+	if (!c->app_nonce || len > 256)
+		return;
+	j = json_loadb(in, len, 0, NULL);
+	type = json_string_value(json_object_get(j, "type"));
+	nonce = json_string_value(json_object_get(j, "nonce"));
+	snprintf(want, sizeof(want), "%016llx", (unsigned long long)c->app_nonce);
+	if (type && nonce && !strcmp(type, "pong") && !strcmp(nonce, want)) {
+		rtt = wsm__now_us() - c->app_ping_us;
+		c->app_nonce = 0;
+		wsm__bump(&m->c.rtt_samples, 1);
+		wsm__bump(&m->c.rtt_sum_us, rtt);
+		if ((uint64_t)rtt > atomic_load_explicit(&m->c.rtt_max_us,
+							 memory_order_relaxed))
+			atomic_store_explicit(&m->c.rtt_max_us, (uint64_t)rtt,
+					      memory_order_relaxed);
+	}
+	json_decref(j);
+}
