@@ -15,7 +15,7 @@ int wsm__session_from_uri(wsm_manager_t *m, struct lws *wsi, char *id,
 	size_t plen = strlen(m->cfg.path_prefix);
 	int n = lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI);
 
-	if (n <= 0)
+	if (n == 0) /* no GET line: an h2 upgrade carries the path in :path */
 		n = lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_HTTP_COLON_PATH);
 	if (n < 0)
 		return 400; /* longer than any valid path */
