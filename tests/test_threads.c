@@ -18,9 +18,9 @@
 #include "support/session_client.h"
 
 #define PRODUCERS 4
-#define SESSIONS_PER_PRODUCER 2
-#define CLIENTS_PER_SESSION 2
-#define STEPS 2000
+#define SESSIONS_PER_PRODUCER 50
+#define CLIENTS_PER_SESSION 1
+#define STEPS 200
 #define READERS (PRODUCERS * SESSIONS_PER_PRODUCER * CLIENTS_PER_SESSION)
 
 struct producer {
