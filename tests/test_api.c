@@ -25,6 +25,7 @@
 #include <time.h>
 
 #include "support/harness.h"
+#include "support/session_client.h"
 
 /* ---- helpers ----------------------------------------------------------- */
 
@@ -97,14 +98,11 @@ static const char *str_at(json_t *obj, const char *key)
 	return json_string_value(v);
 }
 
-/* A malloc'ed string of n copies of ch. */
 static char *repeat(char ch, size_t n)
 {
-	char *s = malloc(n + 1);
+	char *s = repeat_char(ch, n);
 
 	assert_non_null(s);
-	memset(s, ch, n);
-	s[n] = '\0';
 	return s;
 }
 

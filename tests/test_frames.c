@@ -350,11 +350,9 @@ static void expect_open(struct fx *f, wsc_t *c, const char *session)
 
 static char *repeat(char ch, size_t n)
 {
-	char *s = malloc(n + 1);
+	char *s = repeat_char(ch, n);
 
 	assert_non_null(s);
-	memset(s, ch, n);
-	s[n] = '\0';
 	return s;
 }
 

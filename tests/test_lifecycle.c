@@ -12,31 +12,15 @@
 
 #include <cmocka.h>
 
-#include "support/session_client.h"
+#include "support/must.h"
 
 /* Sessions outlive their connections for replay: keep that short here. */
 static harness_t *start_with_retention(int64_t ms)
 {
-	wsm_config_t *cfg = wsm_config_new();
-	harness_t *h;
+	harness_t *h = HARNESS_START(NULL, { WSM_OPT_RETENTION_MS, ms });
 
-	assert_int_equal(wsm_config_set_int(cfg, WSM_OPT_RETENTION_MS, ms), 0);
-	h = harness_start(cfg, NULL);
-	wsm_config_free(cfg);
 	assert_non_null(h);
 	return h;
-}
-
-static wsc_t *must_join(harness_t *h, const char *session)
-{
-	size_t before = harness_events(h, WSM_EVENT_OPEN, -1, NULL);
-	int status = 0;
-	wsc_t *c = join_session(h, session, &status);
-
-	assert_int_equal(status, 101);
-	assert_int_equal(harness_wait_events(h, WSM_EVENT_OPEN, -1, NULL,
-					     before + 1, 5000), 0);
-	return c;
 }
 
 struct gauge_want {

@@ -10,37 +10,19 @@
 
 #include <cmocka.h>
 
-#include "support/session_client.h"
+#include "support/must.h"
 
 static harness_t *start(int64_t per_session, int64_t global, int64_t policy,
 			enum harness_mode mode)
 {
-	wsm_config_t *cfg = wsm_config_new();
 	struct harness_opts opts = { .mode = mode };
-	harness_t *h;
+	harness_t *h = HARNESS_START(&opts,
+				     { WSM_OPT_MAX_CONNECTIONS_PER_SESSION, per_session },
+				     { WSM_OPT_MAX_CONNECTIONS, global },
+				     { WSM_OPT_SESSION_LIMIT_POLICY, policy });
 
-	assert_int_equal(wsm_config_set_int(cfg, WSM_OPT_MAX_CONNECTIONS_PER_SESSION,
-					    per_session), 0);
-	assert_int_equal(wsm_config_set_int(cfg, WSM_OPT_MAX_CONNECTIONS, global), 0);
-	assert_int_equal(wsm_config_set_int(cfg, WSM_OPT_SESSION_LIMIT_POLICY,
-					    policy), 0);
-	h = harness_start(cfg, &opts);
-	wsm_config_free(cfg);
 	assert_non_null(h);
 	return h;
-}
-
-static wsc_t *must_join(harness_t *h, const char *session)
-{
-	size_t before = harness_events(h, WSM_EVENT_OPEN, -1, NULL);
-	int status = 0;
-	wsc_t *c = join_session(h, session, &status);
-
-	assert_int_equal(status, 101);
-	assert_non_null(c);
-	assert_int_equal(harness_wait_events(h, WSM_EVENT_OPEN, -1, NULL,
-					     before + 1, 5000), 0);
-	return c;
 }
 
 static int refused_status(harness_t *h, const char *session)

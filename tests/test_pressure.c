@@ -15,37 +15,17 @@
 
 #include <cmocka.h>
 
-#include "support/session_client.h"
+#include "support/must.h"
 
 static harness_t *start(int64_t retention_ms, int64_t max_sessions)
 {
-	wsm_config_t *cfg = wsm_config_new();
-	harness_t *h;
+	harness_t *h = HARNESS_START(NULL, { WSM_OPT_RETENTION_MS, retention_ms },
+				     { WSM_OPT_RETAIN_MAX_SESSIONS, max_sessions },
+				     { WSM_OPT_MAX_QUEUED_BYTES, 262144 },
+				     { WSM_OPT_MAX_TEXT_LEN, 65536 });
 
-	assert_int_equal(wsm_config_set_int(cfg, WSM_OPT_RETENTION_MS, retention_ms), 0);
-	assert_int_equal(wsm_config_set_int(cfg, WSM_OPT_RETAIN_MAX_SESSIONS,
-					    max_sessions), 0);
-	assert_int_equal(wsm_config_set_int(cfg, WSM_OPT_MAX_QUEUED_BYTES, 262144), 0);
-	assert_int_equal(wsm_config_set_int(cfg, WSM_OPT_MAX_TEXT_LEN, 65536), 0);
-	h = harness_start(cfg, NULL);
-	wsm_config_free(cfg);
 	assert_non_null(h);
 	return h;
-}
-
-static wsc_t *join_path(harness_t *h, const char *path)
-{
-	size_t before = harness_events(h, WSM_EVENT_OPEN, -1, NULL);
-	char full[256];
-	int status = 0;
-	wsc_t *c;
-
-	snprintf(full, sizeof(full), PREFIX "%s", path);
-	c = wsc_connect(harness_port(h), full, NULL, 5000, &status);
-	assert_int_equal(status, 101);
-	assert_int_equal(harness_wait_events(h, WSM_EVENT_OPEN, -1, NULL,
-					     before + 1, 5000), 0);
-	return c;
 }
 
 static const char *type_of(json_t *j)
@@ -70,7 +50,7 @@ static void test_late_joiner_gets_retained_state(void **state)
 	assert_int_equal(wsm_broadcast_progress(m, "early", 40, "a", "s1"), 0);
 	assert_int_equal(wsm_broadcast_progress(m, "early", 90, "b", "s2"), 0);
 	assert_int_equal(wsm_broadcast_complete(m, "early", "{\"n\":7}"), 0);
-	c = join_path(h, "early");
+	c = must_join(h, "early");
 	j = recv_json(c, 5000);
 	assert_non_null(j);
 	assert_string_equal(type_of(j), "progress");
@@ -100,7 +80,7 @@ static void test_resume_gets_only_newer(void **state)
 	json_t *j;
 
 	(void)state;
-	c = join_path(h, "res");
+	c = must_join(h, "res");
 	assert_int_equal(wsm_broadcast_progress(m, "res", 10, NULL, NULL), 0);
 	j = recv_json(c, 5000);
 	assert_non_null(j);
@@ -114,7 +94,7 @@ static void test_resume_gets_only_newer(void **state)
 	assert_int_equal(wsm_broadcast_complete(m, "res", NULL), 0);
 
 	snprintf(path, sizeof(path), "res?lastSeq=1&epoch=%lld", (long long)epoch);
-	c = join_path(h, path);
+	c = must_join(h, path);
 	j = recv_json(c, 5000);
 	assert_non_null(j);
 	assert_string_equal(type_of(j), "complete");
@@ -126,7 +106,7 @@ static void test_resume_gets_only_newer(void **state)
 
 	/* Up to date already: nothing is replayed. */
 	snprintf(path, sizeof(path), "res?lastSeq=2&epoch=%lld", (long long)epoch);
-	c = join_path(h, path);
+	c = must_join(h, path);
 	assert_int_equal(wsc_recv(c, NULL, NULL, 150), 0);
 	wsc_free(c);
 	harness_stop(h);
@@ -142,7 +122,7 @@ static void test_epoch_mismatch_resets(void **state)
 
 	(void)state;
 	assert_int_equal(wsm_broadcast_progress(m, "ep", 55, NULL, NULL), 0);
-	c = join_path(h, "ep?lastSeq=9&epoch=12345");
+	c = must_join(h, "ep?lastSeq=9&epoch=12345");
 	j = recv_json(c, 5000);
 	assert_non_null(j);
 	assert_string_equal(type_of(j), "reset");
@@ -190,12 +170,12 @@ static void test_retention_expires_and_is_bounded(void **state)
 		assert_int_equal(wsm_broadcast_complete(m, session, NULL), 0);
 	}
 	/* The last broadcast is through once a later connection is open. */
-	c = join_path(h, "idle-4");
+	c = must_join(h, "idle-4");
 	json_decref(recv_json(c, 5000));
 	assert_int_equal(harness_metrics(h).retained_sessions, 2);
 	assert_int_equal(harness_metrics(h).retained_evicted, 2);
 	wsc_free(c);
-	c = join_path(h, "idle-0"); /* evicted: nothing to replay */
+	c = must_join(h, "idle-0"); /* evicted: nothing to replay */
 	assert_int_equal(wsc_recv(c, NULL, NULL, 100), 0);
 	wsc_free(c);
 	assert_int_equal(harness_wait_until(retention_over, &w, 5000), 0);
@@ -217,7 +197,7 @@ static void test_slow_consumer_is_bounded(void **state)
 {
 	harness_t *h = start(60000, 100);
 	wsm_manager_t *m = harness_mgr(h);
-	wsc_t *stuck = join_path(h, "stuck"), *fine = join_path(h, "fine");
+	wsc_t *stuck = must_join(h, "stuck"), *fine = must_join(h, "fine");
 	static char big[60001];
 	uint64_t peak = 0;
 	json_t *j;
@@ -253,14 +233,6 @@ static void test_slow_consumer_is_bounded(void **state)
 	harness_stop(h);
 }
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Connections opened together do not all expire together. */
 static void test_lifetime_closes_are_spread(void **state)
 {
@@ -278,7 +250,7 @@ static void test_lifetime_closes_are_spread(void **state)
 	h = harness_start(cfg, NULL);
 	wsm_config_free(cfg);
 	for (i = 0; i < 12; i++)
-		c[i] = join_path(h, "herd");
+		c[i] = must_join(h, "herd");
 	/* Watch all of them at once, noting when each one closes. */
 	end = now_ms() + 5000;
 	while (open && now_ms() < end)
@@ -323,7 +295,7 @@ static void test_drain(void **state)
 	(void)state;
 	assert_int_equal(wsm_drain(harness_mgr(h), 10), WSM_ETHREAD);
 	for (i = 0; i < 4; i++)
-		c[i] = join_path(h, "dr");
+		c[i] = must_join(h, "dr");
 	assert_int_equal(harness_call(h, drain_on_service_thread, &args), 0);
 	assert_int_equal(args.result, 4);
 	assert_null(join_session(h, "dr", &status));

@@ -249,6 +249,22 @@ harness_t *harness_start(wsm_config_t *cfg, const struct harness_opts *opts)
 	return h;
 }
 
+harness_t *harness_start_with(const struct harness_option *set, size_t n,
+			      const struct harness_opts *opts)
+{
+	wsm_config_t *cfg = wsm_config_new();
+	harness_t *h = NULL;
+	size_t i;
+
+	for (i = 0; cfg && i < n; i++)
+		if (wsm_config_set_int(cfg, set[i].opt, set[i].value))
+			break;
+	if (cfg && i == n)
+		h = harness_start(cfg, opts);
+	wsm_config_free(cfg);
+	return h;
+}
+
 static void wake(harness_t *h)
 {
 	if (h->opts.libuv)

@@ -28,6 +28,19 @@ struct harness_opts {
 
 /* cfg may be NULL; the harness installs its own event callback on it. */
 harness_t *harness_start(wsm_config_t *cfg, const struct harness_opts *opts);
+
+struct harness_option {
+	wsm_option_t opt;
+	int64_t value;
+};
+/* harness_start() with these integer options set; NULL if one is refused. */
+harness_t *harness_start_with(const struct harness_option *set, size_t n,
+			      const struct harness_opts *opts);
+#define HARNESS_START(opts, ...)                                              \
+	harness_start_with((const struct harness_option[]){ __VA_ARGS__ },   \
+			   sizeof((const struct harness_option[]){ __VA_ARGS__ }) / \
+				   sizeof(struct harness_option),            \
+			   opts)
 void harness_stop(harness_t *h);
 int harness_port(const harness_t *h);
 wsm_manager_t *harness_mgr(const harness_t *h);

@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "session_client.h"
 
@@ -12,6 +13,38 @@ wsc_t *join_session(harness_t *h, const char *session, int *status)
 
 	snprintf(path, sizeof(path), PREFIX "%s", session);
 	return wsc_connect(harness_port(h), path, NULL, 5000, status ? status : &st);
+}
+
+wsc_t *join_and_wait(harness_t *h, const char *path, int *status)
+{
+	size_t before = harness_events(h, WSM_EVENT_OPEN, -1, NULL);
+	wsc_t *c = join_session(h, path, status);
+
+	if (c && harness_wait_events(h, WSM_EVENT_OPEN, -1, NULL, before + 1,
+				     5000)) {
+		wsc_free(c);
+		return NULL;
+	}
+	return c;
+}
+
+int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+char *repeat_char(char ch, size_t n)
+{
+	char *s = malloc(n + 1);
+
+	if (s) {
+		memset(s, ch, n);
+		s[n] = '\0';
+	}
+	return s;
 }
 
 json_t *recv_json(wsc_t *c, int timeout_ms)

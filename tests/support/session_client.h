@@ -11,6 +11,15 @@
 
 /* Upgrades to PREFIX<session>; *status gets the HTTP status (may be NULL). */
 wsc_t *join_session(harness_t *h, const char *session, int *status);
+/*
+ * Upgrades to PREFIX<path> (path may carry a query) and waits for the
+ * manager's open event; NULL unless both happened (*status may be NULL).
+ */
+wsc_t *join_and_wait(harness_t *h, const char *path, int *status);
+/* Monotonic milliseconds, for tests that time what they watch. */
+int64_t now_ms(void);
+/* A malloc'ed string of n copies of ch (NULL on out of memory). */
+char *repeat_char(char ch, size_t n);
 /* Next message as JSON (NULL on timeout, close or bad JSON). */
 json_t *recv_json(wsc_t *c, int timeout_ms);
 /* Reads messages until one of this type arrives; NULL otherwise. */
