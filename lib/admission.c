@@ -29,21 +29,6 @@ int wsm__session_from_uri(wsm_manager_t *m, struct lws *wsi, char *id,
 	return 0;
 }
 
-static int parse_u64(const char *s, uint64_t max, uint64_t *out)
-{
-	uint64_t v = 0;
-
-	if (!*s || strlen(s) > 20)
-		return -1;
-	for (; *s; s++) {
-		if (*s < '0' || *s > '9' || v > (max - (uint64_t)(*s - '0')) / 10)
-			return -1;
-		v = v * 10 + (uint64_t)(*s - '0');
-	}
-	*out = v;
-	return 0;
-}
-
 int wsm__resume_from_uri(struct lws *wsi, struct wsm_conn *c)
 {
 	char buf[64];
@@ -53,12 +38,12 @@ int wsm__resume_from_uri(struct lws *wsi, struct wsm_conn *c)
 	c->has_resume = 0;
 	if (!seq)
 		return 0;
-	if (parse_u64(seq, UINT64_MAX, &c->resume_seq))
+	if (wsm__parse_decimal(seq, UINT64_MAX, &c->resume_seq))
 		return 400;
 	c->has_resume = 1;
 	c->resume_epoch = 0; /* matches no session: a reset */
 	if (lws_get_urlarg_by_name(wsi, "epoch=", buf, sizeof(buf))) {
-		if (parse_u64(strchr(buf, '=') + 1, UINT32_MAX, &v))
+		if (wsm__parse_decimal(strchr(buf, '=') + 1, UINT32_MAX, &v))
 			return 400;
 		c->resume_epoch = (uint32_t)v;
 	}

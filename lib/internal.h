@@ -100,6 +100,8 @@ int wsm__check_session_id(const char *id, size_t len, int64_t max_len);
 /* Streaming UTF-8 check: state 0 = between characters; returns false on error. */
 bool wsm__utf8_feed(uint32_t *state, const unsigned char *p, size_t len);
 int wsm__check_text(const char *s, int64_t max_len);
+/* Unsigned decimal of at most max, digits only: 0, or -1 if malformed. */
+int wsm__parse_decimal(const char *s, uint64_t max, uint64_t *out);
 
 /* ---- deadlines (deadline.c) ------------------------------------------- */
 /*

@@ -73,6 +73,21 @@ bool wsm__utf8_feed(uint32_t *state, const unsigned char *p, size_t len)
 	return true;
 }
 
+int wsm__parse_decimal(const char *s, uint64_t max, uint64_t *out)
+{
+	uint64_t v = 0;
+
+	if (!*s || strlen(s) > 20)
+		return -1;
+	for (; *s; s++) {
+		if (*s < '0' || *s > '9' || v > (max - (uint64_t)(*s - '0')) / 10)
+			return -1;
+		v = v * 10 + (uint64_t)(*s - '0');
+	}
+	*out = v;
+	return 0;
+}
+
 int wsm__check_text(const char *s, int64_t max_len)
 {
 	size_t len = strnlen(s, (size_t)max_len + 1);
