@@ -78,6 +78,8 @@ typedef enum wsm_option {
 	WSM_OPT_MAX_CONNECTIONS_PER_SESSION = 100, /* default 5 */
 	WSM_OPT_MAX_CONNECTIONS = 101,             /* default 10000 */
 	WSM_OPT_SESSION_LIMIT_POLICY = 102,        /* wsm_limit_policy_t */
+	WSM_OPT_MAX_CONNECTIONS_PER_IP = 103,      /* 0 (default): no cap */
+	WSM_OPT_MAX_UPGRADE_RATE = 104,            /* per second; 0: no limit */
 	/* time */
 	WSM_OPT_MAX_LIFETIME_MS = 200,   /* default 300000 (5 min) */
 	WSM_OPT_PING_INTERVAL_MS = 201,  /* default 30000 */
@@ -90,6 +92,7 @@ typedef enum wsm_option {
 	/* strings */
 	WSM_OPT_PATH_PREFIX = 300,   /* default "/api/images_mvp/progress/" */
 	WSM_OPT_PROTOCOL_NAME = 301, /* default "wsm" */
+	WSM_OPT_ORIGIN_ALLOW = 302,  /* "a,b": exact Origins admitted; "" any */
 	/* session ids */
 	WSM_OPT_SESSION_ID_MAX_LEN = 400, /* default 64 */
 	/* frames, queues, payloads */
@@ -245,6 +248,9 @@ typedef struct wsm_metrics {
 	uint64_t rtt_samples;       /* JSON pongs matched to their ping */
 	uint64_t rtt_sum_us;        /* their round trips, summed */
 	uint64_t rtt_max_us;        /* the longest round trip seen */
+	uint64_t refused_origin;    /* Origin not in the allow-list (403) */
+	uint64_t refused_per_ip;    /* peer address at its cap (429) */
+	uint64_t refused_rate;      /* over the upgrade rate (503) */
 } wsm_metrics_t;
 
 /* Any thread. wsm_metrics(3). */

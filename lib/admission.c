@@ -108,6 +108,7 @@ static const char *status_text(int status)
 	case 400: return "Bad Request";
 	case 401: return "Unauthorized";
 	case 403: return "Forbidden";
+	case 413: return "Payload Too Large";
 	case 404: return "Not Found";
 	case 414: return "URI Too Long";
 	case 429: return "Too Many Requests";
@@ -151,6 +152,8 @@ int wsm__filter(wsm_manager_t *m, struct lws *wsi)
 		wsm__add(&m->c.refused_bad_request, 1);
 		return wsm__refuse(wsi, status);
 	}
+	if ((status = wsm__edge_admit(m, wsi)))
+		return wsm__refuse(wsi, status);
 	rc = admit(m, wsi, id, len, true, &status);
 	if (rc)
 		return wsm__refuse(wsi, status ? status : map_error_to_status(rc));

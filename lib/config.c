@@ -29,6 +29,8 @@ static const struct int_option int_options[] = {
 	OPT(WSM_OPT_CLOSE_GRACE_MS, 1000, 60000, 5000, close_grace_ms),
 	OPT(WSM_OPT_LIFETIME_JITTER_PERCENT, 0, 50, 10, lifetime_jitter_pct),
 	OPT(WSM_OPT_APP_PING, 0, 1, 0, app_ping),
+	OPT(WSM_OPT_MAX_CONNECTIONS_PER_IP, 0, 1000000, 0, max_per_ip),
+	OPT(WSM_OPT_MAX_UPGRADE_RATE, 0, 1000000, 0, max_upgrade_rate),
 	OPT(WSM_OPT_SESSION_ID_MAX_LEN, 1, WSM_SESSION_ID_LIMIT, 64,
 	    session_id_max_len),
 	OPT(WSM_OPT_MAX_MESSAGE_SIZE, 16, 1048576, 1024, max_message_size),
@@ -129,6 +131,12 @@ static bool protocol_char(unsigned char ch)
 	       (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' || ch == '-';
 }
 
+/* Origins are "scheme://host[:port]"; the list separates them with ','. */
+static bool origin_char(unsigned char ch)
+{
+	return ch > ' ' && ch < 0x7f;
+}
+
 static bool all_chars(const char *s, bool (*ok)(unsigned char))
 {
 	for (; *s; s++)
@@ -143,8 +151,13 @@ int wsm_config_set_str(wsm_config_t *cfg, wsm_option_t opt, const char *value)
 
 	if (!cfg || !value)
 		return WSM_EINVAL;
-	len = strnlen(value, WSM_PREFIX_LIMIT + 1);
+	len = strnlen(value, WSM_ORIGIN_LIMIT + 1);
 	switch (opt) {
+	case WSM_OPT_ORIGIN_ALLOW:
+		if (len > WSM_ORIGIN_LIMIT || !all_chars(value, origin_char))
+			return WSM_ERANGE;
+		memcpy(cfg->s.origin_allow, value, len + 1);
+		return WSM_OK;
 	case WSM_OPT_PATH_PREFIX:
 		if (len < 2 || len > WSM_PREFIX_LIMIT || value[0] != '/' ||
 		    value[len - 1] != '/' || !all_chars(value, prefix_char))

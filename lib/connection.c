@@ -60,6 +60,7 @@ int64_t wsm__conn_open(wsm_manager_t *m, struct lws *wsi, const char *id,
 	wsm__dq_arm(&m->q_stale, &c->stale, now);
 	wsm__dq_arm(&m->q_lifetime[wsm__new_epoch(m) % WSM_LIFETIME_SLOTS],
 		    &c->lifetime, now);
+	c->peer = wsm__peer_ref(m, wsi);
 	lws_set_opaque_user_data(wsi, c);
 	wsm__bump(&m->c.open, 1);
 	wsm__bump(&m->c.opened, 1);
@@ -179,6 +180,7 @@ void wsm__conn_teardown(wsm_manager_t *m, struct wsm_conn *c,
 		detach_open(m, c);
 	}
 	wsm__queue_free(m, &c->out);
+	wsm__peer_unref(m, c->peer);
 	wsm_link_remove(&c->in_all);
 	lws_set_opaque_user_data(c->wsi, NULL);
 	wsm__bump(&m->c.closed[cause], 1);

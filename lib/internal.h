@@ -16,6 +16,8 @@
 #define WSM_PREFIX_LIMIT 200
 #define WSM_PROTOCOL_NAME_LIMIT 64
 #define WSM_LIFETIME_SLOTS 16
+#define WSM_ORIGIN_LIMIT 1024 /* the allow-list, and an Origin header */
+#define WSM_IP_LIMIT 63
 
 /* ---- intrusive doubly linked list (circular, with a sentinel) ---------- */
 struct wsm_link {
@@ -70,6 +72,8 @@ struct wsm_settings {
 	int64_t close_grace_ms;
 	int64_t lifetime_jitter_pct;
 	int64_t app_ping;
+	int64_t max_per_ip;
+	int64_t max_upgrade_rate;
 	int64_t session_id_max_len;
 	int64_t max_message_size;
 	int64_t rx_buffer_size;
@@ -83,6 +87,7 @@ struct wsm_settings {
 	int64_t inbox_capacity;
 	char path_prefix[WSM_PREFIX_LIMIT + 1];
 	char protocol_name[WSM_PROTOCOL_NAME_LIMIT + 1];
+	char origin_allow[WSM_ORIGIN_LIMIT + 1];
 	wsm_authorize_cb authorize;
 	void *authorize_user;
 	wsm_event_cb on_event;
@@ -186,6 +191,21 @@ bool wsm__queue_empty(const struct wsm_queue *q);
 /* Drops every queued message and the slots. */
 void wsm__queue_free(wsm_manager_t *m, struct wsm_queue *q);
 
+/* ---- network edge (edge.c) ---------------------------------------------- */
+/* Connections from one peer address; service thread only. */
+struct wsm_peer {
+	struct wsm_peer *next;
+	uint32_t count;
+	uint8_t len;
+	char ip[WSM_IP_LIMIT + 1];
+};
+
+/* Origin, per-peer cap and upgrade rate: 0 or the HTTP status to refuse. */
+int wsm__edge_admit(wsm_manager_t *m, struct lws *wsi);
+/* Counts a connection against its peer (NULL when not capped). */
+struct wsm_peer *wsm__peer_ref(wsm_manager_t *m, struct lws *wsi);
+void wsm__peer_unref(wsm_manager_t *m, struct wsm_peer *peer);
+
 /* ---- connections, sessions ------------------------------------------- */
 struct wsm_session;
 
@@ -203,6 +223,7 @@ struct wsm_conn {
 	struct wsm_deadline lifetime;
 	struct lws *wsi;
 	struct wsm_session *session; /* held until teardown */
+	struct wsm_peer *peer;       /* held until teardown, if capped */
 	uint64_t id;
 	int64_t opened_us;
 	int64_t last_rx_us;
@@ -284,6 +305,9 @@ struct wsm_counters {
 	_Atomic uint64_t rtt_samples;     /* (svc) */
 	_Atomic uint64_t rtt_sum_us;      /* (svc) */
 	_Atomic uint64_t rtt_max_us;      /* (svc) */
+	_Atomic uint64_t refused_origin;
+	_Atomic uint64_t refused_per_ip;
+	_Atomic uint64_t refused_rate;
 };
 
 /* Single-writer increment: a plain load and store, no locked instruction. */
@@ -345,6 +369,10 @@ struct wsm_manager {
 	int64_t next_sweep_us;
 	int64_t ping_slack_us;
 	uint64_t next_conn_id;
+	struct wsm_peer **peers; /* PEER_BUCKETS chains while any is counted */
+	size_t npeers;
+	double tokens; /* upgrade rate bucket */
+	int64_t tokens_at_us;
 
 	struct wsm_counters c;
 };

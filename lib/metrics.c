@@ -45,6 +45,9 @@ static void snapshot(wsm_manager_t *m, wsm_metrics_t *s)
 	s->rtt_samples = rd(&m->c.rtt_samples);
 	s->rtt_sum_us = rd(&m->c.rtt_sum_us);
 	s->rtt_max_us = rd(&m->c.rtt_max_us);
+	s->refused_origin = rd(&m->c.refused_origin);
+	s->refused_per_ip = rd(&m->c.refused_per_ip);
+	s->refused_rate = rd(&m->c.refused_rate);
 }
 
 int wsm_metrics(wsm_manager_t *m, wsm_metrics_t *out)

@@ -6,6 +6,8 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -180,6 +182,115 @@ static void test_register_limits(void **state)
 	harness_stop(h);
 }
 
+static int connect_status(harness_t *h, const char *from, const char *session,
+			  const char *headers, wsc_t **out)
+{
+	char path[128];
+	int status = 0;
+
+	snprintf(path, sizeof(path), PREFIX "%s", session);
+	*out = wsc_connect_from(from, harness_port(h), path, headers, 5000, &status);
+	return status;
+}
+
+struct held_want {
+	harness_t *h;
+	uint64_t held;
+};
+
+static bool held_is(void *arg)
+{
+	struct held_want *w = arg;
+
+	return harness_metrics(w->h).held_bytes == w->held;
+}
+
+/* A cap per peer address: one address is refused, the others are not. */
+static void test_per_ip_cap(void **state)
+{
+	harness_t *h = HARNESS_START(NULL, { WSM_OPT_MAX_CONNECTIONS_PER_IP, 2 },
+				     { WSM_OPT_RETENTION_MS, 0 });
+	uint64_t held = harness_metrics(h).held_bytes;
+	wsc_t *c[5];
+
+	(void)state;
+	assert_int_equal(connect_status(h, "127.0.0.2", "ip-a", NULL, &c[0]), 101);
+	assert_int_equal(connect_status(h, "127.0.0.2", "ip-b", NULL, &c[1]), 101);
+	assert_int_equal(connect_status(h, "127.0.0.2", "ip-c", NULL, &c[2]), 429);
+	assert_null(c[2]);
+	assert_int_equal(connect_status(h, "127.0.0.3", "ip-c", NULL, &c[3]), 101);
+	assert_int_equal(harness_metrics(h).refused_per_ip, 1);
+	/* A departure frees the address's slot. */
+	assert_int_equal(harness_wait_events(h, WSM_EVENT_OPEN, -1, NULL, 3, 5000), 0);
+	wsc_free(c[0]);
+	assert_int_equal(harness_wait_events(h, WSM_EVENT_CLOSE, -1, "ip-a", 1,
+					     5000), 0);
+	assert_int_equal(connect_status(h, "127.0.0.2", "ip-d", NULL, &c[4]), 101);
+	assert_int_equal(harness_wait_events(h, WSM_EVENT_OPEN, -1, NULL, 4, 5000), 0);
+	wsc_free(c[1]);
+	wsc_free(c[3]);
+	wsc_free(c[4]);
+	assert_int_equal(harness_wait_events(h, WSM_EVENT_CLOSE, -1, NULL, 4, 5000), 0);
+	/* Per-peer records go with their last connection. */
+	assert_int_equal(harness_wait_until(held_is, &(struct held_want){ h, held },
+					    5000), 0);
+	harness_stop(h);
+}
+
+static void test_origin_allow_list(void **state)
+{
+	wsm_config_t *cfg = wsm_config_new();
+	harness_t *h;
+	wsc_t *c;
+
+	(void)state;
+	assert_int_equal(wsm_config_set_str(cfg, WSM_OPT_ORIGIN_ALLOW,
+					    "https://a.example,http://127.0.0.1:7681"),
+			 0);
+	assert_int_equal(wsm_config_set_str(cfg, WSM_OPT_ORIGIN_ALLOW, "bad origin"),
+			 WSM_ERANGE);
+	h = harness_start(cfg, NULL);
+	wsm_config_free(cfg);
+	assert_int_equal(connect_status(h, "127.0.0.1", "o1",
+					"Origin: https://evil.example\r\n", &c),
+			 403);
+	assert_int_equal(connect_status(h, "127.0.0.1", "o1",
+					"Origin: https://a.example.evil\r\n", &c),
+			 403);
+	assert_int_equal(connect_status(h, "127.0.0.1", "o1",
+					"Origin: http://127.0.0.1:7681\r\n", &c),
+			 101);
+	wsc_free(c);
+	/* No Origin at all: not a browser, admitted. */
+	assert_int_equal(connect_status(h, "127.0.0.1", "o1", NULL, &c), 101);
+	wsc_free(c);
+	assert_int_equal(harness_metrics(h).refused_origin, 2);
+	harness_stop(h);
+}
+
+/* A burst of upgrades beyond the rate gets 503 + Retry-After; the rest pass. */
+static void test_upgrade_rate(void **state)
+{
+	harness_t *h = HARNESS_START(NULL, { WSM_OPT_MAX_UPGRADE_RATE, 5 },
+				     { WSM_OPT_MAX_CONNECTIONS_PER_SESSION, 50 });
+	int i, ok = 0, busy = 0, st;
+	wsc_t *c[20];
+
+	(void)state;
+	for (i = 0; i < 20; i++) {
+		st = connect_status(h, "127.0.0.1", "rate", NULL, &c[i]);
+		ok += st == 101;
+		busy += st == 503;
+	}
+	/* The bucket holds one second's worth: 5, plus what refills meanwhile. */
+	assert_true(ok >= 5 && ok < 20);
+	assert_int_equal(ok + busy, 20);
+	assert_int_equal(harness_metrics(h).refused_rate, (uint64_t)busy);
+	for (i = 0; i < 20; i++)
+		wsc_free(c[i]);
+	harness_stop(h);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -188,6 +299,9 @@ int main(void)
 		cmocka_unit_test(test_global_limit),
 		cmocka_unit_test(test_authorize_hook),
 		cmocka_unit_test(test_register_limits),
+		cmocka_unit_test(test_per_ip_cap),
+		cmocka_unit_test(test_origin_allow_list),
+		cmocka_unit_test(test_upgrade_rate),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -121,6 +121,13 @@ static void on_async(uv_async_t *a)
 	run_calls(a->data);
 }
 
+/*
+ * libwsm runs the heartbeat; lws's own validity timer would be re-sorted
+ * into lws's single timer list on every pong (see wsm(7)).
+ */
+static const lws_retry_bo_t no_lws_validity = { .secs_since_valid_ping = 0,
+						.secs_since_valid_hangup = 0 };
+
 static int create_context(harness_t *h)
 {
 	struct lws_context_creation_info info;
@@ -146,6 +153,7 @@ static int create_context(harness_t *h)
 	info.iface = "127.0.0.1";
 	info.protocols = h->protocols;
 	info.pvo = &h->pvo;
+	info.retry_and_idle_policy = &no_lws_validity;
 	info.timeout_secs = 2;
 	info.pcontext = &h->live_ctx; /* lws clears it when fully destroyed */
 	if (h->opts.libuv) {
