@@ -1,0 +1,314 @@
+#!/bin/bash
+# bench/run.sh: libwsm against a bare-lws baseline. See bench/README.md.
+#
+#   bench/run.sh [--smoke] [--build-dir DIR] [--reps N] [--out DIR]
+#                [--only "fanout idle churn dead timers slow maxrate"]
+#                [--churn-cycles N]
+#
+# Without --build-dir it configures and builds a release build in
+# /tmp/wsm-bench-build. Every process it starts is bounded in time and is
+# stopped (by its pid) before the script ends. Raw results: OUT/results.jsonl;
+# the table is printed at the end and written to OUT/table.md.
+set -u
+
+SRC=$(cd "$(dirname "$0")/.." && pwd)
+BUILD=""
+SMOKE=0
+REPS=3
+OUT=""
+ONLY="fanout idle churn dead timers slow maxrate"
+CHURN_CYCLES=100000
+
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--smoke) SMOKE=1 ;;
+	--build-dir) BUILD=$2; shift ;;
+	--reps) REPS=$2; shift ;;
+	--out) OUT=$2; shift ;;
+	--only) ONLY=$2; shift ;;
+	--churn-cycles) CHURN_CYCLES=$2; shift ;;
+	*) echo "usage: $0 [--smoke] [--build-dir DIR] [--reps N] [--out DIR] [--only LIST] [--churn-cycles N]" >&2; exit 2 ;;
+	esac
+	shift
+done
+
+if [ -z "$BUILD" ]; then
+	BUILD=/tmp/wsm-bench-build
+	if [ ! -d "$BUILD" ]; then
+		meson setup "$BUILD" "$SRC" -Dbuildtype=release -Dtests=false \
+			-Dexamples=false >/dev/null || exit 1
+	fi
+	meson compile -C "$BUILD" >/dev/null || exit 1
+fi
+B=$BUILD/bench
+for t in loadgen host_wsm host_baseline; do
+	[ -x "$B/$t" ] || { echo "run.sh: $B/$t missing (build first)" >&2; exit 1; }
+done
+[ -n "$OUT" ] || OUT=$(mktemp -d /tmp/wsm-bench.XXXXXX)
+mkdir -p "$OUT"
+RES=$OUT/results.jsonl
+: >"$RES"
+
+ulimit -n "$(ulimit -Hn)" 2>/dev/null
+
+if [ $SMOKE = 1 ]; then
+	REPS=1
+	ONLY="fanout idle churn dead slow timers"
+	FAN_SESS=50; FAN_WIN=1; WARM=0.5; IDLE_SIZES="200"; CHURN_CYCLES=500
+	DEAD_N=50; SLOW_N=10; SLOW_SESS=50; TIMER_SIZES=""
+	PROCS=2
+else
+	FAN_SESS=2000; FAN_WIN=${FAN_WIN:-5}; WARM=2; IDLE_SIZES="5000 15000"
+	DEAD_N=1000; SLOW_N=100; SLOW_SESS=1000; TIMER_SIZES="1000 15000"
+	PROCS=4
+fi
+
+HP=""
+HOST_OUT=""
+FAILED=0
+
+# start_host VARIANT [host args...]: sets HP, PORT, HOST_OUT.
+start_host() {
+	local variant=$1; shift
+	local bin args
+	case $variant in
+	wsm-poll) bin=host_wsm; args="--loop poll" ;;
+	wsm-uv) bin=host_wsm; args="--loop uv" ;;
+	base-poll) bin=host_baseline; args="--loop poll" ;;
+	base-uv) bin=host_baseline; args="--loop uv" ;;
+	base512-poll) bin=host_baseline; args="--loop poll --rx 512" ;;
+	base512-uv) bin=host_baseline; args="--loop uv --rx 512" ;;
+	*) echo "unknown variant $variant" >&2; exit 1 ;;
+	esac
+	HOST_OUT=$(mktemp "$OUT/host.XXXXXX")
+	$HOST_WRAP "$B/$bin" $args --duration 300 "$@" >"$HOST_OUT" 2>"$HOST_OUT.err" &
+	HP=$!
+	PORT=""
+	for _ in $(seq 1 600); do
+		PORT=$(sed -n 's/^READY port=\([0-9]*\).*/\1/p' "$HOST_OUT")
+		[ -n "$PORT" ] && break
+		kill -0 $HP 2>/dev/null || break
+		sleep 0.1
+	done
+	if [ -z "$PORT" ]; then
+		echo "run.sh: $variant did not start" >&2
+		cat "$HOST_OUT.err" >&2
+		stop_host
+		return 1
+	fi
+	# The pid to signal: under valgrind the wrapper execs, so it is HP.
+	return 0
+}
+
+stop_host() {
+	[ -n "$HP" ] || return 0
+	kill -TERM $HP 2>/dev/null
+	for _ in $(seq 1 300); do
+		kill -0 $HP 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -KILL $HP 2>/dev/null
+	wait $HP 2>/dev/null
+	HP=""
+}
+
+# record SCENARIO VARIANT REP LOADGEN_OUT [extra json]
+record() {
+	python3 - "$@" "$HOST_OUT" >>"$RES" <<'EOF'
+import json, sys
+scen, var, rep, lg, extra, host = sys.argv[1:7]
+def last_json(path):
+    try:
+        lines = [l for l in open(path) if l.startswith('{')]
+        return json.loads(lines[-1]) if lines else None
+    except Exception:
+        return None
+reports = []
+for l in open(host):
+    if l.startswith('REPORT '):
+        try: reports.append(json.loads(l[7:]))
+        except Exception: pass
+rec = {"scenario": scen, "variant": var, "rep": int(rep),
+       "loadgen": last_json(lg), "reports": reports}
+if extra:
+    rec.update(json.loads(extra))
+print(json.dumps(rec))
+EOF
+}
+
+lg() { timeout 400 "$B/loadgen" --port "$PORT" --procs $PROCS "$@"; }
+
+check_lg() { # file label
+	if ! grep -q '^{' "$1"; then
+		echo "run.sh: loadgen produced no result ($2)" >&2
+		FAILED=1
+	fi
+}
+
+HOST_WRAP=""
+FANOUT_VARIANTS="wsm-poll base512-poll base-poll wsm-uv base512-uv"
+FANOUT_MODES="burst spread"
+CHURN_VARIANTS="wsm-poll base512-poll base-poll"
+if [ $SMOKE = 1 ]; then
+	FANOUT_VARIANTS="wsm-poll base512-poll wsm-uv"
+	FANOUT_MODES="burst"
+	CHURN_VARIANTS="wsm-poll base512-poll"
+fi
+
+scen_fanout() {
+	local mode sub rep v f
+	for mode in $FANOUT_MODES; do
+		[ $mode = burst ] && sub=1 || sub=10
+		for rep in $(seq 1 $REPS); do
+			for v in $FANOUT_VARIANTS; do
+				echo "fanout-$mode $v rep $rep" >&2
+				start_host $v --sessions $FAN_SESS --rate 10 --subticks $sub || { FAILED=1; continue; }
+				f=$OUT/lg.fanout.$mode.$v.$rep
+				lg --mode receive --conns $((FAN_SESS * 2)) --per-session 2 \
+					--warmup $WARM --duration $FAN_WIN --signal-pid $HP >"$f" 2>>"$OUT/lg.err"
+				stop_host
+				check_lg "$f" "fanout $v"
+				record fanout-$mode $v $rep "$f" ""
+			done
+		done
+	done
+}
+
+scen_maxrate() {
+	local rate v f
+	for rate in 20 40 80; do
+		for v in wsm-poll base512-poll wsm-uv base512-uv; do
+			echo "maxrate $rate $v" >&2
+			start_host $v --sessions 2000 --rate $rate --subticks 10 || { FAILED=1; continue; }
+			f=$OUT/lg.maxrate.$rate.$v
+			lg --mode receive --conns 4000 --per-session 2 --warmup 2 \
+				--duration 5 --signal-pid $HP >"$f" 2>>"$OUT/lg.err"
+			stop_host
+			check_lg "$f" "maxrate $v"
+			record maxrate-$rate $v 1 "$f" "{\"offered_per_s\": $((rate * 4000))}"
+		done
+	done
+}
+
+scen_idle() {
+	local n rep v f
+	for n in $IDLE_SIZES; do
+		for rep in $(seq 1 $REPS); do
+			for v in wsm-poll base-poll base512-poll; do
+				echo "idle-$n $v rep $rep" >&2
+				start_host $v --sessions $((n / 2)) --rate 0 || { FAILED=1; continue; }
+				f=$OUT/lg.idle.$n.$v.$rep
+				lg --mode idle --conns $n --per-session 2 --warmup $WARM \
+					--duration 1 --connect-timeout 120 --signal-pid $HP \
+					>"$f" 2>>"$OUT/lg.err"
+				stop_host
+				check_lg "$f" "idle $v"
+				record idle-$n $v $rep "$f" ""
+			done
+		done
+	done
+}
+
+scen_churn() {
+	local rep v f
+	for rep in $(seq 1 $REPS); do
+		for v in $CHURN_VARIANTS; do
+			echo "churn $v rep $rep ($CHURN_CYCLES cycles)" >&2
+			# Retention off: the held-bytes check needs no replay state.
+			start_host $v --sessions 500 --rate 10 --subticks 10 --retention 0 || { FAILED=1; continue; }
+			f=$OUT/lg.churn.$v.$rep
+			lg --mode churn --conns 200 --per-session 2 --cycles $CHURN_CYCLES \
+				--duration 300 --signal-pid $HP >"$f" 2>>"$OUT/lg.err"
+			stop_host
+			check_lg "$f" "churn $v"
+			record churn $v $rep "$f" "{\"cycles_target\": $CHURN_CYCLES}"
+		done
+	done
+}
+
+scen_dead() {
+	local rep v f ping=1000 stale=3000
+	[ $SMOKE = 1 ] && { ping=200; stale=600; }
+	for rep in $(seq 1 $REPS); do
+		for v in wsm-poll wsm-uv; do
+			echo "dead $v rep $rep" >&2
+			start_host $v --sessions $DEAD_N --rate 0 --ping $ping --stale $stale || { FAILED=1; continue; }
+			f=$OUT/lg.dead.$v.$rep
+			lg --mode dead --conns $DEAD_N --per-session 1 --duration 30 \
+				>"$f" 2>>"$OUT/lg.err"
+			stop_host
+			check_lg "$f" "dead $v"
+			record dead $v $rep "$f" "{\"ping_ms\": $ping, \"stale_ms\": $stale}"
+		done
+	done
+}
+
+scen_slow() {
+	local rep v f fs with SP
+	for rep in $(seq 1 $REPS); do
+		for v in wsm-poll base512-poll; do
+			for with in 0 1; do
+				echo "slow(with=$with) $v rep $rep" >&2
+				start_host $v --sessions $SLOW_SESS --rate 10 --subticks 10 || { FAILED=1; continue; }
+				SP=""
+				fs=$OUT/lg.slowonly.$v.$rep.$with
+				if [ $with = 1 ]; then
+					# The never-reading clients, in sessions of the others.
+					timeout 400 "$B/loadgen" --port "$PORT" --procs 1 --mode slow \
+						--conns $SLOW_N --per-session 2 --rcvbuf 4096 \
+						--warmup 0 --duration $((FAN_WIN + 6)) >"$fs" 2>>"$OUT/lg.err" &
+					SP=$!
+					sleep 0.5
+				fi
+				f=$OUT/lg.slow.$v.$rep.$with
+				lg --mode receive --conns $((SLOW_SESS * 2)) --per-session 2 \
+					--warmup $WARM --duration $FAN_WIN --signal-pid $HP >"$f" 2>>"$OUT/lg.err"
+				stop_host
+				[ -n "$SP" ] && { kill -TERM $SP 2>/dev/null; wait $SP 2>/dev/null; }
+				check_lg "$f" "slow $v"
+				record slow-$with $v $rep "$f" "{\"slow_conns\": $((with * SLOW_N))}"
+			done
+		done
+	done
+}
+
+scen_timers() {
+	local n v f cg
+	command -v valgrind >/dev/null || { echo "run.sh: no valgrind, timers skipped" >&2; return; }
+	for n in $TIMER_SIZES; do
+		for v in wsm-poll wsm-uv base512-poll; do
+			echo "timers-$n $v (callgrind)" >&2
+			cg=$OUT/callgrind.$n.$v.out
+			HOST_WRAP="env BENCH_CALLGRIND=1 valgrind --tool=callgrind --collect-atstart=no --callgrind-out-file=$cg"
+			start_host $v --sessions $((n / 2)) --rate 0 --ping 1000 --stale 30000 || { HOST_WRAP=""; FAILED=1; continue; }
+			HOST_WRAP=""
+			f=$OUT/lg.timers.$n.$v
+			lg --mode idle --conns $n --per-session 2 --warmup 3 --duration 5 \
+				--connect-timeout 200 --inflight 16 --signal-pid $HP >"$f" 2>>"$OUT/lg.err"
+			stop_host
+			check_lg "$f" "timers $v"
+			ir=$(callgrind_annotate "$cg" 2>/dev/null | sed -n 's/^ *\([0-9,]*\) .*PROGRAM TOTALS.*/\1/p' | tr -d ,)
+			record timers-$n $v 1 "$f" "{\"ir\": ${ir:-0}, \"callgrind\": \"$cg\"}"
+		done
+	done
+}
+
+T0=$(date +%s)
+trap 'stop_host; exit 130' INT TERM
+for s in $ONLY; do
+	case $s in
+	fanout) scen_fanout ;;
+	idle) scen_idle ;;
+	churn) scen_churn ;;
+	dead) scen_dead ;;
+	slow) scen_slow ;;
+	timers) [ -n "$TIMER_SIZES" ] && scen_timers ;;
+	maxrate) [ $SMOKE = 0 ] && scen_maxrate ;;
+	esac
+done
+echo "run.sh: finished in $(( $(date +%s) - T0 )) s; raw results in $RES" >&2
+
+python3 "$SRC/bench/table.py" "$RES" ${SMOKE:+--smoke=$SMOKE} | tee "$OUT/table.md"
+rc=${PIPESTATUS[0]}
+[ $FAILED = 0 ] && [ $rc = 0 ] || exit 1
+exit 0

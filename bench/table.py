@@ -1,0 +1,150 @@
+#!/usr/bin/env python3
+"""Turns bench/run.sh's results.jsonl into the results table (markdown).
+
+Each figure: median [min-max] over repetitions, per host variant, and the
+ratio of the libwsm variant to its baseline (same loop, same 512-byte rx
+buffer; and to lws defaults). With --smoke=1 it checks that the tools work
+and exits 1 when they do not (speed is not checked).
+"""
+import json
+import statistics
+import sys
+from collections import defaultdict
+
+path = sys.argv[1]
+smoke = any(a == "--smoke=1" for a in sys.argv[2:])
+recs = [json.loads(l) for l in open(path) if l.strip()]
+problems = []
+
+
+def rep(r, n):
+    for x in r["reports"]:
+        if x.get("n") == n:
+            return x
+    return None
+
+
+def final(r):
+    return r["reports"][-1] if r["reports"] else None
+
+
+def figures(r):
+    """Figures of one run, by name."""
+    s, lg, f = r["scenario"], r["loadgen"], {}
+    if not lg:
+        problems.append(f"{s} {r['variant']}: no loadgen result")
+        return f
+    r0, r1, r2 = rep(r, 0), rep(r, 1), rep(r, 2)
+    if s.startswith("fanout") or s.startswith("slow") or s.startswith("maxrate"):
+        f["msgs/s delivered"] = lg["msgs_per_s"]
+        tot = lg["msgs"] + lg["seq_gaps"]
+        f["delivered %"] = 100.0 * lg["msgs"] / tot if tot else 0.0
+        f["p50 ms"] = lg["lat_us"]["p50"] / 1000
+        f["p99 ms"] = lg["lat_us"]["p99"] / 1000
+        f["max ms"] = lg["lat_us"]["max"] / 1000
+        if r1 and r2 and lg["msgs"]:
+            f["server CPU s / M msgs"] = (r2["cpu_s"] - r1["cpu_s"]) / lg["msgs"] * 1e6
+            f["server CPU %"] = 100 * (r2["cpu_s"] - r1["cpu_s"]) / lg["window_s"]
+        if r0 and r2:
+            f["server RSS MiB"] = r2["rss"] / 1048576
+        if lg["opened"] != lg["conns"]:
+            problems.append(f"{s} {r['variant']}: opened {lg['opened']} of {lg['conns']}")
+        if lg["msgs"] == 0:
+            problems.append(f"{s} {r['variant']}: no message delivered")
+        if r.get("offered_per_s"):
+            f["offered msgs/s"] = r["offered_per_s"]
+        if r2 and "queued_bytes" in r2:
+            f["lib queued bytes"] = r2["queued_bytes"]
+            f["slow closes (4004)"] = r2.get("closed_slow", 0)
+    elif s.startswith("idle") or s.startswith("timers"):
+        if r0 and r1 and lg["opened"]:
+            f["RSS bytes / conn"] = (r1["rss"] - r0["rss"]) / lg["opened"]
+            if "held_bytes" in r1:
+                f["lib held bytes / conn"] = (r1["held_bytes"] - r0["held_bytes"]) / lg["opened"]
+        if lg["opened"] != lg["conns"]:
+            problems.append(f"{s} {r['variant']}: opened {lg['opened']} of {lg['conns']}")
+        if s.startswith("timers"):
+            pings = (r2 or {}).get("pings_sent", 0) - (r1 or {}).get("pings_sent", 0)
+            f["pings in window"] = pings
+            f["Ir in window"] = r.get("ir", 0)
+            if pings > 0:
+                f["Ir / conn / heartbeat"] = r.get("ir", 0) / pings
+            elif lg["opened"]:
+                f["Ir / conn / 5 s window"] = r.get("ir", 0) / lg["opened"]
+    elif s == "churn":
+        f["cycles/s"] = lg["cycles_per_s"]
+        f["cycles done"] = lg["cycles"]
+        last = final(r)
+        if r1 and last:
+            f["RSS growth after warm-up KiB"] = (last["rss"] - r1["rss"]) / 1024
+        if r0 and last and "held_bytes" in last:
+            f["held bytes end - start"] = last["held_bytes"] - r0["held_bytes"]
+            f["connections left"] = last["connections"]
+        if lg["cycles"] < r.get("cycles_target", 0):
+            problems.append(f"churn {r['variant']}: {lg['cycles']} of {r['cycles_target']} cycles")
+    elif s == "dead":
+        f["max open-to-close s"] = lg["dead_max_open_to_close_s"]
+        f["all closed after s"] = lg["dead_all_closed_s"]
+        f["target s"] = (r["ping_ms"] + r["stale_ms"]) / 1000 + 1
+        f["closed with 4000"] = lg["close_codes"].get("4000", 0)
+        if lg["close_codes"].get("4000", 0) != lg["opened"] or not lg["opened"]:
+            problems.append(f"dead {r['variant']}: {lg['close_codes']} for {lg['opened']} opened")
+    return f
+
+
+agg = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
+order_s, order_v = [], defaultdict(list)
+for r in recs:
+    s, v = r["scenario"], r["variant"]
+    if s not in order_s:
+        order_s.append(s)
+    if v not in order_v[s]:
+        order_v[s].append(v)
+    for k, x in figures(r).items():
+        agg[s][k][v].append(x)
+
+
+def fmt(x):
+    if isinstance(x, float) and abs(x) < 10:
+        return f"{x:.3g}"
+    return f"{x:,.0f}"
+
+
+def cell(xs):
+    if not xs:
+        return "-"
+    m = statistics.median(xs)
+    if len(xs) == 1:
+        return fmt(m)
+    return f"{fmt(m)} [{fmt(min(xs))}–{fmt(max(xs))}]"
+
+
+PAIRS = [("wsm-poll", "base512-poll"), ("wsm-poll", "base-poll"),
+         ("wsm-uv", "base512-uv")]
+out = []
+for s in order_s:
+    vs = order_v[s]
+    pairs = [p for p in PAIRS if p[0] in vs and p[1] in vs]
+    out.append(f"\n### {s}\n")
+    out.append("| figure | " + " | ".join(vs) + "".join(
+        f" | {a}/{b}" for a, b in pairs) + " |")
+    out.append("|---" * (1 + len(vs) + len(pairs)) + "|")
+    for k, byv in agg[s].items():
+        row = [k] + [cell(byv.get(v, [])) for v in vs]
+        for a, b in pairs:
+            xa, xb = byv.get(a), byv.get(b)
+            if xa and xb and statistics.median(xb):
+                row.append(f"{statistics.median(xa) / statistics.median(xb):.2f}")
+            else:
+                row.append("-")
+        out.append("| " + " | ".join(row) + " |")
+print("\n".join(out))
+if problems:
+    print("\nProblems:")
+    for p in problems:
+        print("- " + p)
+if smoke:
+    if problems or not recs:
+        print("SMOKE: FAIL")
+        sys.exit(1)
+    print("SMOKE: OK")
