@@ -150,7 +150,7 @@ static int create_context(harness_t *h)
 	h->pvo.value = "";
 
 	info.port = 0;
-	info.iface = "127.0.0.1";
+	info.iface = h->opts.iface ? h->opts.iface : "127.0.0.1";
 	info.protocols = h->protocols;
 	info.pvo = &h->pvo;
 	info.retry_and_idle_policy = &no_lws_validity;

@@ -24,6 +24,7 @@ struct harness_opts {
 	enum harness_mode mode;
 	bool libuv; /* a libuv loop owned by the harness (lws foreign loop) */
 	bool context_first; /* stop: lws_context_destroy before the manager */
+	const char *iface;  /* listen address; NULL: 127.0.0.1 */
 };
 
 /* cfg may be NULL; the harness installs its own event callback on it. */

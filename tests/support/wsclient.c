@@ -269,8 +269,9 @@ static int send_all(int fd, const void *data, size_t len, int64_t deadline)
 	return 0;
 }
 
-/* non-blocking TCP connect to 127.0.0.1:port, optionally from src_ip */
-static int tcp_connect(const char *src_ip, int port, int64_t deadline)
+/* non-blocking TCP connect to dst_ip (NULL: 127.0.0.1):port, optionally from src_ip */
+static int tcp_connect(const char *src_ip, const char *dst_ip, int port,
+		       int64_t deadline)
 {
 	struct sockaddr_in sa;
 	int fd, one = 1;
@@ -294,6 +295,8 @@ static int tcp_connect(const char *src_ip, int port, int64_t deadline)
 	sa.sin_family = AF_INET;
 	sa.sin_port = htons((uint16_t)port);
 	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (dst_ip && inet_pton(AF_INET, dst_ip, &sa.sin_addr) != 1)
+		goto fail;
 
 	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
 		int err = 0;
@@ -474,6 +477,14 @@ static char *build_request(const char *path, int port, const char *key,
 wsc_t *wsc_connect_from(const char *src_ip, int port, const char *path,
 			const char *extra_headers, int timeout_ms, int *http_status)
 {
+	return wsc_connect_to(src_ip, NULL, port, path, extra_headers,
+			      timeout_ms, http_status);
+}
+
+wsc_t *wsc_connect_to(const char *src_ip, const char *dst_ip, int port,
+		      const char *path, const char *extra_headers,
+		      int timeout_ms, int *http_status)
+{
 	int64_t deadline = deadline_after(timeout_ms);
 	unsigned char raw[16];
 	char key[32];
@@ -488,7 +499,7 @@ wsc_t *wsc_connect_from(const char *src_ip, int port, const char *path,
 	if (!c)
 		return NULL;
 	c->auto_pong = 1;
-	c->fd = tcp_connect(src_ip, port, deadline);
+	c->fd = tcp_connect(src_ip, dst_ip, port, deadline);
 	if (c->fd < 0)
 		goto fail;
 
@@ -938,7 +949,7 @@ int wsc_http(int port, const char *method, const char *path,
 	if (body)
 		snprintf(clh, sizeof(clh), "Content-Length: %zu\r\n", body_len);
 
-	fd = tcp_connect(NULL, port, deadline);
+	fd = tcp_connect(NULL, NULL, port, deadline);
 	if (fd < 0)
 		goto fail;
 

@@ -23,6 +23,8 @@ wsc_t *wsc_connect(int port, const char *path, const char *extra_headers, int ti
 /* Like wsc_connect, but binds the local end of the socket to src_ip (e.g. "127.0.0.2") first. */
 wsc_t *wsc_connect_from(const char *src_ip, int port, const char *path, const char *extra_headers, int timeout_ms, int *http_status);
 
+/* Like wsc_connect_from, to dst_ip (NULL: 127.0.0.1) instead of loopback. */
+wsc_t *wsc_connect_to(const char *src_ip, const char *dst_ip, int port, const char *path, const char *extra_headers, int timeout_ms, int *http_status);
 /* Answer server pings with pongs automatically (on != 0; default on). */
 void wsc_set_auto_pong(wsc_t *c, int on);
 
