@@ -156,6 +156,11 @@ static int create_context(harness_t *h)
 	info.retry_and_idle_policy = &no_lws_validity;
 	info.timeout_secs = 2;
 	info.pcontext = &h->live_ctx; /* lws clears it when fully destroyed */
+	if (h->opts.tls_cert) {
+		info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+		info.ssl_cert_filepath = h->opts.tls_cert;
+		info.ssl_private_key_filepath = h->opts.tls_key;
+	}
 	if (h->opts.libuv) {
 		info.options |= LWS_SERVER_OPTION_LIBUV;
 		info.foreign_loops = foreign;

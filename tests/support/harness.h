@@ -25,6 +25,7 @@ struct harness_opts {
 	bool libuv; /* a libuv loop owned by the harness (lws foreign loop) */
 	bool context_first; /* stop: lws_context_destroy before the manager */
 	const char *iface;  /* listen address; NULL: 127.0.0.1 */
+	const char *tls_cert, *tls_key; /* PEM files: serve TLS only */
 };
 
 /* cfg may be NULL; the harness installs its own event callback on it. */

@@ -1,0 +1,74 @@
+#!/bin/sh
+# Soak (not in CI): one long churn run against host_wsm — connect, receive,
+# close, CYCLES times — sampling the server's RSS every 5 s, then comparing
+# libwsm's held bytes at the end with the idle figure. Bounded: the host and
+# the load generator both stop by themselves.
+#   bench/soak.sh [--build-dir B] [--cycles N] [--out DIR]
+#   bench/soak.sh --mixed MINUTES [--build-dir B] [--out DIR]
+# --mixed runs, for MINUTES, rounds of receivers, churn (reconnects), dead
+# peers that never answer pings and never-reading clients side by side,
+# with the host's producer broadcasting throughout.
+set -eu
+SRC=$(cd "$(dirname "$0")/.." && pwd)
+B=$SRC/build
+CYCLES=1000000
+MIXED=0
+OUT=$(mktemp -d /tmp/wsm-soak.XXXXXX)
+while [ $# -gt 0 ]; do
+	case $1 in
+	--build-dir) B=$2; shift 2 ;;
+	--cycles) CYCLES=$2; shift 2 ;;
+	--mixed) MIXED=$2; shift 2 ;;
+	--out) OUT=$2; mkdir -p "$OUT"; shift 2 ;;
+	*) echo "usage: $0 [--build-dir B] [--cycles N] [--out DIR]" >&2; exit 2 ;;
+	esac
+done
+ulimit -n "$(ulimit -Hn)"
+LIMIT_S=$((CYCLES / 2000 + 120)) # generous: ~8k cycles/s measured
+[ "$MIXED" -gt 0 ] && LIMIT_S=$((MIXED * 60 + 60))
+
+"$B/bench/host_wsm" --loop poll --sessions 500 --rate 10 --subticks 10 \
+	--ping 2000 --stale 6000 --retention 0 --duration "$LIMIT_S" \
+	>"$OUT/host.out" 2>"$OUT/host.err" &
+HP=$!
+trap 'kill -TERM $HP 2>/dev/null; exit 130' INT TERM
+for _ in $(seq 1 100); do
+	PORT=$(sed -n 's/^READY port=\([0-9]*\).*/\1/p' "$OUT/host.out")
+	[ -n "$PORT" ] && break
+	sleep 0.1
+done
+[ -n "${PORT:-}" ] || { echo "soak: host did not start" >&2; exit 1; }
+
+echo "t_s,rss_kib" >"$OUT/rss.csv"
+T0=$(date +%s)
+( while kill -0 $HP 2>/dev/null; do
+	echo "$(( $(date +%s) - T0 )),$(awk '/^VmRSS/ {print $2}' /proc/$HP/status)"
+	sleep 5
+  done >>"$OUT/rss.csv" ) &
+SP=$!
+
+LG="$B/bench/loadgen --port $PORT"
+if [ "$MIXED" -gt 0 ]; then
+	END=$((T0 + MIXED * 60))
+	round=0
+	while [ "$(date +%s)" -lt "$END" ]; do
+		round=$((round + 1))
+		timeout 120 $LG --mode receive --conns 400 --per-session 2 --duration 60 >"$OUT/r$round.receive" 2>>"$OUT/loadgen.err" &
+		timeout 120 $LG --mode churn --conns 100 --per-session 2 --cycles 100000 --duration 60 >"$OUT/r$round.churn" 2>>"$OUT/loadgen.err" &
+		timeout 120 $LG --mode dead --conns 100 --per-session 1 --session-base 300 --duration 20 >"$OUT/r$round.dead" 2>>"$OUT/loadgen.err" &
+		timeout 120 $LG --mode slow --conns 20 --per-session 1 --session-base 450 --duration 30 >"$OUT/r$round.slow" 2>>"$OUT/loadgen.err" &
+		wait $(jobs -p | grep -v "^$SP\$") 2>/dev/null || true
+	done
+	cat "$OUT"/r*.churn | grep '^{' | tail -n 1 >"$OUT/loadgen.out" || true
+else
+	timeout "$LIMIT_S" $LG --procs 2 --src 4 --mode churn --conns 200 \
+		--per-session 2 --cycles "$CYCLES" --duration "$LIMIT_S" \
+		--signal-pid $HP >"$OUT/loadgen.out" 2>"$OUT/loadgen.err" || true
+fi
+sleep 2 # let the last closes finish before the final report
+kill -TERM $HP 2>/dev/null || true
+wait $HP 2>/dev/null || true
+kill $SP 2>/dev/null || true
+echo "soak: results in $OUT (rss.csv, host.out, loadgen.out)"
+tail -n 1 "$OUT/loadgen.out"
+grep '^{' "$OUT/host.out" | tail -n 2
