@@ -1,6 +1,7 @@
 /*
- * The plain HTTP side of the server: the page, the job API and the status
- * document. WebSocket upgrades never come here; libwsm's protocol takes them.
+ * The plain HTTP side of the server: the page, the job API, the status
+ * document, the metrics and the cleanup endpoint. WebSocket upgrades never
+ * come here; libwsm's protocol takes them.
  */
 #ifndef PROGRESS_BROADCAST_HTTP_H
 #define PROGRESS_BROADCAST_HTTP_H
@@ -11,8 +12,9 @@
 struct jobs;
 
 struct http_app {
-	wsm_manager_t *m;
-	struct jobs *jobs;
+	wsm_manager_t *m;        /* NULL once destroyed: requests get 503 */
+	struct jobs *jobs;       /* NULL once destroyed: job requests get 503 */
+	const char *admin_token; /* NULL: cleanup is disabled (403) */
 };
 
 /*

@@ -16,7 +16,8 @@ struct stopper {
 	struct lws_context *ctx;
 	unsigned duration_s;
 	pthread_t thread;
-	atomic_bool requested;
+	atomic_bool requested, urgent;
+	atomic_bool quitting; /* stopper_free() wants the thread back */
 	atomic_int reason; /* 0 while running, a signal or REASON_DURATION */
 };
 
@@ -74,9 +75,22 @@ static int wait_for_stop(const struct stopper *s)
 static void *stopper_main(void *arg)
 {
 	struct stopper *s = arg;
+	sigset_t set;
+	int sig, reason = wait_for_stop(s);
 
-	atomic_store(&s->reason, wait_for_stop(s));
+	if (atomic_load(&s->quitting))
+		return NULL;
+	atomic_store(&s->reason, reason);
 	atomic_store(&s->requested, true);
+	lws_cancel_service(s->ctx);
+
+	/* A second signal: the user does not want to wait for the drain. */
+	stop_signals(&set);
+	while (sigwait(&set, &sig) != 0)
+		continue;
+	if (atomic_load(&s->quitting))
+		return NULL;
+	atomic_store(&s->urgent, true);
 	lws_cancel_service(s->ctx);
 	return NULL;
 }
@@ -90,6 +104,8 @@ struct stopper *stopper_start(struct lws_context *ctx, unsigned duration_s)
 	s->ctx = ctx;
 	s->duration_s = duration_s;
 	atomic_init(&s->requested, false);
+	atomic_init(&s->urgent, false);
+	atomic_init(&s->quitting, false);
 	atomic_init(&s->reason, 0);
 	if (pthread_create(&s->thread, NULL, stopper_main, s) != 0) {
 		free(s);
@@ -101,6 +117,11 @@ struct stopper *stopper_start(struct lws_context *ctx, unsigned duration_s)
 bool stopper_requested(struct stopper *s)
 {
 	return atomic_load(&s->requested);
+}
+
+bool stopper_urgent(struct stopper *s)
+{
+	return atomic_load(&s->urgent);
 }
 
 const char *stopper_reason(struct stopper *s)
@@ -124,11 +145,12 @@ void stopper_free(struct stopper *s)
 	if (!s)
 		return;
 	/*
-	 * Still waiting (the loop ended on an error): wake the thread with a
-	 * signal of its set, aimed at it alone. If it has just returned on
-	 * its own, the signal goes nowhere.
+	 * The thread waits for a first or a second signal: wake it with one
+	 * of its set, aimed at it alone, which it takes for the request to
+	 * return. If it has returned on its own, the signal goes nowhere.
 	 */
-	if (!atomic_load(&s->requested))
+	atomic_store(&s->quitting, true);
+	if (!atomic_load(&s->urgent))
 		pthread_kill(s->thread, SIGTERM);
 	pthread_join(s->thread, NULL);
 	free(s);

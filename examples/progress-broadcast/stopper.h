@@ -1,5 +1,6 @@
 /*
- * When to stop: on SIGINT or SIGTERM, or once --duration has elapsed.
+ * When to stop: on SIGINT or SIGTERM, or once --duration has elapsed; and
+ * when to stop waiting for the graceful drain: on a second signal.
  *
  * The signals are blocked in every thread and taken by one thread with
  * sigtimedwait(), which then raises a flag and wakes the lws loop with
@@ -26,6 +27,9 @@ struct stopper *stopper_start(struct lws_context *ctx, unsigned duration_s);
 
 /* True once a stop is due. Any thread. */
 bool stopper_requested(struct stopper *s);
+
+/* True once a second signal asks not to wait any longer. Any thread. */
+bool stopper_urgent(struct stopper *s);
 
 /* Why: "SIGINT", "SIGTERM" or "duration elapsed"; NULL while running. */
 const char *stopper_reason(struct stopper *s);

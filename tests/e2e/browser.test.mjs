@@ -1,0 +1,302 @@
+// The example's page in a real headless Chromium (Debian's /usr/bin/chromium),
+// driven over the DevTools protocol with playwright-core: a job followed to
+// its end, a failing job, a late joiner, a server stopped mid-job and
+// restarted on the same port (with and without job records), the page over
+// https and wss, the monitor and its cleanup button. Screenshots of the
+// finished page go to the build directory.
+//
+// Chromium is started here with the flags below and a fresh profile, and
+// playwright-core connects to it over CDP. playwright-core is installed with
+// npm ci from package.json and package-lock.json (exact versions) into
+// E2E_NODE_DIR in the build directory, once.
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+
+import {
+  OUT_DIR, SERVER, atExit, makeCertificate, request, skip, sleep, startServer,
+  stopServer, tempDir, waitFor,
+} from './lib.mjs';
+
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const CHROMIUM_FLAGS = ['--headless', '--no-sandbox', '--disable-gpu',
+  '--disable-background-networking', '--no-first-run', '--disable-component-update',
+  '--disable-sync', '--disable-quic'];
+const TOKEN = 'page-token-42';
+// Drain hints of at most 1 s (no lifetime jitter), so reconnects are quick.
+const FAST = ['--drain-ms', '300', '--lifetime-jitter-percent', '0'];
+
+// ---- tools -------------------------------------------------------------
+
+if (!SERVER || !existsSync(SERVER)) skip(`no server binary (PROGRESS_BROADCAST=${SERVER})`);
+if (!existsSync(CHROMIUM))
+  skip(`no Chromium at ${CHROMIUM} (Debian package chromium; .ci/install-deps installs it)`);
+
+// playwright-core, at the version package-lock.json pins, in the build tree.
+function loadPlaywright() {
+  const nodeDir = process.env.E2E_NODE_DIR;
+  const pkgDir = process.env.E2E_PACKAGE_DIR || process.cwd();
+  if (!nodeDir) skip('E2E_NODE_DIR is not set (run through meson test)');
+  const lock = JSON.parse(readFileSync(join(pkgDir, 'package-lock.json'), 'utf8'));
+  const want = lock.packages['node_modules/playwright-core'].version;
+  const installed = join(nodeDir, 'node_modules', 'playwright-core', 'package.json');
+  const have = existsSync(installed) && JSON.parse(readFileSync(installed, 'utf8')).version;
+  if (have !== want) {
+    const npm = spawnSync('npm', ['--version'], { encoding: 'utf8' });
+    if (npm.error || npm.status !== 0) skip('npm is not installed (.ci/install-deps installs it)');
+    mkdirSync(nodeDir, { recursive: true });
+    for (const f of ['package.json', 'package-lock.json']) copyFileSync(join(pkgDir, f), join(nodeDir, f));
+    console.log(`installing playwright-core ${want} into ${nodeDir}`);
+    const r = spawnSync('npm', ['ci', '--no-audit', '--no-fund', '--ignore-scripts',
+      '--loglevel=error'], { cwd: nodeDir, encoding: 'utf8', timeout: 300000 });
+    if (r.status !== 0)
+      skip(`npm ci could not install playwright-core ${want} (is the npm registry reachable?): ` +
+           `${(r.stderr || String(r.error)).trim().split('\n').slice(-3).join(' / ')}`);
+  }
+  return createRequire(join(nodeDir, 'package.json'))('playwright-core');
+}
+
+const { chromium } = loadPlaywright();
+
+// Starts Chromium with a fresh profile and lets it pick its DevTools port,
+// which it writes to DevToolsActivePort in the profile.
+async function launchChromium() {
+  const profile = tempDir('chromium');
+  const proc = spawn(CHROMIUM, [...CHROMIUM_FLAGS, `--user-data-dir=${profile}`,
+    '--remote-debugging-port=0', '--remote-debugging-address=127.0.0.1', 'about:blank'],
+  { stdio: ['ignore', 'ignore', 'pipe'] });
+  let log = '';
+  proc.stderr.on('data', (d) => { log = (log + d).slice(-4000); });
+  atExit(() => proc.kill('SIGKILL'));
+  const portFile = join(profile, 'DevToolsActivePort');
+  const text = await waitFor('Chromium to open its DevTools port', () => {
+    if (proc.exitCode !== null) throw new Error(`Chromium exited: ${log}`);
+    const t = existsSync(portFile) && readFileSync(portFile, 'utf8');
+    return t && t.split('\n').length >= 2 && t;
+  }, 30000);
+  const [port, path] = text.split('\n');
+  const browser = await chromium.connectOverCDP(`ws://127.0.0.1:${port}${path}`, { timeout: 30000 });
+  return { browser, proc };
+}
+
+let browser, chromiumProc;
+before(async () => {
+  ({ browser, proc: chromiumProc } = await launchChromium());
+  console.log(`Chromium ${browser.version()}`);
+});
+after(async () => {
+  await browser?.close().catch(() => {});
+  chromiumProc?.kill('SIGTERM');
+});
+
+async function openPage(server, { path = '/', ignoreHTTPSErrors = false } = {}) {
+  const context = await browser.newContext({
+    viewport: { width: 960, height: 1400 }, ignoreHTTPSErrors,
+  });
+  const page = await context.newPage();
+  page.setDefaultTimeout(20000);
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(String(e)));
+  page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
+  page.errors = errors;
+  await page.goto(`${server.scheme}://127.0.0.1:${server.port}${path}`);
+  return page;
+}
+
+const text = (page, sel) => page.locator(sel).textContent();
+const pct = async (page) => Number(await page.locator('#bar').getAttribute('aria-valuenow'));
+const epochOf = async (page) => Number(/of epoch (\d+)/.exec(await text(page, '#seq'))?.[1]);
+
+async function expectComplete(page) {
+  await page.locator('#result.ok').waitFor({ state: 'visible' });
+  assert.equal(await pct(page), 100);
+  assert.equal(await text(page, '#stage'), 'complete');
+  assert.match(await text(page, '#result strong'), /^Done: \d+×\d+, WEBP, [\d.]+ kB$/);
+  assert.match(await text(page, '#conn'), /closed \(job finished\)/);
+}
+
+// The test's own page errors: the failed connections of a reconnect are
+// expected, anything else is not.
+function assertNoScriptErrors(page) {
+  const real = page.errors.filter((e) => !/WebSocket connection to .* failed|ERR_CONNECTION_REFUSED|Failed to load resource/.test(e));
+  assert.deepEqual(real, []);
+}
+
+async function shot(page, name) {
+  const file = join(OUT_DIR, name);
+  await page.screenshot({ path: file, fullPage: true });
+  console.log(`screenshot: ${file}`);
+}
+
+// ---- scenarios -----------------------------------------------------------
+
+test('start a job: it reaches 100% and shows complete; a late joiner sees the same', async () => {
+  const s = await startServer(['--port', '0', ...FAST]);
+  const page = await openPage(s);
+  await waitFor('the monitor to fill in', async () => /^\d+$/.test(await text(page, '#m-total')));
+  await page.click('#start');
+  await page.locator('#conn.live').waitFor();
+  const id = await text(page, '#session');
+  assert.match(id, /^[0-9a-f]{16}$/);
+  await waitFor('progress to show', async () => (await pct(page)) > 0);
+  assert.match(await text(page, '#stage'), /^(upload|analyse|resize|encode)$/);
+  assert.ok((await text(page, '#message')).length > 5);
+  await expectComplete(page);
+  const metadata = JSON.parse(await text(page, '#result pre'));
+  assert.deepEqual(Object.keys(metadata), ['width', 'height', 'format', 'bytes']);
+  const api = (await request(s, 'GET', `/api/images_mvp/jobs/${id}`)).json();
+  assert.deepEqual(metadata, api.metadata);
+  assert.match(page.url(), new RegExp(`#job=${id}$`));
+
+  // The monitor: figures, a memory chart with points, the configuration,
+  // and the job in the session list with its cleanup button.
+  await waitFor('memory samples', async () =>
+    (await page.locator('#mem-line').getAttribute('points')).split(' ').length >= 3, 10000);
+  assert.match(await text(page, '#m-held'), /\d+(\.\d+)? (B|kB|MB)/);
+  assert.match(await text(page, '#config'), /ping every30 s/);
+  const row = page.locator(`#sessions tr[data-session="${id}"]`);
+  await waitFor('the finished job in the list', async () =>
+    /complete/.test(await row.textContent()), 10000);
+  assert.equal(await row.locator('button.cleanup').count(), 1);
+  await shot(page, 'e2e-finished.png');
+
+  // A late joiner: the same link in a new page gets the retained last
+  // progress and the complete by replay.
+  const late = await openPage(s, { path: `/#job=${id}` });
+  await expectComplete(late);
+  assert.match(await text(late, '#seq'), /^2 received/);
+  assert.deepEqual(JSON.parse(await text(late, '#result pre')), metadata);
+  assertNoScriptErrors(page);
+  assertNoScriptErrors(late);
+  await page.context().close();
+  await late.context().close();
+  assert.equal((await stopServer(s)).code, 0);
+});
+
+test('a failing job shows its error', async () => {
+  const s = await startServer(['--port', '0', ...FAST]);
+  const page = await openPage(s);
+  await page.click('#start-fail');
+  await page.locator('#result.failed').waitFor({ state: 'visible' });
+  assert.match(await text(page, '#result'), /^Error: resize failed: simulated decoder error/);
+  assert.equal(await text(page, '#stage'), 'failed');
+  assert.ok((await pct(page)) >= 40 && (await pct(page)) < 80);
+  assert.match(await page.locator('#bar').getAttribute('class'), /failed/);
+  assertNoScriptErrors(page);
+  await page.context().close();
+  assert.equal((await stopServer(s)).code, 0);
+});
+
+// Stops the server mid-job with SIGTERM and checks the page goes into its
+// reconnect loop; returns the port and the epoch the page had seen.
+async function stopMidJob(server, page) {
+  await page.click('#start');
+  await waitFor('the job to be well under way', async () => (await pct(page)) >= 30, 15000);
+  const seen = { pct: await pct(page), epoch: await epochOf(page), id: await text(page, '#session') };
+  assert.ok(seen.pct < 100);
+  const stopped = await stopServer(server);
+  assert.equal(stopped.code, 0, server.output());
+  assert.ok(stopped.ms < 3000, `shutdown took ${stopped.ms} ms`);
+  await waitFor('the page to count down to a reconnect', async () =>
+    /^reconnecting in \d+ s/.test(await text(page, '#conn')), 10000, 20);
+  assert.ok(await page.locator('#reconnect').isVisible());
+  return seen;
+}
+
+test('server restarted mid-job with --state-dir: the page reconnects, resets and shows the true end', async () => {
+  const dir = tempDir('state');
+  const first = await startServer(['--port', '0', '--state-dir', dir, ...FAST]);
+  const page = await openPage(first);
+  const seen = await stopMidJob(first, page);
+  // The job stays where it was while the server is away.
+  await sleep(1200);
+  assert.match(await text(page, '#conn'), /^(reconnecting in \d+ s|connecting)/);
+  const second = await startServer(['--port', String(first.port), '--state-dir', dir, ...FAST]);
+  assert.match(second.output(), /resumed 1 unfinished job/);
+  await expectComplete(page);
+  // It went through the new server's life of the session: reset, replay.
+  assert.notEqual(await epochOf(page), seen.epoch);
+  assert.match(await text(page, '#note'), /new life of this session/);
+  assert.match(await text(page, '#seq'), /received since the reset/);
+  assert.equal(await text(page, '#session'), seen.id);
+  const job = (await request(second, 'GET', `/api/images_mvp/jobs/${seen.id}`)).json();
+  assert.equal(job.state, 'complete');
+  assert.equal(job.resumed, true);
+  const metrics = (await request(second, 'GET', '/metrics')).body;
+  assert.match(metrics, /^wsm_resets_total [1-9]/m);
+  await shot(page, 'e2e-restart-resumed.png');
+  assertNoScriptErrors(page);
+  await page.context().close();
+  assert.equal((await stopServer(second)).code, 0);
+});
+
+test('server restarted mid-job without records: the page says the job is lost and stops', async () => {
+  const first = await startServer(['--port', '0', ...FAST]);
+  const page = await openPage(first);
+  const seen = await stopMidJob(first, page);
+  const second = await startServer(['--port', String(first.port), ...FAST]);
+  await page.locator('#result.lost').waitFor({ state: 'visible' });
+  assert.equal(await text(page, '#result strong'), 'Job lost');
+  assert.match(await text(page, '#result p'), /no record of this job/);
+  assert.match(await text(page, '#conn'), /closed \(job lost\)/);
+  assert.equal(await text(page, '#session'), seen.id);
+  // No more reconnects: one connection, closed by the page.
+  await sleep(1500);
+  const m = (await request(second, 'GET', '/metrics')).body;
+  assert.match(m, /^wsm_connections_opened_total 1$/m);
+  assert.match(m, /^wsm_connections_closed_total\{cause="peer"\} 1$/m);
+  await shot(page, 'e2e-restart-lost.png');
+  assertNoScriptErrors(page);
+  await page.context().close();
+  assert.equal((await stopServer(second)).code, 0);
+});
+
+test('the page over https uses wss', async () => {
+  const pair = makeCertificate(tempDir('tls'));
+  if (!pair) return skip('no openssl to make a certificate');
+  const s = await startServer(['--port', '0', '--tls-cert', pair.cert, '--tls-key', pair.key, ...FAST]);
+  const page = await openPage(s, { ignoreHTTPSErrors: true });
+  const sockets = [];
+  page.on('websocket', (ws) => sockets.push(ws.url()));
+  await page.click('#start');
+  await expectComplete(page);
+  assert.equal(sockets.length, 1);
+  assert.match(sockets[0], new RegExp(`^wss://127\\.0\\.0\\.1:${s.port}/api/images_mvp/progress/[0-9a-f]{16}$`));
+  assertNoScriptErrors(page);
+  await page.context().close();
+  assert.equal((await stopServer(s)).code, 0);
+});
+
+test('the cleanup button asks for the token and closes the session (4003)', async () => {
+  const s = await startServer(['--port', '0', '--admin-token', TOKEN, ...FAST]);
+  const page = await openPage(s);
+  await page.click('#start');
+  await page.locator('#conn.live').waitFor();
+  const id = await text(page, '#session');
+  const row = page.locator(`#sessions tr[data-session="${id}"]`);
+  await waitFor('the job with its viewer in the list', async () =>
+    (await row.locator('td').nth(3).textContent()) === '1', 10000);
+  await row.locator('button.cleanup').click();
+  const dialog = page.locator('#cleanup-dialog');
+  await dialog.waitFor({ state: 'visible' });
+  assert.equal(await text(page, '#cleanup-id'), id);
+  await page.fill('#token', 'wrong');
+  await page.click('#cleanup-confirm');
+  await waitFor('the refusal', async () => /^401: wrong token/.test(await text(page, '#cleanup-status')));
+  assert.ok(await dialog.isVisible());
+  await page.fill('#token', TOKEN);
+  await page.click('#cleanup-confirm');
+  await dialog.waitFor({ state: 'hidden' });
+  await waitFor('the page to be told', async () =>
+    /session cleaned up on the server \(4003\)/.test(await text(page, '#conn')));
+  assert.match(await text(page, '#cleanup-result'), new RegExp(`^Closed 1 connection\\(s\\) of session ${id}\\.$`));
+  assert.ok(await page.locator('#reconnect').isVisible());
+  // It does not reconnect on its own after a cleanup.
+  await sleep(1000);
+  assert.match((await request(s, 'GET', '/metrics')).body, /^wsm_connections_opened_total 1$/m);
+  await page.context().close();
+  assert.equal((await stopServer(s)).code, 0);
+});
