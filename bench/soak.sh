@@ -54,10 +54,14 @@ if [ "$MIXED" -gt 0 ]; then
 	while [ "$(date +%s)" -lt "$END" ]; do
 		round=$((round + 1))
 		timeout 120 $LG --mode receive --conns 400 --per-session 2 --duration 60 >"$OUT/r$round.receive" 2>>"$OUT/loadgen.err" &
+		p1=$!
 		timeout 120 $LG --mode churn --conns 100 --per-session 2 --cycles 100000 --duration 60 >"$OUT/r$round.churn" 2>>"$OUT/loadgen.err" &
+		p2=$!
 		timeout 120 $LG --mode dead --conns 100 --per-session 1 --session-base 300 --duration 20 >"$OUT/r$round.dead" 2>>"$OUT/loadgen.err" &
+		p3=$!
 		timeout 120 $LG --mode slow --conns 20 --per-session 1 --session-base 450 --duration 30 >"$OUT/r$round.slow" 2>>"$OUT/loadgen.err" &
-		wait $(jobs -p | grep -v "^$SP\$") 2>/dev/null || true
+		p4=$!
+		wait $p1 $p2 $p3 $p4 || true
 	done
 	cat "$OUT"/r*.churn | grep '^{' | tail -n 1 >"$OUT/loadgen.out" || true
 else
