@@ -31,11 +31,15 @@ int wsm__session_from_uri(wsm_manager_t *m, struct lws *wsi, char *id,
 
 int wsm__resume_from_uri(struct lws *wsi, struct wsm_conn *c)
 {
-	char buf[64];
-	const char *seq = lws_get_urlarg_by_name(wsi, "lastSeq=", buf, sizeof(buf));
+	/* Room for any one argument: lws skips those that do not fit. */
+	char buf[WSM_QUERY_LIMIT + 1];
+	const char *seq;
 	uint64_t v;
 
 	c->has_resume = 0;
+	if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_URI_ARGS) > WSM_QUERY_LIMIT)
+		return 400; /* too long, like the path */
+	seq = lws_get_urlarg_by_name(wsi, "lastSeq=", buf, sizeof(buf));
 	if (!seq)
 		return 0;
 	if (wsm__parse_decimal(seq, UINT64_MAX, &c->resume_seq))

@@ -112,6 +112,8 @@ static void queue_close(wsm_manager_t *m, struct wsm_conn *c)
 	wsm__timer_rearm(m);
 }
 
+static void set_close_reason(wsm_manager_t *m, struct wsm_conn *c);
+
 void wsm__flush_closes(wsm_manager_t *m)
 {
 	while (!wsm_list_empty(&m->close_queue)) {
@@ -127,20 +129,23 @@ void wsm__flush_closes(wsm_manager_t *m)
 			lws_callback_on_writable(c->wsi);
 			continue;
 		}
+		set_close_reason(m, c);
 		/* May tear c down right here, if the socket is already dead. */
 		lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_SYNC);
 	}
 }
 
-void wsm__conn_close(wsm_manager_t *m, struct wsm_conn *c,
-		     wsm_close_cause_t cause, int code)
+/*
+ * lws keeps the close reason in the buffer it also uses for pong payloads,
+ * so a client ping arriving meanwhile would overwrite it: set it only as the
+ * close is handed to lws.
+ */
+static void set_close_reason(wsm_manager_t *m, struct wsm_conn *c)
 {
-	const char *text = close_text(cause, code);
-	int grace_s = (int)((m->cfg.close_grace_ms + 999) / 1000);
+	wsm_close_cause_t cause = (wsm_close_cause_t)c->cause;
+	const char *text = close_text(cause, c->close_code);
 	char hint[64];
 
-	if (c->closing)
-		return;
 	if (cause == WSM_CAUSE_LIFETIME || cause == WSM_CAUSE_SHUTDOWN) {
 		/* Spread the reconnects too: suggest a delay in the reason. */
 		int64_t spread = m->cfg.max_lifetime_ms *
@@ -152,14 +157,24 @@ void wsm__conn_close(wsm_manager_t *m, struct wsm_conn *c,
 			 (long long)(wsm__new_epoch(m) % (uint64_t)(spread + 1)));
 		text = hint;
 	}
+	lws_close_reason(c->wsi, (enum lws_close_status)c->close_code,
+			 (unsigned char *)(uintptr_t)text, strlen(text));
+}
+
+void wsm__conn_close(wsm_manager_t *m, struct wsm_conn *c,
+		     wsm_close_cause_t cause, int code)
+{
+	int grace_s = (int)((m->cfg.close_grace_ms + 999) / 1000);
+
+	if (c->closing)
+		return;
 	detach_open(m, c);
 	c->closing = 1;
 	c->cause = (uint8_t)cause;
+	c->close_code = (uint16_t)code;
 	wsm__bump(&m->c.closing, 1);
 	if (drops_queue(cause))
 		wsm__queue_free(m, &c->out);
-	lws_close_reason(c->wsi, (enum lws_close_status)code,
-			 (unsigned char *)(uintptr_t)text, strlen(text));
 	/* Bounds the whole close, however the peer behaves. */
 	lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, grace_s);
 	if (!wsm__queue_empty(&c->out))
@@ -289,7 +304,8 @@ int wsm__conn_receive(wsm_manager_t *m, struct wsm_conn *c, const void *in,
 	struct lws *wsi = c->wsi;
 
 	wsm__conn_activity(m, c);
-	if (c->closing)
+	/* Nothing a client sends after its close frame counts (RFC 6455 5.5.1). */
+	if (c->closing || c->peer_closed)
 		return 0;
 	if (lws_frame_is_binary(wsi)) {
 		wsm__conn_close(m, c, WSM_CAUSE_PROTOCOL, WSM_CLOSE_UNSUPPORTED);

@@ -18,6 +18,7 @@
 #define WSM_LIFETIME_SLOTS 16
 #define WSM_ORIGIN_LIMIT 1024 /* the allow-list, and an Origin header */
 #define WSM_IP_LIMIT 63
+#define WSM_QUERY_LIMIT 2048 /* the upgrade URL's query string */
 
 /* ---- intrusive doubly linked list (circular, with a sentinel) ---------- */
 struct wsm_link {
@@ -233,6 +234,7 @@ struct wsm_conn {
 	uint32_t rx_utf8;    /* UTF-8 state across fragments */
 	uint8_t closing;     /* close requested; no longer in the session */
 	uint8_t cause;       /* wsm_close_cause_t once closing */
+	uint16_t close_code; /* sent when the close is handed to lws */
 	uint8_t is_stale;    /* counted in the stale gauge */
 	uint8_t ping_due;
 	uint8_t peer_closed; /* client sent a close frame */

@@ -80,8 +80,8 @@ static void close_going_away(struct lws *wsi, bool was_closing)
 {
 	static const char text[] = "server shutdown";
 
-	if (!was_closing)
-		lws_close_reason(wsi, (enum lws_close_status)WSM_CLOSE_GOING_AWAY,
+	(void)was_closing; /* its own reason was not handed to lws yet */
+	lws_close_reason(wsi, (enum lws_close_status)WSM_CLOSE_GOING_AWAY,
 				 (unsigned char *)(uintptr_t)text,
 				 sizeof(text) - 1);
 	lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_SYNC);

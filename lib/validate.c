@@ -80,9 +80,12 @@ int wsm__parse_decimal(const char *s, uint64_t max, uint64_t *out)
 	if (!*s || strlen(s) > 20)
 		return -1;
 	for (; *s; s++) {
-		if (*s < '0' || *s > '9' || v > (max - (uint64_t)(*s - '0')) / 10)
+		uint64_t d = (uint64_t)(*s - '0');
+
+		/* v * 10 + d <= max, without overflowing on the way */
+		if (*s < '0' || *s > '9' || d > max || v > (max - d) / 10)
 			return -1;
-		v = v * 10 + (uint64_t)(*s - '0');
+		v = v * 10 + d;
 	}
 	*out = v;
 	return 0;
