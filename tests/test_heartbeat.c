@@ -39,11 +39,11 @@ static void pump_until_pings(wsc_t *c, unsigned n, int timeout_ms)
 /* Pings arrive every interval and pongs keep the connection alive. */
 static void heartbeat(bool libuv)
 {
-	harness_t *h = start(30, 150, 600000, libuv);
+	harness_t *h = start(100, 500, 600000, libuv);
 	wsc_t *c = must_join(h, "beat");
 
-	/* 10 pings at 30 ms span twice the stale timeout: pongs must count. */
-	pump_until_pings(c, 10, 5000);
+	/* 12 pings at 100 ms span over twice the stale timeout: pongs count. */
+	pump_until_pings(c, 12, 10000);
 	assert_int_equal(wsc_close_code(c), 0);
 	assert_true(harness_metrics(h).pings_sent >= 10);
 	assert_int_equal(harness_metrics(h).stale, 0);
@@ -76,7 +76,7 @@ static bool stale_counted(void *arg)
  */
 static void stale(bool libuv)
 {
-	harness_t *h = start(40, 400, 600000, libuv);
+	harness_t *h = start(60, 600, 600000, libuv);
 	wsc_t *dead = must_join(h, "st"), *alive = must_join(h, "st");
 	int64_t end;
 
@@ -172,8 +172,8 @@ static void test_sweep(void **state)
 static harness_t *start_app_ping(void)
 {
 	harness_t *h = HARNESS_START(NULL, { WSM_OPT_APP_PING, 1 },
-				     { WSM_OPT_PING_INTERVAL_MS, 40 },
-				     { WSM_OPT_STALE_TIMEOUT_MS, 300 });
+				     { WSM_OPT_PING_INTERVAL_MS, 80 },
+				     { WSM_OPT_STALE_TIMEOUT_MS, 600 });
 
 	assert_non_null(h);
 	return h;
