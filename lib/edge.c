@@ -10,18 +10,6 @@
 
 #define PEER_BUCKETS 256
 
-static uint64_t hash_ip(uint64_t seed, const char *ip, size_t len)
-{
-	uint64_t h = 0xcbf29ce484222325ULL ^ seed;
-	size_t i;
-
-	for (i = 0; i < len; i++) {
-		h ^= (unsigned char)ip[i];
-		h *= 0x100000001b3ULL;
-	}
-	return h;
-}
-
 /* The peer's address as text; false when lws cannot tell. */
 static bool peer_ip(struct lws *wsi, char *ip, size_t size)
 {
@@ -34,7 +22,7 @@ static struct wsm_peer **slot(wsm_manager_t *m, const char *ip, size_t len)
 
 	if (!m->peers)
 		return NULL;
-	p = &m->peers[hash_ip(m->table.seed, ip, len) % PEER_BUCKETS];
+	p = &m->peers[wsm__hash(m->table.seed, ip, len) % PEER_BUCKETS];
 	while (*p && ((*p)->len != len || memcmp((*p)->ip, ip, len)))
 		p = &(*p)->next;
 	return p;

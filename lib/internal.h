@@ -399,6 +399,8 @@ int64_t wsm__wall_ms(void);      /* Unix epoch */
 int wsm__service_check(wsm_manager_t *m);
 
 /* ---- session table (session_table.c) ----------------------------------- */
+/* Seeded FNV-1a: keys come from the network, the seed is per manager. */
+uint64_t wsm__hash(uint64_t seed, const char *key, size_t len);
 int wsm__table_init(wsm_manager_t *m);
 void wsm__table_free(wsm_manager_t *m);
 struct wsm_session *wsm__table_find(wsm_manager_t *m, const char *id,

@@ -11,7 +11,7 @@
 
 #define MIN_BUCKETS 16
 
-static uint64_t hash_id(uint64_t seed, const char *id, size_t len)
+uint64_t wsm__hash(uint64_t seed, const char *id, size_t len)
 {
 	uint64_t h = 0xcbf29ce484222325ULL ^ seed;
 	size_t i;
@@ -64,7 +64,7 @@ struct wsm_session *wsm__table_find(wsm_manager_t *m, const char *id,
 				    size_t len)
 {
 	struct wsm_table *t = &m->table;
-	uint64_t h = hash_id(t->seed, id, len);
+	uint64_t h = wsm__hash(t->seed, id, len);
 	struct wsm_session *s;
 
 	for (s = t->buckets[h & (t->nbuckets - 1)]; s; s = s->hnext)
@@ -107,7 +107,7 @@ struct wsm_session *wsm__table_get(wsm_manager_t *m, const char *id,
 	s = wsm__alloc(m, session_size(len));
 	if (!s)
 		return NULL;
-	s->hash = hash_id(t->seed, id, len);
+	s->hash = wsm__hash(t->seed, id, len);
 	s->epoch = wsm__new_epoch(m);
 	s->id_len = (uint8_t)len;
 	memcpy(s->id, id, len);
