@@ -28,7 +28,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 	} while (0)
 
 /*
- * Known library bugs (README.md, "Known bugs") a target can be told to let
+ * Open library bugs (README.md, "Bugs found") a target can be told to let
  * pass, to keep fuzzing beyond them: WSM_FUZZ_TOLERATE="name,name". The
  * default, and CI, tolerate nothing.
  */

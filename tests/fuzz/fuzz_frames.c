@@ -25,7 +25,9 @@
  * For scripts of well-formed frames ending with a close frame or a FIN, the
  * cause the manager reports is predicted from wsm(7) ("Clients need not send
  * anything ...": binary 1003, over WSM_OPT_MAX_MESSAGE_SIZE 1009, invalid
- * UTF-8 1007, otherwise the peer's close, or an error for a FIN) and checked.
+ * UTF-8 1007, otherwise the peer's close, or an error for a FIN; nothing
+ * after the client's close frame counts) and checked; so is the close code
+ * the client receives when the server closes first.
  */
 #include "fuzz.h"
 #include "fuzz_server.h"
@@ -52,7 +54,6 @@ struct predict {
 	bool known;  /* false: lws's own protocol checks decide */
 	bool closed; /* a cause is already fixed */
 	int cause;   /* once closed */
-	int alt_cause; /* another one let pass (WSM_FUZZ_TOLERATE), or ANY */
 	int code, alt_code; /* close code the server sends (0: not checked) */
 	/* the text message in progress */
 	bool in_msg;
@@ -67,7 +68,6 @@ static void fix(struct predict *p, int cause, int code, int alt_code)
 	if (!p->closed) {
 		p->closed = true;
 		p->cause = cause;
-		p->alt_cause = ANY;
 		p->code = code;
 		p->alt_code = alt_code ? alt_code : code;
 	}
@@ -144,13 +144,6 @@ static void frame(struct predict *p, int op, bool fin, const unsigned char *d,
 		 * it answers a close frame of the client's with its own code.
 		 */
 		if (bad || op == 8)
-			p->code = p->alt_code = 0;
-		/* lws 4.1 still hands over data that follows a close frame. */
-		if (p->cause == WSM_CAUSE_PEER && op < 8 &&
-		    fz_tolerate("data-after-peer-close"))
-			p->alt_cause = WSM_CAUSE_PROTOCOL;
-		/* lws 4.1 writes a ping's payload over the close reason. */
-		if (op == 9 && fz_tolerate("close-reason-ping"))
 			p->code = p->alt_code = 0;
 		else if (op < 8)
 			p->in_msg = !fin;
@@ -238,12 +231,9 @@ static bool run_script(wsc_t *c, struct script *s, struct predict *pr)
 				s->left--;
 				n = take(s, n);
 			}
-			if (pr->closed) {
+			if (pr->closed)
 				pr->code = pr->alt_code = 0;
-				if (pr->cause == WSM_CAUSE_PEER &&
-				    fz_tolerate("data-after-peer-close"))
-					pr->alt_cause = WSM_CAUSE_PROTOCOL;
-			} else
+			else
 				pr->known = false;
 			if (fz_send_raw(c, s->p, n, 5000))
 				return false;
@@ -305,7 +295,7 @@ static bool run_script(wsc_t *c, struct script *s, struct predict *pr)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	harness_t *h = fz_server_next(&server);
-	struct predict pr = { .known = true, .alt_cause = ANY, .utf8_at = SIZE_MAX };
+	struct predict pr = { .known = true, .utf8_at = SIZE_MAX };
 	struct script s = { size ? data + 1 : data, size ? size - 1 : 0 };
 	uint8_t mode = size ? data[0] : 0;
 	int ending = (mode >> 2) & 3, status = 0, code = 0, got;
@@ -350,9 +340,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (got = 0; got < WSM_CAUSE_SLOTS - 1; got++)
 		if (m1.closed[got] != m0.closed[got])
 			break;
-	FZ_CHECK(m1.closed[pr.cause] == m0.closed[pr.cause] + 1 ||
-			 (pr.alt_cause != ANY &&
-			  m1.closed[pr.alt_cause] == m0.closed[pr.alt_cause] + 1),
+	FZ_CHECK(m1.closed[pr.cause] == m0.closed[pr.cause] + 1,
 		 "closed as \"%s\", wsm(7) says \"%s\"",
 		 wsm_cause_name((wsm_close_cause_t)got),
 		 wsm_cause_name((wsm_close_cause_t)pr.cause));
