@@ -748,7 +748,7 @@ static void test_client_ping_is_not_activity(void **state)
 
 static int send_raw(wsc_t *c, const void *data, size_t len)
 {
-	return send(wsc_fd(c), data, len, MSG_NOSIGNAL) == (ssize_t)len ? 0 : -1;
+	return wsc_send_raw(c, data, len, WAIT_MS);
 }
 
 /* A masked frame header + payload, with b0 (FIN, RSV, opcode) as given. */

@@ -126,31 +126,7 @@ static int64_t mono_ms(void)
 
 int fz_send_raw(wsc_t *c, const void *data, size_t len, int timeout_ms)
 {
-	const unsigned char *p = data;
-	int64_t end = mono_ms() + timeout_ms;
-	int fd = wsc_fd(c);
-
-	while (len) {
-		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
-
-		if (n > 0) {
-			p += n;
-			len -= (size_t)n;
-			continue;
-		}
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-			struct pollfd pfd = { fd, POLLOUT, 0 };
-			int64_t left = end - mono_ms();
-
-			if (left <= 0 || poll(&pfd, 1, (int)left) <= 0)
-				return -1;
-			continue;
-		}
-		return -1;
-	}
-	return 0;
+	return wsc_send_raw(c, data, len, timeout_ms);
 }
 
 void fz_shutdown_and_drain(wsc_t *c, int timeout_ms)

@@ -617,6 +617,13 @@ int wsc_send_frame(wsc_t *c, int opcode, int fin, const void *data, size_t len)
 	return 0;
 }
 
+int wsc_send_raw(wsc_t *c, const void *data, size_t len, int timeout_ms)
+{
+	if (!c || c->fd < 0)
+		return -1;
+	return send_all(c->fd, data, len, deadline_after(timeout_ms));
+}
+
 int wsc_send_text(wsc_t *c, const char *text)
 {
 	if (!text)

@@ -46,6 +46,8 @@ int wsc_send_frame(wsc_t *c, int opcode, int fin, const void *data, size_t len);
 /* Send one unfragmented text frame containing strlen(text) bytes; returns 0 or -1. */
 int wsc_send_text(wsc_t *c, const char *text);
 
+/* Send raw bytes (no framing), bounded by timeout_ms; returns 0 or -1. */
+int wsc_send_raw(wsc_t *c, const void *data, size_t len, int timeout_ms);
 /* Send a close frame carrying this 16-bit code and no reason (code 0: empty payload); does not wait; returns 0 or -1. */
 int wsc_send_close(wsc_t *c, int code);
 
