@@ -53,7 +53,8 @@ static void usage(const char *prog)
 		"  [--loop poll|uv] [--rx BYTES] [--ping MS] [--stale MS]\n"
 		"  [--lifetime MS] [--max-conns N] [--per-session N] "
 		"[--queue N]\n"
-		"  [--retention MS] [--lws-validity 0/1] [--duration S]\n",
+		"  [--retention MS] [--lws-validity 0/1] [--duration S]\n"
+		"  [--max-per-ip N] [--max-upgrade-rate N]\n",
 		prog);
 	exit(2);
 }
@@ -72,6 +73,7 @@ void host_parse(int argc, char **argv, struct host_opts *o, const char *prog)
 	o->per_session = 16;
 	o->queue = -1;
 	o->retention_ms = -1;
+	o->max_per_ip = o->max_upgrade_rate = -1;
 	o->duration = 600;
 	for (i = 1; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -108,6 +110,10 @@ void host_parse(int argc, char **argv, struct host_opts *o, const char *prog)
 			o->queue = atol(v);
 		else if (!strcmp(a, "--retention"))
 			o->retention_ms = atol(v);
+		else if (!strcmp(a, "--max-per-ip"))
+			o->max_per_ip = atol(v);
+		else if (!strcmp(a, "--max-upgrade-rate"))
+			o->max_upgrade_rate = atol(v);
 		else if (!strcmp(a, "--lws-validity"))
 			o->lws_validity = atoi(v) != 0;
 		else if (!strcmp(a, "--duration"))

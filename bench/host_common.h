@@ -27,6 +27,7 @@ struct host_opts {
 	long max_conns, per_session;         /* libwsm only */
 	long queue;                          /* libwsm max queued messages */
 	long retention_ms;                   /* libwsm only; -1: default */
+	long max_per_ip, max_upgrade_rate;   /* libwsm only; -1: off */
 	bool lws_validity; /* keep lws's own per-wsi validity timer (libwsm) */
 	double duration;   /* the host stops by itself after this (s) */
 };

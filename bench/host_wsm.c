@@ -55,7 +55,8 @@ static void report(void *user, char *buf, size_t n)
 		 ",\"unrouted\":%" PRIu64 ",\"retained_bytes\":%" PRIu64
 		 ",\"closed_peer\":%" PRIu64 ",\"closed_error\":%" PRIu64
 		 ",\"closed_stale\":%" PRIu64 ",\"closed_slow\":%" PRIu64
-		 ",\"refused\":%" PRIu64 ",\"eagain\":%ld,\"errors\":%ld",
+		 ",\"refused\":%" PRIu64 ",\"refused_per_ip\":%" PRIu64
+		 ",\"refused_rate\":%" PRIu64 ",\"eagain\":%ld,\"errors\":%ld",
 		 mt.connections, mt.sessions, mt.held_bytes, mt.opened,
 		 mt.messages_sent, mt.bytes_sent, mt.messages_queued,
 		 mt.coalesced, mt.queued_bytes, mt.pings_sent, mt.broadcasts,
@@ -64,8 +65,9 @@ static void report(void *user, char *buf, size_t n)
 		 mt.closed[WSM_CAUSE_SLOW_CONSUMER],
 		 mt.refused_bad_request + mt.refused_denied +
 			 mt.refused_session_limit + mt.refused_global_limit +
-			 mt.refused_shutdown,
-		 a->eagain, a->errors);
+			 mt.refused_shutdown + mt.refused_origin +
+			 mt.refused_per_ip + mt.refused_rate,
+		 mt.refused_per_ip, mt.refused_rate, a->eagain, a->errors);
 }
 
 static void shutdown_app(void *user)
@@ -121,7 +123,9 @@ int main(int argc, char **argv)
 		h.o.lifetime_ms < 0 ? 86400000L : h.o.lifetime_ms) ||
 	    set(cfg, WSM_OPT_RX_BUFFER_SIZE, h.o.rx) ||
 	    set(cfg, WSM_OPT_MAX_QUEUED_MESSAGES, h.o.queue) ||
-	    set(cfg, WSM_OPT_RETENTION_MS, h.o.retention_ms))
+	    set(cfg, WSM_OPT_RETENTION_MS, h.o.retention_ms) ||
+	    set(cfg, WSM_OPT_MAX_CONNECTIONS_PER_IP, h.o.max_per_ip) ||
+	    set(cfg, WSM_OPT_MAX_UPGRADE_RATE, h.o.max_upgrade_rate))
 		return 2;
 	a.m = wsm_manager_new(cfg, &err);
 	wsm_config_free(cfg);

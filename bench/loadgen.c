@@ -3,13 +3,19 @@
  *
  * A minimal RFC 6455 client (handshake, masked frames, pong replies, close
  * handling, partial frames) on epoll, non-blocking, spread over several
- * processes (fork) and loopback source addresses 127.0.0.1..127.0.0.N.
+ * processes (fork) and loopback source addresses 127.0.0.A..127.0.0.A+N-1
+ * (A: --src-base, 1 by default).
  *
- *	loadgen --port P [--mode receive|idle|churn|dead|slow] [--conns N]
- *		[--per-session K] [--session-base B] [--procs P] [--src N]
+ *	loadgen --port P [--mode receive|idle|churn|dead|slow|flood]
+ *		[--conns N] [--per-session K] [--session-base B] [--procs P]
+ *		[--src N] [--src-base A]
  *		[--duration S] [--warmup S] [--connect-timeout S]
  *		[--cycles N] [--churn-wait-msg] [--signal-pid PID]
  *		[--path-prefix /api/images_mvp/progress/] [--rcvbuf BYTES]
+ *
+ * flood: every slot upgrades, keeps what is accepted and retries at once
+ * what is refused (an HTTP status instead of 101), for --duration; the
+ * refusals are counted by status. churn also retries refused upgrades.
  *
  * Connection j joins session "s<B + j / K>". The producer embeds its
  * CLOCK_MONOTONIC time as "t=<ns>" in each message; latency is now minus
@@ -43,13 +49,13 @@
 #include <time.h>
 #include <unistd.h>
 
-enum mode { M_RECEIVE, M_IDLE, M_CHURN, M_DEAD, M_SLOW };
+enum mode { M_RECEIVE, M_IDLE, M_CHURN, M_DEAD, M_SLOW, M_FLOOD };
 static const char *mode_names[] = { "receive", "idle", "churn", "dead",
-				    "slow" };
+				    "slow", "flood" };
 
 struct opts {
 	enum mode mode;
-	int port, conns, per_session, session_base, procs, src;
+	int port, conns, per_session, session_base, procs, src, src_base;
 	double duration, warmup, connect_timeout;
 	long cycles;
 	bool churn_wait_msg;
@@ -92,6 +98,7 @@ struct result {
 	long msgs, bytes;       /* in the measurement window */
 	long msgs_total, seq_gaps, pings, closes_recv;
 	long cycles;
+	long refused_429, refused_503, refused_other;
 	long lat_max_us;
 	double dead_max_open_to_close_s;
 	int64_t last_close_ns;
@@ -104,7 +111,7 @@ struct result {
 /* Shared between the parent and its children. */
 struct shared {
 	atomic_int phase; /* 0 connect, 1 measure, 2 stop */
-	atomic_long connected, closed, cycles_done, handshakes_failed;
+	atomic_long connected, closed, cycles_done, handshakes_failed, refused;
 };
 
 static struct opts O;
@@ -247,6 +254,18 @@ static int send_close(struct conn *c, int code)
 
 static void conn_start(struct conn *c);
 
+/* Modes whose slots start again when a connection or attempt is over. */
+static bool restarts(void)
+{
+	return O.mode == M_CHURN || O.mode == M_FLOOD;
+}
+
+static bool may_restart(void)
+{
+	return restarts() && atomic_load(&S->phase) < 2 &&
+	       quota_started < quota;
+}
+
 /* The connection is over: record, and in churn mode start the next cycle. */
 static void conn_done(struct conn *c, int code, bool cycle_ok)
 {
@@ -272,8 +291,23 @@ static void conn_done(struct conn *c, int code, bool cycle_ok)
 		R.cycles++;
 		atomic_fetch_add(&S->cycles_done, 1);
 	}
-	if (O.mode == M_CHURN && atomic_load(&S->phase) < 2 &&
-	    quota_started < quota)
+	if (may_restart())
+		conn_start(c);
+}
+
+/* The server answered the upgrade with an HTTP status, not 101. */
+static void conn_refused(struct conn *c, int status)
+{
+	inflight--;
+	atomic_fetch_add(&S->refused, 1);
+	if (status == 429)
+		R.refused_429++;
+	else if (status == 503)
+		R.refused_503++;
+	else
+		R.refused_other++;
+	conn_reset(c);
+	if (may_restart())
 		conn_start(c);
 }
 
@@ -286,7 +320,7 @@ static void conn_start(struct conn *c)
 	struct epoll_event ev;
 	int one = 1, fd;
 
-	if (O.mode == M_CHURN)
+	if (restarts())
 		quota_started++;
 	c->idx = first_idx + (int)(c - conns);
 	fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
@@ -304,7 +338,8 @@ static void conn_start(struct conn *c)
 			   sizeof(O.rcvbuf));
 	memset(&src, 0, sizeof(src));
 	src.sin_family = AF_INET;
-	src.sin_addr.s_addr = htonl(0x7f000001u + (uint32_t)(c->idx % O.src));
+	src.sin_addr.s_addr = htonl(0x7f000000u + (uint32_t)O.src_base +
+			       (uint32_t)(c->idx % O.src));
 	if (bind(fd, (struct sockaddr *)&src, sizeof(src)) < 0) {
 		close(fd);
 		R.failed++;
@@ -546,8 +581,12 @@ static void on_readable(struct conn *c)
 				}
 				continue;
 			}
-			if (c->rxlen < 12 || memcmp(c->rx + 9, "101", 3)) {
+			if (c->rxlen < 12 || memcmp(c->rx, "HTTP/1.1 ", 9)) {
 				conn_done(c, 0, false);
+				return;
+			}
+			if (memcmp(c->rx + 9, "101", 3)) {
+				conn_refused(c, atoi((char *)c->rx + 9));
 				return;
 			}
 			hl = (size_t)(end - c->rx) + 4;
@@ -616,7 +655,7 @@ static void child(int slot0, int n, long cycles_quota, int out_fd)
 
 		/* Start connections, a bounded number of handshakes at once. */
 		while (phase < 2 && next < n && inflight < O.inflight &&
-		       (O.mode != M_CHURN || quota_started < quota))
+		       (!restarts() || quota_started < quota))
 			conn_start(&conns[next++]);
 		k = epoll_wait(ep, evs, 256, 20);
 		for (i = 0; i < k; i++)
@@ -679,10 +718,11 @@ static void child(int slot0, int n, long cycles_quota, int out_fd)
 static void usage(void)
 {
 	fprintf(stderr,
-		"usage: loadgen --port P [--mode receive|idle|churn|dead|slow] "
-		"[--conns N] [--per-session K]\n"
-		"  [--session-base B] [--procs P] [--src N] [--duration S] "
-		"[--warmup S]\n"
+		"usage: loadgen --port P [--mode receive|idle|churn|dead|slow|"
+		"flood] [--conns N]\n"
+		"  [--per-session K] [--session-base B] [--procs P] [--src N] "
+		"[--src-base A]\n"
+		"  [--duration S] [--warmup S]\n"
 		"  [--connect-timeout S] [--cycles N] [--churn-wait-msg] "
 		"[--signal-pid PID]\n"
 		"  [--path-prefix STR] [--rcvbuf BYTES] [--inflight N]\n");
@@ -710,6 +750,9 @@ static void merge(struct result *a, const struct result *b)
 	a->pings += b->pings;
 	a->closes_recv += b->closes_recv;
 	a->cycles += b->cycles;
+	a->refused_429 += b->refused_429;
+	a->refused_503 += b->refused_503;
+	a->refused_other += b->refused_other;
 	if (b->lat_max_us > a->lat_max_us)
 		a->lat_max_us = b->lat_max_us;
 	if (b->dead_max_open_to_close_s > a->dead_max_open_to_close_s)
@@ -776,6 +819,7 @@ int main(int argc, char **argv)
 	O.per_session = 2;
 	O.procs = 2;
 	O.src = 9;
+	O.src_base = 1;
 	O.duration = 10;
 	O.warmup = 1;
 	O.connect_timeout = 60;
@@ -793,12 +837,12 @@ int main(int argc, char **argv)
 			usage();
 		i++;
 		if (!strcmp(a, "--mode")) {
-			int m;
+			int m, nm = (int)(sizeof(mode_names) / sizeof(*mode_names));
 
-			for (m = 0; m < 5; m++)
+			for (m = 0; m < nm; m++)
 				if (!strcmp(v, mode_names[m]))
 					break;
-			if (m == 5)
+			if (m == nm)
 				usage();
 			O.mode = (enum mode)m;
 		} else if (!strcmp(a, "--port"))
@@ -813,6 +857,8 @@ int main(int argc, char **argv)
 			O.procs = atoi(v);
 		else if (!strcmp(a, "--src"))
 			O.src = atoi(v);
+		else if (!strcmp(a, "--src-base"))
+			O.src_base = atoi(v);
 		else if (!strcmp(a, "--duration"))
 			O.duration = arg_d(v);
 		else if (!strcmp(a, "--warmup"))
@@ -834,6 +880,7 @@ int main(int argc, char **argv)
 	}
 	if (O.port <= 0 || O.port > 65535 || O.conns < 1 || O.per_session < 1 ||
 	    O.procs < 1 || O.procs > 64 || O.src < 1 || O.src > 9 ||
+	    O.src_base < 1 || O.src_base + O.src > 255 ||
 	    O.inflight < 1 || O.cycles < 1)
 		usage();
 	if (O.procs > O.conns)
@@ -887,18 +934,27 @@ int main(int argc, char **argv)
 		poke_host();
 		atomic_store(&S->phase, 1);
 		while (atomic_load(&S->cycles_done) +
-				       atomic_load(&S->handshakes_failed) <
+				       atomic_load(&S->handshakes_failed) +
+				       atomic_load(&S->refused) <
 			       O.cycles &&
 		       now_ns() < limit)
 			sleep_s(0.01);
 		t_end = now_ns();
 		cycles_at_end = atomic_load(&S->cycles_done);
 		atomic_store(&S->phase, 2);
+	} else if (O.mode == M_FLOOD) {
+		/* Attempts go on until the duration or the quota is spent. */
+		t_measure = t0;
+		atomic_store(&S->phase, 1);
+		sleep_s(O.duration);
+		t_end = now_ns();
+		atomic_store(&S->phase, 2);
 	} else {
 		int64_t limit = t0 + (int64_t)(O.connect_timeout * 1e9);
 
 		while (atomic_load(&S->connected) +
-				       atomic_load(&S->handshakes_failed) <
+				       atomic_load(&S->handshakes_failed) +
+				       atomic_load(&S->refused) <
 			       O.conns &&
 		       now_ns() < limit)
 			sleep_s(0.01);
@@ -969,6 +1025,8 @@ int main(int argc, char **argv)
 	       ",\"p99\":%" PRIu64 ",\"max\":%ld},",
 	       pct(&total, 0.50), pct(&total, 0.90), pct(&total, 0.99),
 	       total.lat_max_us);
+	printf("\"refused\":{\"429\":%ld,\"503\":%ld,\"other\":%ld},",
+	       total.refused_429, total.refused_503, total.refused_other);
 	printf("\"cycles\":%ld,\"cycles_per_s\":%.1f,",
 	       total.cycles,
 	       O.mode == M_CHURN ? (double)(cycles_at_end - cycles_at_measure) /

@@ -7,7 +7,11 @@
 #   bench/soak.sh --mixed MINUTES [--build-dir B] [--out DIR]
 # --mixed runs, for MINUTES, rounds of receivers, churn (reconnects), dead
 # peers that never answer pings and never-reading clients side by side,
-# with the host's producer broadcasting throughout.
+# with the host's producer broadcasting throughout; once the receivers are
+# connected, two floods join each round: one address opening far more
+# upgrades than its per-IP cap (429) and eight addresses reconnecting as
+# fast as they can, past the upgrade rate limit (503). Legitimate clients
+# use 127.0.0.1-9, the floods 127.0.0.20 and 127.0.0.30-37.
 set -eu
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 B=$SRC/build
@@ -29,6 +33,7 @@ LIMIT_S=$((CYCLES / 2000 + 120)) # generous: ~8k cycles/s measured
 
 "$B/bench/host_wsm" --loop poll --sessions 500 --rate 10 --subticks 10 \
 	--ping 2000 --stale 6000 --retention 0 --duration "$LIMIT_S" \
+	--max-per-ip 300 --max-upgrade-rate 4000 \
 	>"$OUT/host.out" 2>"$OUT/host.err" &
 HP=$!
 trap 'kill -TERM $HP 2>/dev/null; exit 130' INT TERM
@@ -53,7 +58,7 @@ if [ "$MIXED" -gt 0 ]; then
 	round=0
 	while [ "$(date +%s)" -lt "$END" ]; do
 		round=$((round + 1))
-		timeout 120 $LG --mode receive --conns 400 --per-session 2 --duration 60 >"$OUT/r$round.receive" 2>>"$OUT/loadgen.err" &
+		timeout 120 $LG --mode receive --conns 400 --per-session 2 --duration 60 >"$OUT/r$round.receive" 2>"$OUT/r$round.receive.err" &
 		p1=$!
 		timeout 120 $LG --mode churn --conns 100 --per-session 2 --cycles 100000 --duration 60 >"$OUT/r$round.churn" 2>>"$OUT/loadgen.err" &
 		p2=$!
@@ -61,7 +66,16 @@ if [ "$MIXED" -gt 0 ]; then
 		p3=$!
 		timeout 120 $LG --mode slow --conns 20 --per-session 1 --session-base 450 --duration 30 >"$OUT/r$round.slow" 2>>"$OUT/loadgen.err" &
 		p4=$!
-		wait $p1 $p2 $p3 $p4 || true
+		# The floods start once the receivers are in (at most 30 s).
+		for _ in $(seq 1 300); do
+			grep -q connected "$OUT/r$round.receive.err" 2>/dev/null && break
+			sleep 0.1
+		done
+		timeout 60 $LG --mode flood --conns 800 --src 1 --src-base 20 --session-base 460 --cycles 100000000 --duration 30 >"$OUT/r$round.flood" 2>>"$OUT/loadgen.err" &
+		p5=$!
+		timeout 60 $LG --mode churn --conns 200 --src 8 --src-base 30 --session-base 480 --cycles 100000000 --connect-timeout 0 --duration 30 >"$OUT/r$round.rateflood" 2>>"$OUT/loadgen.err" &
+		p6=$!
+		wait $p1 $p2 $p3 $p4 $p5 $p6 || true
 	done
 	cat "$OUT"/r*.churn | grep '^{' | tail -n 1 >"$OUT/loadgen.out" || true
 else
@@ -73,6 +87,8 @@ sleep 2 # let the last closes finish before the final report
 kill -TERM $HP 2>/dev/null || true
 wait $HP 2>/dev/null || true
 kill $SP 2>/dev/null || true
+[ "$MIXED" -gt 0 ] &&
+	{ python3 "$SRC/bench/soak_summary.py" "$OUT" | tee "$OUT/summary.txt" || true; }
 echo "soak: results in $OUT (rss.csv, host.out, loadgen.out)"
 tail -n 1 "$OUT/loadgen.out"
 grep '^{' "$OUT/host.out" | tail -n 2
