@@ -3,6 +3,7 @@
  * their ranges and defaults, plus the two string options. Values outside a
  * range are refused (WSM_ERANGE), never clamped.
  */
+#include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,37 +13,58 @@ struct int_option {
 	wsm_option_t key;
 	int64_t min, max, def;
 	size_t offset;
+	const char *json_name; /* in the status document's "config" */
 };
 
-#define OPT(k, lo, hi, d, field) \
-	{ k, lo, hi, d, offsetof(struct wsm_settings, field) }
+#define OPT(k, lo, hi, d, field, name) \
+	{ k, lo, hi, d, offsetof(struct wsm_settings, field), name }
 
 static const struct int_option int_options[] = {
-	OPT(WSM_OPT_MAX_CONNECTIONS_PER_SESSION, 1, 65535, 5, max_per_session),
-	OPT(WSM_OPT_MAX_CONNECTIONS, 1, 1000000, 10000, max_connections),
+	OPT(WSM_OPT_MAX_CONNECTIONS_PER_SESSION, 1, 65535, 5, max_per_session,
+	    "maxConnectionsPerSession"),
+	OPT(WSM_OPT_MAX_CONNECTIONS, 1, 1000000, 10000, max_connections,
+	    "maxConnections"),
 	OPT(WSM_OPT_SESSION_LIMIT_POLICY, WSM_LIMIT_REJECT,
-	    WSM_LIMIT_EVICT_OLDEST, WSM_LIMIT_REJECT, limit_policy),
-	OPT(WSM_OPT_MAX_LIFETIME_MS, 10, 2592000000LL, 300000, max_lifetime_ms),
-	OPT(WSM_OPT_PING_INTERVAL_MS, 10, 86400000, 30000, ping_interval_ms),
-	OPT(WSM_OPT_STALE_TIMEOUT_MS, 10, 86400000, 120000, stale_timeout_ms),
-	OPT(WSM_OPT_SWEEP_INTERVAL_MS, 10, 86400000, 60000, sweep_interval_ms),
-	OPT(WSM_OPT_CLOSE_GRACE_MS, 1000, 60000, 5000, close_grace_ms),
-	OPT(WSM_OPT_LIFETIME_JITTER_PERCENT, 0, 50, 10, lifetime_jitter_pct),
-	OPT(WSM_OPT_APP_PING, 0, 1, 0, app_ping),
-	OPT(WSM_OPT_MAX_CONNECTIONS_PER_IP, 0, 1000000, 0, max_per_ip),
-	OPT(WSM_OPT_MAX_UPGRADE_RATE, 0, 1000000, 0, max_upgrade_rate),
+	    WSM_LIMIT_EVICT_OLDEST, WSM_LIMIT_REJECT, limit_policy,
+	    "sessionLimitPolicy"),
+	OPT(WSM_OPT_MAX_LIFETIME_MS, 10, 2592000000LL, 300000, max_lifetime_ms,
+	    "maxLifetimeMs"),
+	OPT(WSM_OPT_PING_INTERVAL_MS, 10, 86400000, 30000, ping_interval_ms,
+	    "pingIntervalMs"),
+	OPT(WSM_OPT_STALE_TIMEOUT_MS, 10, 86400000, 120000, stale_timeout_ms,
+	    "staleTimeoutMs"),
+	OPT(WSM_OPT_SWEEP_INTERVAL_MS, 10, 86400000, 60000, sweep_interval_ms,
+	    "sweepIntervalMs"),
+	OPT(WSM_OPT_CLOSE_GRACE_MS, 1000, 60000, 5000, close_grace_ms,
+	    "closeGraceMs"),
+	OPT(WSM_OPT_LIFETIME_JITTER_PERCENT, 0, 50, 10, lifetime_jitter_pct,
+	    "lifetimeJitterPercent"),
+	OPT(WSM_OPT_APP_PING, 0, 1, 0, app_ping, "appPing"),
+	OPT(WSM_OPT_MAX_CONNECTIONS_PER_IP, 0, 1000000, 0, max_per_ip,
+	    "maxConnectionsPerIp"),
+	OPT(WSM_OPT_MAX_UPGRADE_RATE, 0, 1000000, 0, max_upgrade_rate,
+	    "maxUpgradeRate"),
 	OPT(WSM_OPT_SESSION_ID_MAX_LEN, 1, WSM_SESSION_ID_LIMIT, 64,
-	    session_id_max_len),
-	OPT(WSM_OPT_MAX_MESSAGE_SIZE, 16, 1048576, 1024, max_message_size),
-	OPT(WSM_OPT_RX_BUFFER_SIZE, 128, 65536, 512, rx_buffer_size),
-	OPT(WSM_OPT_MAX_QUEUED_MESSAGES, 1, 4096, 32, max_queued),
-	OPT(WSM_OPT_MAX_TEXT_LEN, 1, 65536, 1024, max_text_len),
-	OPT(WSM_OPT_MAX_METADATA_LEN, 2, 1048576, 16384, max_metadata_len),
-	OPT(WSM_OPT_INBOX_CAPACITY, 1, 16777216, 65536, inbox_capacity),
-	OPT(WSM_OPT_MAX_QUEUED_BYTES, 1024, 67108864, 262144, max_queued_bytes),
-	OPT(WSM_OPT_RETENTION_MS, 0, 86400000, 60000, retention_ms),
-	OPT(WSM_OPT_RETAIN_MAX_SESSIONS, 0, 1000000, 10000, retain_max_sessions),
-	OPT(WSM_OPT_RETAIN_MAX_BYTES, 0, 1073741824, 16777216, retain_max_bytes),
+	    session_id_max_len, "sessionIdMaxLen"),
+	OPT(WSM_OPT_MAX_MESSAGE_SIZE, 16, 1048576, 1024, max_message_size,
+	    "maxMessageSize"),
+	OPT(WSM_OPT_RX_BUFFER_SIZE, 128, 65536, 512, rx_buffer_size,
+	    "rxBufferSize"),
+	OPT(WSM_OPT_MAX_QUEUED_MESSAGES, 1, 4096, 32, max_queued,
+	    "maxQueuedMessages"),
+	OPT(WSM_OPT_MAX_TEXT_LEN, 1, 65536, 1024, max_text_len, "maxTextLen"),
+	OPT(WSM_OPT_MAX_METADATA_LEN, 2, 1048576, 16384, max_metadata_len,
+	    "maxMetadataLen"),
+	OPT(WSM_OPT_INBOX_CAPACITY, 1, 16777216, 65536, inbox_capacity,
+	    "inboxCapacity"),
+	OPT(WSM_OPT_MAX_QUEUED_BYTES, 1024, 67108864, 262144, max_queued_bytes,
+	    "maxQueuedBytes"),
+	OPT(WSM_OPT_RETENTION_MS, 0, 86400000, 60000, retention_ms,
+	    "retentionMs"),
+	OPT(WSM_OPT_RETAIN_MAX_SESSIONS, 0, 1000000, 10000, retain_max_sessions,
+	    "retainMaxSessions"),
+	OPT(WSM_OPT_RETAIN_MAX_BYTES, 0, 1073741824, 16777216, retain_max_bytes,
+	    "retainMaxBytes"),
 };
 
 #define DEFAULT_PREFIX "/api/images_mvp/progress/"
@@ -72,6 +94,38 @@ void wsm__settings_defaults(struct wsm_settings *s)
 		*field(s, &int_options[i]) = int_options[i].def;
 	strcpy(s->path_prefix, DEFAULT_PREFIX);
 	strcpy(s->protocol_name, DEFAULT_PROTOCOL);
+}
+
+json_t *wsm__settings_json(const struct wsm_settings *s)
+{
+	json_t *doc = json_object();
+	size_t i;
+	int bad = !doc;
+
+	for (i = 0; !bad && i < sizeof(int_options) / sizeof(int_options[0]);
+	     i++) {
+		const struct int_option *o = &int_options[i];
+		int64_t v = *(const int64_t *)((const char *)s + o->offset);
+
+		if (o->key == WSM_OPT_SESSION_LIMIT_POLICY)
+			bad = json_object_set_new(doc, o->json_name,
+				json_string(v == WSM_LIMIT_REJECT
+						    ? "reject"
+						    : "evict_oldest"));
+		else
+			bad = json_object_set_new(doc, o->json_name,
+						  json_integer((json_int_t)v));
+	}
+	if (bad ||
+	    json_object_set_new(doc, "pathPrefix", json_string(s->path_prefix)) ||
+	    json_object_set_new(doc, "protocolName",
+				json_string(s->protocol_name)) ||
+	    json_object_set_new(doc, "originAllow",
+				json_string(s->origin_allow))) {
+		json_decref(doc);
+		return NULL;
+	}
+	return doc;
 }
 
 wsm_config_t *wsm_config_new(void)

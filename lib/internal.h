@@ -100,6 +100,8 @@ struct wsm_config {
 };
 
 void wsm__settings_defaults(struct wsm_settings *s);
+/* The settings as the status document's "config" object; NULL: no memory. */
+struct json_t *wsm__settings_json(const struct wsm_settings *s);
 
 /* ---- validation (validate.c) ------------------------------------------- */
 int wsm__check_session_id(const char *id, size_t len, int64_t max_len);

@@ -80,21 +80,6 @@ static json_t *metrics_json(const wsm_metrics_t *s)
 			 "memoryUsage", "heldBytes", (json_int_t)s->held_bytes);
 }
 
-static json_t *config_json(const struct wsm_settings *c)
-{
-	return json_pack(
-		"{s:I, s:I, s:s, s:I, s:I, s:I, s:I, s:s}",
-		"maxConnectionsPerSession", (json_int_t)c->max_per_session,
-		"maxConnections", (json_int_t)c->max_connections,
-		"sessionLimitPolicy",
-		c->limit_policy == WSM_LIMIT_REJECT ? "reject" : "evict_oldest",
-		"maxLifetimeMs", (json_int_t)c->max_lifetime_ms,
-		"pingIntervalMs", (json_int_t)c->ping_interval_ms,
-		"staleTimeoutMs", (json_int_t)c->stale_timeout_ms,
-		"sweepIntervalMs", (json_int_t)c->sweep_interval_ms,
-		"pathPrefix", c->path_prefix);
-}
-
 int wsm_status_json(wsm_manager_t *m, char *buf, size_t size)
 {
 	wsm_metrics_t s;
@@ -112,7 +97,7 @@ int wsm_status_json(wsm_manager_t *m, char *buf, size_t size)
 			: atomic_load(&m->draining)    ? "draining"
 						       : "ok",
 			"metrics", metrics_json(&s), "config",
-			config_json(&m->cfg), "timestamp",
+			wsm__settings_json(&m->cfg), "timestamp",
 			(json_int_t)wsm__wall_ms());
 	wsm__release(m);
 	if (!doc)

@@ -230,7 +230,7 @@ static void test_cause_names(void **state)
 static const struct int_opt {
 	wsm_option_t opt;
 	int64_t min, max, def;
-	const char *key; /* in the status document's "config", or NULL */
+	const char *key; /* in the status document's "config" */
 } int_opts[] = {
 	{ WSM_OPT_MAX_CONNECTIONS_PER_SESSION, 1, 65535, 5,
 	  "maxConnectionsPerSession" },
@@ -240,14 +240,22 @@ static const struct int_opt {
 	{ WSM_OPT_PING_INTERVAL_MS, 10, 86400000, 30000, "pingIntervalMs" },
 	{ WSM_OPT_STALE_TIMEOUT_MS, 10, 86400000, 120000, "staleTimeoutMs" },
 	{ WSM_OPT_SWEEP_INTERVAL_MS, 10, 86400000, 60000, "sweepIntervalMs" },
-	{ WSM_OPT_CLOSE_GRACE_MS, 1000, 60000, 5000, NULL },
-	{ WSM_OPT_SESSION_ID_MAX_LEN, 1, 128, 64, NULL },
-	{ WSM_OPT_MAX_MESSAGE_SIZE, 16, 1048576, 1024, NULL },
-	{ WSM_OPT_RX_BUFFER_SIZE, 128, 65536, 512, NULL },
-	{ WSM_OPT_MAX_QUEUED_MESSAGES, 1, 4096, 32, NULL },
-	{ WSM_OPT_MAX_TEXT_LEN, 1, 65536, 1024, NULL },
-	{ WSM_OPT_MAX_METADATA_LEN, 2, 1048576, 16384, NULL },
-	{ WSM_OPT_INBOX_CAPACITY, 1, 16777216, 65536, NULL },
+	{ WSM_OPT_CLOSE_GRACE_MS, 1000, 60000, 5000, "closeGraceMs" },
+	{ WSM_OPT_LIFETIME_JITTER_PERCENT, 0, 50, 10, "lifetimeJitterPercent" },
+	{ WSM_OPT_APP_PING, 0, 1, 0, "appPing" },
+	{ WSM_OPT_MAX_CONNECTIONS_PER_IP, 0, 1000000, 0, "maxConnectionsPerIp" },
+	{ WSM_OPT_MAX_UPGRADE_RATE, 0, 1000000, 0, "maxUpgradeRate" },
+	{ WSM_OPT_SESSION_ID_MAX_LEN, 1, 128, 64, "sessionIdMaxLen" },
+	{ WSM_OPT_MAX_MESSAGE_SIZE, 16, 1048576, 1024, "maxMessageSize" },
+	{ WSM_OPT_RX_BUFFER_SIZE, 128, 65536, 512, "rxBufferSize" },
+	{ WSM_OPT_MAX_QUEUED_MESSAGES, 1, 4096, 32, "maxQueuedMessages" },
+	{ WSM_OPT_MAX_TEXT_LEN, 1, 65536, 1024, "maxTextLen" },
+	{ WSM_OPT_MAX_METADATA_LEN, 2, 1048576, 16384, "maxMetadataLen" },
+	{ WSM_OPT_INBOX_CAPACITY, 1, 16777216, 65536, "inboxCapacity" },
+	{ WSM_OPT_MAX_QUEUED_BYTES, 1024, 67108864, 262144, "maxQueuedBytes" },
+	{ WSM_OPT_RETENTION_MS, 0, 86400000, 60000, "retentionMs" },
+	{ WSM_OPT_RETAIN_MAX_SESSIONS, 0, 1000000, 10000, "retainMaxSessions" },
+	{ WSM_OPT_RETAIN_MAX_BYTES, 0, 1073741824, 16777216, "retainMaxBytes" },
 };
 #define N_INT_OPTS (sizeof(int_opts) / sizeof(int_opts[0]))
 
@@ -351,14 +359,16 @@ static void check_default_config(wsm_manager_t *m)
 	for (i = 0; i < N_INT_OPTS; i++) {
 		const struct int_opt *o = &int_opts[i];
 
-		if (!o->key)
-			continue;
 		if (o->opt == WSM_OPT_SESSION_LIMIT_POLICY)
 			assert_string_equal(str_at(cfg, o->key), "reject");
 		else
 			assert_int_equal(int_at(cfg, o->key), o->def);
 	}
 	assert_string_equal(str_at(cfg, "pathPrefix"), "/api/images_mvp/progress/");
+	assert_string_equal(str_at(cfg, "protocolName"), "wsm");
+	assert_string_equal(str_at(cfg, "originAllow"), "");
+	/* Nothing else: every key is one of the options above. */
+	assert_int_equal(json_object_size(cfg), N_INT_OPTS + 3);
 	json_decref(doc);
 	p = wsm_protocol(m);
 	assert_non_null(p);
@@ -438,15 +448,13 @@ static void observe(wsm_config_t *cfg, const struct int_opt *o, int64_t value)
 
 	make_consistent(cfg, o->opt, value);
 	m = new_manager(cfg);
-	if (o->key) {
-		doc = status_doc(m);
-		if (o->opt == WSM_OPT_SESSION_LIMIT_POLICY)
-			assert_string_equal(str_at(config_of(doc), o->key),
-					    value ? "evict_oldest" : "reject");
-		else
-			assert_int_equal(int_at(config_of(doc), o->key), value);
-		json_decref(doc);
-	}
+	doc = status_doc(m);
+	if (o->opt == WSM_OPT_SESSION_LIMIT_POLICY)
+		assert_string_equal(str_at(config_of(doc), o->key),
+				    value ? "evict_oldest" : "reject");
+	else
+		assert_int_equal(int_at(config_of(doc), o->key), value);
+	json_decref(doc);
 	switch (o->opt) {
 	case WSM_OPT_RX_BUFFER_SIZE:
 		assert_int_equal(wsm_protocol(m)->rx_buffer_size, value);
@@ -725,6 +733,9 @@ static void test_manager_copies_config(void **state)
 			 0);
 	assert_int_equal(wsm_config_set_str(cfg, WSM_OPT_PATH_PREFIX, "/x/y/"), 0);
 	assert_int_equal(wsm_config_set_str(cfg, WSM_OPT_PROTOCOL_NAME, "first"), 0);
+	assert_int_equal(wsm_config_set_str(cfg, WSM_OPT_ORIGIN_ALLOW,
+					    "https://a.example,https://b.example"),
+			 0);
 	m = new_manager(cfg);
 	/* Changed after creation, then freed: the manager must not notice. */
 	assert_int_equal(wsm_config_set_int(cfg, WSM_OPT_MAX_CONNECTIONS, 88), 0);
@@ -742,6 +753,9 @@ static void test_manager_copies_config(void **state)
 	assert_int_equal(int_at(c, "staleTimeoutMs"), 2222);
 	assert_int_equal(int_at(c, "sweepIntervalMs"), 3333);
 	assert_string_equal(str_at(c, "pathPrefix"), "/x/y/");
+	assert_string_equal(str_at(c, "protocolName"), "first");
+	assert_string_equal(str_at(c, "originAllow"),
+			    "https://a.example,https://b.example");
 	json_decref(doc);
 	assert_string_equal(wsm_protocol(m)->name, "first");
 	wsm_manager_destroy(m);
@@ -1357,7 +1371,10 @@ static void test_destroy_is_per_manager(void **state)
 
 /* ---- destroy racing with calls from other threads ----------------------- */
 
-enum { RACE_THREADS = 4, RACE_MAX_CALLS = 200000, RACE_AFTER = 200 };
+/* Each thread calls until it has been refused RACE_AFTER times, bounded in
+ * time rather than in calls: a starved thread must not run out of calls
+ * before the destroy it is waiting for. */
+enum { RACE_THREADS = 4, RACE_AFTER = 200, RACE_LIMIT_MS = 30000 };
 
 struct racer {
 	wsm_manager_t *m;
@@ -1377,7 +1394,10 @@ static void *race(void *arg)
 	long i;
 	int rc;
 
-	for (i = 0; i < RACE_MAX_CALLS && r->shutdown < RACE_AFTER; i++) {
+	int64_t end = now_ms() + RACE_LIMIT_MS;
+
+	for (i = 0; r->shutdown < RACE_AFTER && (i % 256 || now_ms() < end);
+	     i++) {
 		switch (r->kind) {
 		case 0:
 			rc = wsm_broadcast_progress(r->m, "race", (double)(i % 101),

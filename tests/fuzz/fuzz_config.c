@@ -26,31 +26,32 @@
 static const struct ref_opt {
 	int key;
 	int64_t min, max, def;
-	const char *json; /* name in the status document's config, or NULL */
+	const char *json; /* name in the status document's config; NULL: not
+			   * an integer there (the policy, a string) */
 } ref_opts[] = {
 	{ 100, 1, 65535, 5, "maxConnectionsPerSession" },
 	{ 101, 1, 1000000, 10000, "maxConnections" },
 	{ 102, 0, 1, 0, NULL },
-	{ 103, 0, 1000000, 0, NULL },
-	{ 104, 0, 1000000, 0, NULL },
+	{ 103, 0, 1000000, 0, "maxConnectionsPerIp" },
+	{ 104, 0, 1000000, 0, "maxUpgradeRate" },
 	{ 200, 10, 2592000000LL, 300000, "maxLifetimeMs" },
 	{ 201, 10, 86400000, 30000, "pingIntervalMs" },
 	{ 202, 10, 86400000, 120000, "staleTimeoutMs" },
 	{ 203, 10, 86400000, 60000, "sweepIntervalMs" },
-	{ 204, 1000, 60000, 5000, NULL },
-	{ 205, 0, 50, 10, NULL },
-	{ 206, 0, 1, 0, NULL },
-	{ 400, 1, 128, 64, NULL },
-	{ 500, 16, 1048576, 1024, NULL },
-	{ 501, 128, 65536, 512, NULL },
-	{ 502, 1, 4096, 32, NULL },
-	{ 503, 1, 65536, 1024, NULL },
-	{ 504, 2, 1048576, 16384, NULL },
-	{ 505, 1, 16777216, 65536, NULL },
-	{ 506, 1024, 67108864, 262144, NULL },
-	{ 600, 0, 86400000, 60000, NULL },
-	{ 601, 0, 1000000, 10000, NULL },
-	{ 602, 0, 1073741824, 16777216, NULL },
+	{ 204, 1000, 60000, 5000, "closeGraceMs" },
+	{ 205, 0, 50, 10, "lifetimeJitterPercent" },
+	{ 206, 0, 1, 0, "appPing" },
+	{ 400, 1, 128, 64, "sessionIdMaxLen" },
+	{ 500, 16, 1048576, 1024, "maxMessageSize" },
+	{ 501, 128, 65536, 512, "rxBufferSize" },
+	{ 502, 1, 4096, 32, "maxQueuedMessages" },
+	{ 503, 1, 65536, 1024, "maxTextLen" },
+	{ 504, 2, 1048576, 16384, "maxMetadataLen" },
+	{ 505, 1, 16777216, 65536, "inboxCapacity" },
+	{ 506, 1024, 67108864, 262144, "maxQueuedBytes" },
+	{ 600, 0, 86400000, 60000, "retentionMs" },
+	{ 601, 0, 1000000, 10000, "retainMaxSessions" },
+	{ 602, 0, 1073741824, 16777216, "retainMaxBytes" },
 };
 #define NOPTS (sizeof(ref_opts) / sizeof(ref_opts[0]))
 
@@ -264,6 +265,12 @@ static void check_manager(wsm_config_t *cfg, struct shadow *sh)
 	FZ_CHECK(!strcmp(json_string_value(json_object_get(conf, "pathPrefix")),
 			 sh->prefix),
 		 "pathPrefix: %s", buf);
+	FZ_CHECK(!strcmp(json_string_value(json_object_get(conf, "protocolName")),
+			 sh->protocol),
+		 "protocolName: %s", buf);
+	FZ_CHECK(!strcmp(json_string_value(json_object_get(conf, "originAllow")),
+			 sh->origin),
+		 "originAllow: %s", buf);
 	FZ_CHECK(!strcmp(json_string_value(json_object_get(conf, "sessionLimitPolicy")),
 			 sv(sh, 102) ? "evict_oldest" : "reject"),
 		 "policy: %s", buf);
