@@ -38,6 +38,10 @@ static const struct manager_flag {
 	  "N", "connections one session may have" },
 	{ "max-connections", WSM_OPT_MAX_CONNECTIONS, KIND_INT, "N",
 	  "connections the manager may hold" },
+	{ "max-per-ip", WSM_OPT_MAX_CONNECTIONS_PER_IP, KIND_INT, "N",
+	  "connections one peer address may hold, 0: no cap" },
+	{ "max-upgrade-rate", WSM_OPT_MAX_UPGRADE_RATE, KIND_INT, "N",
+	  "upgrades admitted per second, 0: no limit" },
 	{ "limit-policy", WSM_OPT_SESSION_LIMIT_POLICY, KIND_POLICY, "P",
 	  "full session: reject (429) or evict-oldest" },
 	{ "max-lifetime-ms", WSM_OPT_MAX_LIFETIME_MS, KIND_INT, "MS",
@@ -80,6 +84,8 @@ static const struct manager_flag {
 	  "URL path of the WebSocket upgrades" },
 	{ "protocol-name", WSM_OPT_PROTOCOL_NAME, KIND_STRING, "NAME",
 	  "lws protocol and WebSocket subprotocol name" },
+	{ "origin-allow", WSM_OPT_ORIGIN_ALLOW, KIND_STRING, "LIST",
+	  "comma-separated Origins admitted, others 403" },
 };
 #define MANAGER_FLAGS (sizeof(manager_flags) / sizeof(manager_flags[0]))
 
@@ -173,7 +179,9 @@ static void usage(FILE *f)
 		const struct manager_flag *mf = &manager_flags[i];
 
 		snprintf(flag, sizeof(flag), "--%s %s", mf->name, mf->arg);
-		if (mf->kind == KIND_STRING)
+		if (mf->opt == WSM_OPT_ORIGIN_ALLOW)
+			snprintf(range, sizeof(range), "default empty: any Origin");
+		else if (mf->kind == KIND_STRING)
 			snprintf(range, sizeof(range), "default %s",
 				 mf->opt == WSM_OPT_PATH_PREFIX ? prefix : name);
 		else if (wsm_option_bounds(mf->opt, &min, &max, &def) != 0)

@@ -67,6 +67,9 @@ static void render(FILE *f, const wsm_metrics_t *mx,
 	labelled(f, refused, "reason", "global_limit",
 		 mx->refused_global_limit);
 	labelled(f, refused, "reason", "shutdown", mx->refused_shutdown);
+	labelled(f, refused, "reason", "origin", mx->refused_origin);
+	labelled(f, refused, "reason", "per_ip", mx->refused_per_ip);
+	labelled(f, refused, "reason", "rate", mx->refused_rate);
 	family(f, closed, "counter", "Connections torn down, by cause.");
 	for (cause = 1; cause < WSM_CAUSE_SLOTS; cause++) {
 		name = wsm_cause_name((wsm_close_cause_t)cause);

@@ -274,7 +274,8 @@ test('GET /metrics: Prometheus text format, line by line, with the right figures
   const labels = (name, key) => fam.get(name).samples.map((x) => x.labels[key]);
   assert.deepEqual(labels('wsm_connections', 'state'), ['active', 'stale', 'closing']);
   assert.deepEqual(labels('wsm_connections_refused_total', 'reason'),
-    ['bad_request', 'denied', 'session_limit', 'global_limit', 'shutdown']);
+    ['bad_request', 'denied', 'session_limit', 'global_limit', 'shutdown', 'origin',
+      'per_ip', 'rate']);
   // Every cause wsm_cause_name() knows, but "none", which is no close.
   assert.deepEqual(labels('wsm_connections_closed_total', 'cause'),
     ['peer', 'error', 'stale', 'lifetime', 'evicted', 'session_closed', 'shutdown',
@@ -336,6 +337,43 @@ test('GET /api/images_mvp/websocket/status: the library document with the flags 
   assert.equal(doc.config.sessionLimitPolicy, 'evict_oldest');
   assert.equal(doc.metrics.totalConnections, 0);
   assert.equal((await stopServer(s)).code, 0);
+});
+
+test('the edge flags: --origin-allow 403, --max-per-ip 429, --max-upgrade-rate 503', async () => {
+  const s = await startServer([...FAST, '--origin-allow', 'http://good.example,https://also.example',
+    '--max-per-ip', '1']);
+  const doc = (await request(s, 'GET', STATUS)).json();
+  assert.equal(doc.config.originAllow, 'http://good.example,https://also.example');
+  assert.equal(doc.config.maxConnectionsPerIp, 1);
+  const id = await startJob(s);
+  assert.equal((await wsConnect(s, PROGRESS + id, { origin: 'http://evil.example' })).status, 403);
+  const held = await wsConnect(s, PROGRESS + id, { origin: 'http://good.example' });
+  assert.equal(held.status, 101);
+  // The cap counts addresses, not Origins: a second socket from 127.0.0.1 is one too many.
+  assert.equal((await wsConnect(s, PROGRESS + id, { origin: 'https://also.example' })).status, 429);
+  let m = await metrics(s);
+  assert.equal(sample(m, 'wsm_connections_refused_total', { reason: 'origin' }), 1);
+  assert.equal(sample(m, 'wsm_connections_refused_total', { reason: 'per_ip' }), 1);
+  held.ws.end();
+  assert.equal((await stopServer(s)).code, 0);
+
+  // One upgrade a second: of five back to back, the first is admitted and
+  // a later one refused with 503 and a retry hint.
+  const r = await startServer([...FAST, '--max-upgrade-rate', '1']);
+  const rid = await startJob(r);
+  const answers = [];
+  for (let i = 0; i < 5; i++) {
+    const a = await wsConnect(r, PROGRESS + rid);
+    answers.push(a);
+    if (a.ws) a.ws.end();
+  }
+  assert.equal(answers[0].status, 101);
+  const refused = answers.filter((a) => a.status === 503);
+  assert.ok(refused.length >= 1, answers.map((a) => a.status).join(' '));
+  for (const a of refused) assert.match(a.head, /\r\nRetry-After: 1(\r\n|$)/i);
+  m = await metrics(r);
+  assert.equal(sample(m, 'wsm_connections_refused_total', { reason: 'rate' }), refused.length);
+  assert.equal((await stopServer(r)).code, 0);
 });
 
 test('SIGTERM drains: 503 for newcomers, 1001 with a retry hint, exit 0 in time', async () => {
@@ -468,6 +506,7 @@ test('the command line: --help lists every option with its default, bad input ex
   // Every manager option, with the library's own default and range.
   const manager = {
     'max-per-session': '5, 1..65535', 'max-connections': '10000, 1..1000000',
+    'max-per-ip': '0, 0..1000000', 'max-upgrade-rate': '0, 0..1000000',
     'limit-policy': 'reject', 'max-lifetime-ms': '300000, 10..2592000000',
     'ping-interval-ms': '30000, 10..86400000', 'stale-timeout-ms': '120000, 10..86400000',
     'sweep-interval-ms': '60000, 10..86400000', 'close-grace-ms': '5000, 1000..60000',
@@ -479,6 +518,7 @@ test('the command line: --help lists every option with its default, bad input ex
     'retention-ms': '60000, 0..86400000', 'retain-max-sessions': '10000, 0..1000000',
     'retain-max-bytes': '16777216, 0..1073741824',
     'path-prefix': '/api/images_mvp/progress/', 'protocol-name': 'wsm',
+    'origin-allow': 'empty: any Origin',
   };
   for (const [name, def] of Object.entries(manager)) {
     const m = new RegExp(`--${name} \\S+\\s[^\\n]*\\n(?:[^\\n]*\\n)?\\s+\\(default ([^)]*)\\)`).exec(help.stdout);
@@ -489,7 +529,8 @@ test('the command line: --help lists every option with its default, bad input ex
   for (const args of [['--nope'], ['--port', '70000'], ['--port', 'x'], ['extra'],
     ['--ping-interval-ms', '5'], ['--limit-policy', 'maybe'], ['--max-jobs', '0'],
     ['--drain-ms', '-1'], ['--path-prefix', 'no-slash'], ['--tls-cert', 'x.pem'],
-    ['--admin-token', 'has space'], ['--admin-token', ''],
+    ['--admin-token', 'has space'], ['--admin-token', ''], ['--origin-allow', 'a b'],
+    ['--max-per-ip', '-1'], ['--max-upgrade-rate', 'fast'],
     ['--ping-interval-ms', '5000', '--stale-timeout-ms', '1000']]) {
     const r = runServer(args);
     assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);

@@ -169,7 +169,7 @@ export function request(server, method, path, opts = {}) {
 // A minimal client: connects, upgrades, answers pings, collects text
 // messages. wsConnect resolves once the server has answered the upgrade:
 // { status, ws } where ws is null unless the status is 101.
-export function wsConnect(server, path, { ca, timeoutMs = 5000 } = {}) {
+export function wsConnect(server, path, { ca, timeoutMs = 5000, origin } = {}) {
   return new Promise((resolve, reject) => {
     const key = randomBytes(16).toString('base64');
     const sock = server.scheme === 'https'
@@ -206,6 +206,7 @@ export function wsConnect(server, path, { ca, timeoutMs = 5000 } = {}) {
     sock.on('error', (err) => { clearTimeout(timer); reject(err); });
     sock.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1:${server.port}\r\n` +
       'Upgrade: websocket\r\nConnection: Upgrade\r\n' +
+      (origin ? `Origin: ${origin}\r\n` : '') +
       `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`);
   });
 }
