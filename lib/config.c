@@ -1,7 +1,8 @@
 /*
  * Configuration: enum-keyed setters over a table of integer options with
- * their ranges and defaults, plus the two string options. Values outside a
- * range are refused (WSM_ERANGE), never clamped.
+ * their ranges and defaults, plus the string options. Values outside a
+ * range are refused (WSM_ERANGE), never clamped. The same table names each
+ * option in the status document.
  */
 #include <jansson.h>
 #include <stdlib.h>
