@@ -528,6 +528,16 @@ static int parse_frames(struct conn *c)
 	return 0;
 }
 
+/* The run is over: close politely (never-reading clients just vanish). */
+static void start_closing(struct conn *c)
+{
+	if (O.mode == M_SLOW)
+		return;
+	c->state = C_CLOSING;
+	if (!c->close_sent)
+		send_close(c, 1000);
+}
+
 static void on_open(struct conn *c)
 {
 	c->state = C_OPEN;
@@ -539,6 +549,10 @@ static void on_open(struct conn *c)
 	set_events(c);
 	if (O.mode == M_CHURN && !O.churn_wait_msg)
 		send_close(c, 1000);
+	/* Admitted after the closing pass (a refusal retried, a handshake in
+	 * flight): close it too, or the server sees a reset. */
+	if (atomic_load(&S->phase) == 2)
+		start_closing(c);
 }
 
 static void on_readable(struct conn *c)
@@ -691,15 +705,17 @@ static void child(int slot0, int n, long cycles_quota, int out_fd)
 				for (i = 0; i < n; i++) {
 					struct conn *c = &conns[i];
 
-					if (c->state == C_OPEN && O.mode != M_SLOW) {
-						c->state = C_CLOSING;
-						send_close(c, 1000);
-					}
+					if (c->state == C_OPEN)
+						start_closing(c);
 				}
 			}
+			/* Wait for the close handshakes, and for the upgrades
+			 * still in flight, which may yet be admitted. */
 			live = 0;
 			for (i = 0; i < n; i++)
-				if (conns[i].state == C_CLOSING)
+				if (conns[i].state == C_CLOSING ||
+				    conns[i].state == C_CONNECTING ||
+				    conns[i].state == C_HANDSHAKE)
 					live++;
 			if (!live || t > t_close_deadline)
 				break;
