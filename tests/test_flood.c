@@ -289,8 +289,10 @@ static bool raise_file_limit(void)
 {
 	struct rlimit rl;
 
-	if (getrlimit(RLIMIT_NOFILE, &rl))
+	if (getrlimit(RLIMIT_NOFILE, &rl)) {
+		perror("test_flood: getrlimit (isolation test skipped)");
 		return false;
+	}
 	if (rl.rlim_cur >= FILES_NEEDED)
 		return true;
 	if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < FILES_NEEDED) {
@@ -300,7 +302,10 @@ static bool raise_file_limit(void)
 		return false;
 	}
 	rl.rlim_cur = FILES_NEEDED;
-	return setrlimit(RLIMIT_NOFILE, &rl) == 0;
+	if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
+		return true;
+	perror("test_flood: raising the open-file limit (isolation test skipped)");
+	return false;
 }
 
 int main(void)
