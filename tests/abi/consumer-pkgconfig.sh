@@ -70,17 +70,7 @@ trap 'rm -rf "$tmp"' EXIT
 trap 'exit 1' HUP INT TERM
 builddir=$(cd "$builddir" && pwd)
 
-# run LOG COMMAND...: run it, its output in LOG; on failure show both.
-run() {
-	log=$1
-	shift
-	status=0
-	"$@" >"$log" 2>&1 || status=$?
-	[ "$status" -ne 0 ] || return 0
-	echo "$me: FAIL (exit status $status): $*" >&2
-	sed 's/^/    /' "$log" >&2
-	exit 1
-}
+. "$(dirname "$0")/run-logged.sh"
 
 # meson install writes its log to BUILDDIR/meson-logs, found through
 # meson-private/..; a shadow build directory of symbolic links, with its

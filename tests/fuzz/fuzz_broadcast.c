@@ -33,24 +33,24 @@ struct mgr {
 static struct mgr mgrs[2];
 static unsigned long inputs;
 
-static uint64_t held(wsm_manager_t *m)
+static wsm_metrics_t metrics_of(wsm_manager_t *m)
 {
 	wsm_metrics_t s;
 
 	memset(&s, 0, sizeof(s));
 	s.size = sizeof(s);
 	FZ_CHECK(wsm_metrics(m, &s) == WSM_OK, "metrics");
-	return s.held_bytes;
+	return s;
+}
+
+static uint64_t held(wsm_manager_t *m)
+{
+	return metrics_of(m).held_bytes;
 }
 
 static uint64_t broadcasts(wsm_manager_t *m)
 {
-	wsm_metrics_t s;
-
-	memset(&s, 0, sizeof(s));
-	s.size = sizeof(s);
-	FZ_CHECK(wsm_metrics(m, &s) == WSM_OK, "metrics");
-	return s.broadcasts;
+	return metrics_of(m).broadcasts;
 }
 
 static void create(struct mgr *g, bool tight)
