@@ -11,20 +11,18 @@ void wsm__dq_init(struct wsm_deadline_queue *q, int64_t offset_us)
 	q->offset_us = offset_us;
 }
 
-void wsm__dq_arm(struct wsm_deadline_queue *q, struct wsm_deadline *d,
-		 int64_t now_us)
-{
-	wsm_link_remove(&d->link);
-	d->at_us = now_us + q->offset_us;
-	wsm_list_append(&q->head, &d->link);
-}
-
 void wsm__dq_arm_at(struct wsm_deadline_queue *q, struct wsm_deadline *d,
 		    int64_t at_us)
 {
 	wsm_link_remove(&d->link);
 	d->at_us = at_us;
 	wsm_list_append(&q->head, &d->link);
+}
+
+void wsm__dq_arm(struct wsm_deadline_queue *q, struct wsm_deadline *d,
+		 int64_t now_us)
+{
+	wsm__dq_arm_at(q, d, now_us + q->offset_us);
 }
 
 void wsm__dq_cancel(struct wsm_deadline *d)

@@ -73,17 +73,17 @@ wsm_manager_t *wsm_manager_new(const wsm_config_t *cfg, int *err)
 }
 
 /*
- * Hands an open connection back to lws with 1001 as its close reason: lws
- * sends the close frame itself as its loop runs, without calling us again.
+ * Hands a connection back to lws with 1001 as its close reason: lws sends
+ * the close frame itself as its loop runs, without calling us again. One
+ * still in libwsm's hands has not given lws a reason of its own yet (that
+ * happens only as its close is handed over), so 1001 holds for it too.
  */
-static void close_going_away(struct lws *wsi, bool was_closing)
+static void close_going_away(struct lws *wsi)
 {
 	static const char text[] = "server shutdown";
 
-	(void)was_closing; /* its own reason was not handed to lws yet */
 	lws_close_reason(wsi, (enum lws_close_status)WSM_CLOSE_GOING_AWAY,
-				 (unsigned char *)(uintptr_t)text,
-				 sizeof(text) - 1);
+			 (unsigned char *)(uintptr_t)text, sizeof(text) - 1);
 	lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_SYNC);
 }
 
@@ -100,10 +100,9 @@ void wsm_manager_destroy(wsm_manager_t *m)
 		struct wsm_conn *c = wsm_container_of(m->conns.next,
 						      struct wsm_conn, in_all);
 		struct lws *wsi = c->wsi;
-		bool was_closing = c->closing;
 
 		wsm__conn_teardown(m, c, WSM_CAUSE_SHUTDOWN);
-		close_going_away(wsi, was_closing);
+		close_going_away(wsi);
 	}
 	if (m->context)
 		lws_sul_cancel(&m->sul);
