@@ -29,27 +29,27 @@ int wsm__session_from_uri(wsm_manager_t *m, struct lws *wsi, char *id,
 	return 0;
 }
 
-int wsm__resume_from_uri(struct lws *wsi, struct wsm_conn *c)
+int wsm__resume_from_uri(struct lws *wsi, struct wsm_resume *r)
 {
 	/* Room for any one argument: lws skips those that do not fit. */
 	char buf[WSM_QUERY_LIMIT + 1];
 	const char *seq;
 	uint64_t v;
 
-	c->has_resume = 0;
+	r->present = 0;
 	if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_URI_ARGS) > WSM_QUERY_LIMIT)
 		return 400; /* too long, like the path */
 	seq = lws_get_urlarg_by_name(wsi, "lastSeq=", buf, sizeof(buf));
 	if (!seq)
 		return 0;
-	if (wsm__parse_decimal(seq, UINT64_MAX, &c->resume_seq))
+	if (wsm__parse_decimal(seq, UINT64_MAX, &r->seq))
 		return 400;
-	c->has_resume = 1;
-	c->resume_epoch = 0; /* matches no session: a reset */
+	r->present = 1;
+	r->epoch = 0; /* matches no session: a reset */
 	if (lws_get_urlarg_by_name(wsi, "epoch=", buf, sizeof(buf))) {
 		if (wsm__parse_decimal(strchr(buf, '=') + 1, UINT32_MAX, &v))
 			return 400;
-		c->resume_epoch = (uint32_t)v;
+		r->epoch = (uint32_t)v;
 	}
 	return 0;
 }
@@ -146,7 +146,7 @@ int wsm__refuse(struct lws *wsi, int status)
 int wsm__filter(wsm_manager_t *m, struct lws *wsi)
 {
 	char id[WSM_SESSION_ID_LIMIT + 1];
-	struct wsm_conn resume;
+	struct wsm_resume resume;
 	size_t len;
 	int status = wsm__session_from_uri(m, wsi, id, &len), rc;
 
@@ -168,7 +168,7 @@ int wsm__filter(wsm_manager_t *m, struct lws *wsi)
 int wsm__established(wsm_manager_t *m, struct lws *wsi)
 {
 	char id[WSM_SESSION_ID_LIMIT + 1];
-	struct wsm_conn resume;
+	struct wsm_resume resume;
 	size_t len;
 	int status;
 

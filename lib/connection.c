@@ -25,7 +25,7 @@ static void emit(wsm_manager_t *m, wsm_event_t ev, struct wsm_conn *c,
 }
 
 int64_t wsm__conn_open(wsm_manager_t *m, struct lws *wsi, const char *id,
-		       size_t len, const struct wsm_conn *resume)
+		       size_t len, const struct wsm_resume *resume)
 {
 	struct wsm_session *s;
 	struct wsm_conn *c = wsm__alloc(m, sizeof(*c));
@@ -45,11 +45,8 @@ int64_t wsm__conn_open(wsm_manager_t *m, struct lws *wsi, const char *id,
 	s->refs++;
 	pthread_mutex_unlock(&m->table_lock);
 	wsm__session_busy(m, s);
-	if (resume) {
-		c->has_resume = resume->has_resume;
-		c->resume_epoch = resume->resume_epoch;
-		c->resume_seq = resume->resume_seq;
-	}
+	if (resume)
+		c->resume = *resume;
 
 	wsm_list_append(&m->conns, &c->in_all);
 	c->wsi = wsi;

@@ -212,6 +212,13 @@ void wsm__peer_unref(wsm_manager_t *m, struct wsm_peer *peer);
 /* ---- connections, sessions ------------------------------------------- */
 struct wsm_session;
 
+/* What a reconnecting client saw last: ?lastSeq=N&epoch=E. */
+struct wsm_resume {
+	uint64_t seq;
+	uint32_t epoch; /* 0 matches no session: a reset */
+	uint8_t present;
+};
+
 /*
  * One managed WebSocket connection. Owned by the manager from registration
  * to teardown; service thread only. Found from its wsi through lws's opaque
@@ -240,12 +247,10 @@ struct wsm_conn {
 	uint8_t is_stale;    /* counted in the stale gauge */
 	uint8_t ping_due;
 	uint8_t peer_closed; /* client sent a close frame */
-	uint8_t has_resume;  /* the client said what it saw last */
 	uint8_t app_ping_due;
 	uint64_t app_nonce;  /* of the JSON ping awaiting its pong */
 	int64_t app_ping_us;
-	uint32_t resume_epoch;
-	uint64_t resume_seq;
+	struct wsm_resume resume;
 };
 
 /*
@@ -434,8 +439,9 @@ void wsm__inbox_drain(wsm_manager_t *m);
 void wsm__inbox_discard(wsm_manager_t *m);
 
 /* ---- connections (connection.c) ---------------------------------------- */
+/* resume: from the upgrade URL, or NULL (wsm_register()). */
 int64_t wsm__conn_open(wsm_manager_t *m, struct lws *wsi, const char *id,
-		       size_t len, const struct wsm_conn *resume);
+		       size_t len, const struct wsm_resume *resume);
 void wsm__conn_close(wsm_manager_t *m, struct wsm_conn *c,
 		     wsm_close_cause_t cause, int code);
 void wsm__conn_teardown(wsm_manager_t *m, struct wsm_conn *c,
@@ -474,7 +480,7 @@ int wsm__filter(wsm_manager_t *m, struct lws *wsi);
 int wsm__session_from_uri(wsm_manager_t *m, struct lws *wsi, char *id,
 			  size_t *len);
 /* ?lastSeq=N&epoch=E: 0 (absent or valid) or 400 (malformed). */
-int wsm__resume_from_uri(struct lws *wsi, struct wsm_conn *c);
+int wsm__resume_from_uri(struct lws *wsi, struct wsm_resume *r);
 int wsm__refuse(struct lws *wsi, int status);
 /* Registers a connection that passed the filter; -1 makes lws drop it. */
 int wsm__established(wsm_manager_t *m, struct lws *wsi);

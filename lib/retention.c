@@ -142,9 +142,9 @@ void wsm__replay(wsm_manager_t *m, struct wsm_conn *c)
 	struct wsm_msg *first = s->last_progress, *second = s->terminal;
 	uint64_t after = 0;
 
-	if (c->has_resume) {
-		if (c->resume_epoch == s->epoch)
-			after = c->resume_seq;
+	if (c->resume.present) {
+		if (c->resume.epoch == s->epoch)
+			after = c->resume.seq;
 		else
 			send_reset(m, c);
 	}
