@@ -23,16 +23,17 @@ extern "C" {
 #endif
 
 #define WSM_VERSION_MAJOR 1
-#define WSM_VERSION_MINOR 0
+#define WSM_VERSION_MINOR 1
 #define WSM_VERSION_PATCH 0
 /* 0xMMmmpp: compare with >= to test for a feature's presence. */
 #define WSM_VERSION_HEX \
 	((WSM_VERSION_MAJOR << 16) | (WSM_VERSION_MINOR << 8) | WSM_VERSION_PATCH)
-#define WSM_VERSION_STRING "1.0.0"
+#define WSM_VERSION_STRING "1.1.0"
 
 /* libwebsockets types the API refers to, without pulling in its header. */
 struct lws;
 struct lws_protocols;
+struct lws_context_creation_info;
 
 /* The manager: one per lws context. Opaque; see wsm_manager_new(3). */
 typedef struct wsm_manager wsm_manager_t;
@@ -124,7 +125,7 @@ typedef enum wsm_close_cause {
 	WSM_CAUSE_LIFETIME = 4,       /* maximum lifetime reached */
 	WSM_CAUSE_EVICTED = 5,        /* pushed out by a newer one (policy) */
 	WSM_CAUSE_SESSION_CLOSED = 6, /* wsm_session_close() */
-	WSM_CAUSE_SHUTDOWN = 7,       /* wsm_manager_destroy() */
+	WSM_CAUSE_SHUTDOWN = 7,       /* wsm_manager_destroy() or wsm_drain() */
 	WSM_CAUSE_SLOW_CONSUMER = 8,  /* outbound queue full */
 	WSM_CAUSE_PROTOCOL = 9        /* binary, oversized or invalid frame */
 } wsm_close_cause_t;
@@ -167,6 +168,37 @@ typedef enum wsm_event {
 typedef void (*wsm_event_cb)(void *user, wsm_event_t event, uint64_t conn_id,
 			     const char *session_id, wsm_close_cause_t cause);
 
+/* Why an upgrade was refused. Values are never renumbered or reused. */
+typedef enum wsm_refusal {
+	WSM_REFUSAL_NONE = 0,
+	WSM_REFUSAL_BAD_PATH = 1,      /* 404: path outside the prefix */
+	WSM_REFUSAL_BAD_ID = 2,        /* 400: session id breaks the rules */
+	WSM_REFUSAL_BAD_RESUME = 3,    /* 400: malformed lastSeq/epoch, long query */
+	WSM_REFUSAL_BAD_HANDSHAKE = 4, /* 400: bad Sec-WebSocket-Key, empty Origin */
+	WSM_REFUSAL_BAD_VERSION = 5,   /* 426: Sec-WebSocket-Version is not 13 */
+	WSM_REFUSAL_SUBPROTOCOL = 6,   /* 400: bound for a protocol not libwsm's */
+	WSM_REFUSAL_ORIGIN = 7,        /* 403: Origin not in the allow-list */
+	WSM_REFUSAL_PER_IP = 8,        /* 429: peer address at its cap */
+	WSM_REFUSAL_RATE = 9,          /* 503: over the upgrade rate */
+	WSM_REFUSAL_DENIED = 10,       /* the authorize hook's status */
+	WSM_REFUSAL_SESSION_FULL = 11, /* 429: per-session limit */
+	WSM_REFUSAL_GLOBAL_LIMIT = 12, /* 503: global limit */
+	WSM_REFUSAL_SHUTDOWN = 13      /* 503: draining or destroyed */
+} wsm_refusal_t;
+/* Room in wsm_metrics_t.refused[]; reasons are always below it. */
+#define WSM_REFUSAL_SLOTS 16
+
+/* Stable lowercase name of a reason ("session_full"), "unknown" otherwise. */
+WSM_EXTERN const char *wsm_refusal_name(wsm_refusal_t why);
+
+/*
+ * A refused upgrade, on the service thread, before the refusal is answered:
+ * status is the HTTP status sent, session_id "" when none was parsed, peer
+ * the client's address ("" when lws cannot tell).
+ */
+typedef void (*wsm_refused_cb)(void *user, wsm_refusal_t why, int status,
+			       const char *session_id, const char *peer);
+
 /* Configuration. wsm_config_new(3). Any thread, one thread per config. */
 WSM_EXTERN wsm_config_t *wsm_config_new(void);
 WSM_EXTERN void wsm_config_free(wsm_config_t *cfg);
@@ -178,6 +210,9 @@ WSM_EXTERN int wsm_config_set_authorize_cb(wsm_config_t *cfg,
 					   wsm_authorize_cb cb, void *user);
 WSM_EXTERN int wsm_config_set_event_cb(wsm_config_t *cfg, wsm_event_cb cb,
 				       void *user);
+/* Since 1.1. wsm_config_set_refused_cb(3). */
+WSM_EXTERN int wsm_config_set_refused_cb(wsm_config_t *cfg, wsm_refused_cb cb,
+					 void *user);
 /* Valid range and default of an integer option. wsm_option_bounds(3). */
 WSM_EXTERN int wsm_option_bounds(wsm_option_t opt, int64_t *min, int64_t *max,
 				 int64_t *def);
@@ -192,6 +227,13 @@ WSM_EXTERN int wsm_callback(wsm_manager_t *m, struct lws *wsi, int reason,
 			    void *user, void *in, size_t len);
 WSM_EXTERN int64_t wsm_register(wsm_manager_t *m, struct lws *wsi,
 				const char *session_id);
+/*
+ * Since 1.1: puts libwsm's protocol into the host's lws creation info as the
+ * vhost's default, guards the host's other protocols against upgrades, and
+ * turns off lws's own validity timer. wsm_setup_info(3).
+ */
+WSM_EXTERN int wsm_setup_info(wsm_manager_t *m,
+			      struct lws_context_creation_info *info);
 
 /* Broadcasts, from any thread. wsm_broadcast_progress(3). */
 WSM_EXTERN int wsm_broadcast_progress(wsm_manager_t *m, const char *session_id,
@@ -223,7 +265,7 @@ typedef struct wsm_metrics {
 	uint64_t active;      /* open and heard from within a ping interval */
 	uint64_t stale;       /* open, a ping went unanswered */
 	uint64_t closing;     /* close sent, waiting for lws to finish */
-	uint64_t sessions;    /* sessions with at least one connection */
+	uint64_t sessions;    /* sessions held: with connections or retained */
 	uint64_t held_bytes;  /* heap bytes the library holds right now */
 	uint64_t opened;      /* connections admitted since creation */
 	uint64_t refused_bad_request;   /* bad path or session id (400, 404) */
@@ -251,7 +293,14 @@ typedef struct wsm_metrics {
 	uint64_t refused_origin;    /* Origin not in the allow-list (403) */
 	uint64_t refused_per_ip;    /* peer address at its cap (429) */
 	uint64_t refused_rate;      /* over the upgrade rate (503) */
+	/* Since 1.1. */
+	uint64_t refused[WSM_REFUSAL_SLOTS]; /* by wsm_refusal_t */
+	uint64_t setup_problems; /* WSM_SETUP_* bits seen as vhosts started */
 } wsm_metrics_t;
+
+/* Bits of wsm_metrics_t.setup_problems. */
+#define WSM_SETUP_NOT_DEFAULT 1 /* libwsm's protocol is not the default */
+#define WSM_SETUP_UNGUARDED 2   /* other protocols not guarded */
 
 /* Any thread. wsm_metrics(3). */
 WSM_EXTERN int wsm_metrics(wsm_manager_t *m, wsm_metrics_t *out);

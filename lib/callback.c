@@ -3,6 +3,9 @@
  * entry and its callback, and the dispatcher a host's own protocol callback
  * can delegate to. Everything here runs on the service thread.
  */
+#include <strings.h>
+
+#include "guard.h"
 #include "internal.h"
 
 int wsm__service_check(wsm_manager_t *m)
@@ -79,17 +82,25 @@ int wsm__dispatch(wsm_manager_t *m, struct lws *wsi, int reason, void *user,
 		  void *in, size_t len, bool *handled)
 {
 	struct wsm_conn *c;
+	int rc;
 
 	(void)user;
 	*handled = true;
 	switch (reason) {
 	case LWS_CALLBACK_PROTOCOL_INIT:
+		wsm__setup_check(m, wsi, in);
 		return wsm__bind(m, wsi);
 	case LWS_CALLBACK_PROTOCOL_DESTROY:
 		wsm__unbind(m);
 		return 0;
 	case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
 		wsm__inbox_drain(m);
+		return 0;
+	case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+		/* libwsm's entry (or the delegating one) is the vhost's first. */
+		if ((rc = wsm__confirm_upgrade(m, wsi, in)))
+			return rc;
+		*handled = false;
 		return 0;
 	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
 		return wsm__filter(m, wsi);
@@ -122,6 +133,16 @@ int wsm__dispatch(wsm_manager_t *m, struct lws *wsi, int reason, void *user,
 	}
 }
 
+/* What a manager that is gone answers: upgrades get 503, the rest nothing. */
+static int refuse_after_destroy(struct lws *wsi, int reason, const void *in)
+{
+	if (reason == LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION ||
+	    (reason == LWS_CALLBACK_HTTP_CONFIRM_UPGRADE && in &&
+	     !strcasecmp(in, "websocket")))
+		return wsm__refuse(NULL, wsi, WSM_REFUSAL_SHUTDOWN, 0, NULL);
+	return 0;
+}
+
 int wsm_callback(wsm_manager_t *m, struct lws *wsi, int reason, void *user,
 		 void *in, size_t len)
 {
@@ -129,9 +150,7 @@ int wsm_callback(wsm_manager_t *m, struct lws *wsi, int reason, void *user,
 	int rc;
 
 	if (wsm__acquire(m))
-		return reason == LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION
-			       ? wsm__refuse(wsi, 503)
-			       : 0;
+		return refuse_after_destroy(wsi, reason, in);
 	rc = wsm__dispatch(m, wsi, reason, user, in, len, &handled);
 	wsm__release(m);
 	return rc;
@@ -160,6 +179,7 @@ int wsm__protocol_callback(struct lws *wsi, enum lws_callback_reasons reason,
 		b->m = m;
 		b->next = m->bindings;
 		m->bindings = b;
+		wsm__setup_check(m, wsi, in);
 		return wsm__bind(m, wsi);
 	}
 	b = p && vh ? lws_protocol_vh_priv_get(vh, p) : NULL;
@@ -179,7 +199,10 @@ int wsm__protocol_callback(struct lws *wsi, enum lws_callback_reasons reason,
 	} else {
 		switch (reason) {
 		case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
-			return wsm__refuse(wsi, 503);
+		case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+			if ((rc = refuse_after_destroy(wsi, (int)reason, in)))
+				return rc;
+			break;
 		case LWS_CALLBACK_SERVER_WRITEABLE:
 		case LWS_CALLBACK_RECEIVE:
 			/* Left behind by destroy: let lws finish closing it. */

@@ -248,3 +248,12 @@ int wsm_config_set_event_cb(wsm_config_t *cfg, wsm_event_cb cb, void *user)
 	cfg->s.event_user = cb ? user : NULL;
 	return WSM_OK;
 }
+
+int wsm_config_set_refused_cb(wsm_config_t *cfg, wsm_refused_cb cb, void *user)
+{
+	if (!cfg)
+		return WSM_EINVAL;
+	cfg->s.on_refused = cb;
+	cfg->s.refused_user = cb ? user : NULL;
+	return WSM_OK;
+}

@@ -10,10 +10,22 @@
 
 #define PEER_BUCKETS 256
 
-/* The peer's address as text; false when lws cannot tell. */
+bool wsm__peer_address(struct lws *wsi, char *ip, size_t size)
+{
+	static const char mapped[] = "::ffff:";
+	size_t n = sizeof(mapped) - 1;
+
+	if (!lws_get_peer_simple(wsi, ip, size) || !ip[0])
+		return false;
+	/* A dual-stack listener sees IPv4 peers as mapped IPv6: one name each. */
+	if (!strncmp(ip, mapped, n) && strchr(ip + n, '.'))
+		memmove(ip, ip + n, strlen(ip + n) + 1);
+	return true;
+}
+
 static bool peer_ip(struct lws *wsi, char *ip, size_t size)
 {
-	return lws_get_peer_simple(wsi, ip, size) && ip[0];
+	return wsm__peer_address(wsi, ip, size);
 }
 
 static struct wsm_peer **slot(wsm_manager_t *m, const char *ip, size_t len)
@@ -110,27 +122,25 @@ static bool rate_ok(wsm_manager_t *m)
 	return true;
 }
 
-int wsm__edge_admit(wsm_manager_t *m, struct lws *wsi)
+wsm_refusal_t wsm__edge_admit(wsm_manager_t *m, struct lws *wsi)
 {
 	char buf[WSM_ORIGIN_LIMIT + 1];
 	int n;
 
 	if (m->cfg.origin_allow[0]) {
+		/* A header sent empty has a fragment; a missing one has none. */
+		if (lws_hdr_copy_fragment(wsi, buf, sizeof(buf), WSI_TOKEN_ORIGIN,
+					  0) == 0)
+			return WSM_REFUSAL_BAD_HANDSHAKE;
 		n = lws_hdr_copy(wsi, buf, sizeof(buf), WSI_TOKEN_ORIGIN);
 		/* No Origin: not a browser, which the list cannot vouch for. */
-		if (n < 0 || (n > 0 && !origin_allowed(m->cfg.origin_allow, buf))) {
-			wsm__add(&m->c.refused_origin, 1);
-			return 403;
-		}
+		if (n < 0 || (n > 0 && !origin_allowed(m->cfg.origin_allow, buf)))
+			return WSM_REFUSAL_ORIGIN;
 	}
 	if (m->cfg.max_per_ip && peer_ip(wsi, buf, sizeof(buf)) &&
-	    peer_count(m, buf) >= (uint64_t)m->cfg.max_per_ip) {
-		wsm__add(&m->c.refused_per_ip, 1);
-		return 429;
-	}
-	if (!rate_ok(m)) {
-		wsm__add(&m->c.refused_rate, 1);
-		return 503;
-	}
-	return 0;
+	    peer_count(m, buf) >= (uint64_t)m->cfg.max_per_ip)
+		return WSM_REFUSAL_PER_IP;
+	if (!rate_ok(m))
+		return WSM_REFUSAL_RATE;
+	return WSM_REFUSAL_NONE;
 }

@@ -93,6 +93,8 @@ struct wsm_settings {
 	void *authorize_user;
 	wsm_event_cb on_event;
 	void *event_user;
+	wsm_refused_cb on_refused;
+	void *refused_user;
 };
 
 struct wsm_config {
@@ -203,8 +205,10 @@ struct wsm_peer {
 	char ip[WSM_IP_LIMIT + 1];
 };
 
-/* Origin, per-peer cap and upgrade rate: 0 or the HTTP status to refuse. */
-int wsm__edge_admit(wsm_manager_t *m, struct lws *wsi);
+/* The peer's address as text, IPv4 unmapped; false when lws cannot tell. */
+bool wsm__peer_address(struct lws *wsi, char *ip, size_t size);
+/* Origin, per-peer cap and upgrade rate: 0 or why the upgrade is refused. */
+wsm_refusal_t wsm__edge_admit(wsm_manager_t *m, struct lws *wsi);
 /* Counts a connection against its peer (NULL when not capped). */
 struct wsm_peer *wsm__peer_ref(wsm_manager_t *m, struct lws *wsi);
 void wsm__peer_unref(wsm_manager_t *m, struct wsm_peer *peer);
@@ -317,6 +321,8 @@ struct wsm_counters {
 	_Atomic uint64_t refused_origin;
 	_Atomic uint64_t refused_per_ip;
 	_Atomic uint64_t refused_rate;
+	_Atomic uint64_t refused[WSM_REFUSAL_SLOTS]; /* by reason */
+	_Atomic uint64_t setup_problems;              /* WSM_SETUP_* bits */
 };
 
 /* Single-writer increment: a plain load and store, no locked instruction. */
@@ -338,6 +344,13 @@ struct wsm_binding {
 	struct wsm_binding *next;
 };
 
+/* A protocol array made by wsm_setup_info(); the manager frees it. */
+struct wsm_protocol_list {
+	struct wsm_protocol_list *next;
+	size_t count; /* entries, the terminator included */
+	struct lws_protocols entries[];
+};
+
 /* ---- the manager ------------------------------------------------------- */
 struct wsm_manager {
 	struct wsm_manager *registry_next; /* registry lock */
@@ -345,6 +358,8 @@ struct wsm_manager {
 
 	struct wsm_settings cfg; /* immutable after creation */
 	struct lws_protocols protocol;
+	struct wsm_protocol_list *protocol_lists; /* inbox lock */
+	atomic_bool setup_applied; /* wsm_setup_info() was called */
 
 	/* Cross-thread inbox and the context it wakes. */
 	pthread_mutex_t inbox_lock;
@@ -477,13 +492,30 @@ uint32_t wsm__new_epoch(wsm_manager_t *m);
 /* ---- admission (admission.c) ------------------------------------------- */
 /* Filter callback: 0 admits, else the refusal was answered (returns 1). */
 int wsm__filter(wsm_manager_t *m, struct lws *wsi);
-int wsm__session_from_uri(wsm_manager_t *m, struct lws *wsi, char *id,
-			  size_t *len);
-/* ?lastSeq=N&epoch=E: 0 (absent or valid) or 400 (malformed). */
-int wsm__resume_from_uri(struct lws *wsi, struct wsm_resume *r);
-int wsm__refuse(struct lws *wsi, int status);
+/* The session id from the upgrade's path: 0 or why it is refused. */
+wsm_refusal_t wsm__session_from_uri(wsm_manager_t *m, struct lws *wsi,
+				    char *id, size_t *len);
+/* ?lastSeq=N&epoch=E: 0 (absent or valid) or WSM_REFUSAL_BAD_RESUME. */
+wsm_refusal_t wsm__resume_from_uri(struct lws *wsi, struct wsm_resume *r);
 /* Registers a connection that passed the filter; -1 makes lws drop it. */
 int wsm__established(wsm_manager_t *m, struct lws *wsi);
+
+/* ---- refusals (refusal.c) ---------------------------------------------- */
+/* The documented HTTP status of a reason. */
+int wsm__refusal_status(wsm_refusal_t why);
+/* Counts a refusal and tells the host; wsi may be NULL. */
+void wsm__refusal_note(wsm_manager_t *m, struct lws *wsi, wsm_refusal_t why,
+		       int status, const char *session_id);
+/*
+ * Notes (m may be NULL) and answers a refused upgrade with status (0: the
+ * reason's own) and a JSON body; returns 1, for the callback to return.
+ */
+int wsm__refuse(wsm_manager_t *m, struct lws *wsi, wsm_refusal_t why,
+		int status, const char *session_id);
+
+/* ---- host setup (setup.c) ----------------------------------------------- */
+void wsm__setup_check(wsm_manager_t *m, struct lws *wsi, const void *pvo);
+void wsm__protocol_lists_free(wsm_manager_t *m);
 
 /* ---- application-level ping (app_ping.c) -------------------------------- */
 int wsm__app_ping_send(wsm_manager_t *m, struct wsm_conn *c);

@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "guard.h"
 #include "internal.h"
 
 static int cross_check(const struct wsm_settings *s)
@@ -107,6 +108,8 @@ void wsm_manager_destroy(wsm_manager_t *m)
 	if (m->context)
 		lws_sul_cancel(&m->sul);
 	wsm__inbox_discard(m);
+	wsm__guard_release(m);
+	wsm__protocol_lists_free(m);
 	wsm__table_free(m);
 	pthread_mutex_destroy(&m->inbox_lock);
 	pthread_mutex_destroy(&m->table_lock);

@@ -48,6 +48,9 @@ static void snapshot(wsm_manager_t *m, wsm_metrics_t *s)
 	s->refused_origin = rd(&m->c.refused_origin);
 	s->refused_per_ip = rd(&m->c.refused_per_ip);
 	s->refused_rate = rd(&m->c.refused_rate);
+	for (i = 0; i < WSM_REFUSAL_SLOTS; i++)
+		s->refused[i] = rd(&m->c.refused[i]);
+	s->setup_problems = rd(&m->c.setup_problems);
 }
 
 int wsm_metrics(wsm_manager_t *m, wsm_metrics_t *out)
@@ -69,15 +72,45 @@ int wsm_metrics(wsm_manager_t *m, wsm_metrics_t *out)
 	return WSM_OK;
 }
 
+/* Refusals by reason name, the reasons that ever happened only. */
+static json_t *refused_json(const wsm_metrics_t *s)
+{
+	json_t *obj = json_object();
+	int i;
+
+	for (i = 1; obj && i < WSM_REFUSAL_SLOTS; i++)
+		if (s->refused[i] &&
+		    json_object_set_new(obj, wsm_refusal_name((wsm_refusal_t)i),
+					json_integer((json_int_t)s->refused[i]))) {
+			json_decref(obj);
+			return NULL;
+		}
+	return obj;
+}
+
+/* What the vhost checks found wrong with the host's setup. */
+static json_t *setup_json(uint64_t problems)
+{
+	json_t *arr = json_array();
+
+	if (arr && (problems & WSM_SETUP_NOT_DEFAULT))
+		json_array_append_new(arr, json_string("not_default"));
+	if (arr && (problems & WSM_SETUP_UNGUARDED))
+		json_array_append_new(arr, json_string("unguarded"));
+	return arr;
+}
+
 static json_t *metrics_json(const wsm_metrics_t *s)
 {
-	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:{s:I}}",
+	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:{s:I}, s:o, s:o}",
 			 "totalConnections", (json_int_t)s->connections,
 			 "activeConnections", (json_int_t)s->active,
 			 "staleConnections", (json_int_t)s->stale,
 			 "closingConnections", (json_int_t)s->closing,
 			 "sessions", (json_int_t)s->sessions,
-			 "memoryUsage", "heldBytes", (json_int_t)s->held_bytes);
+			 "memoryUsage", "heldBytes", (json_int_t)s->held_bytes,
+			 "refused", refused_json(s),
+			 "setupProblems", setup_json(s->setup_problems));
 }
 
 int wsm_status_json(wsm_manager_t *m, char *buf, size_t size)

@@ -188,8 +188,8 @@ static void test_version(void **state)
 {
 	(void)state;
 	assert_int_equal(wsm_version(), WSM_VERSION_HEX);
-	assert_int_equal(WSM_VERSION_HEX, 0x010000);
-	assert_string_equal(WSM_VERSION_STRING, "1.0.0");
+	assert_int_equal(WSM_VERSION_HEX, 0x010100);
+	assert_string_equal(WSM_VERSION_STRING, "1.1.0");
 }
 
 static void test_cause_names(void **state)

@@ -3,8 +3,10 @@
  *
  * One lws context on 127.0.0.1, plain or TLS, with two protocols: "http"
  * (http.c) serves the page, the job API, the status document, the metrics
- * and the cleanup endpoint, and libwsm's ready entry takes every WebSocket
- * upgrade under /api/images_mvp/progress/<sessionId>. Jobs (jobs.c) run on
+ * and the cleanup endpoint, and libwsm's ready entry, which
+ * wsm_setup_info() adds, takes the WebSocket upgrades under
+ * /api/images_mvp/progress/<sessionId>; an upgrade naming "http" as its
+ * subprotocol is refused, not served by the HTTP protocol. Jobs (jobs.c) run on
  * worker threads and broadcast their progress to the session's browsers.
  * The lws loop runs on this thread, which is therefore the manager's service
  * thread; stopper.c decides when it ends.
@@ -73,6 +75,16 @@ static void on_event(void *user, wsm_event_t event, uint64_t conn_id,
 	}
 }
 
+/* Who was refused and why, for the operator's log. */
+static void on_refused(void *user, wsm_refusal_t why, int status,
+		       const char *session_id, const char *peer)
+{
+	(void)user;
+	lwsl_user("ws refused %s: %s (%d)%s%s\n", peer[0] ? peer : "?",
+		  wsm_refusal_name(why), status, session_id[0] ? ", session " : "",
+		  session_id);
+}
+
 /* Ends an lws_service() wait at a deadline; see run_until(). */
 struct alarm {
 	lws_sorted_usec_list_t sul;
@@ -129,9 +141,9 @@ static wsm_manager_t *make_manager(int argc, char **argv,
 	rc = options_parse(argc, argv, opts, cfg);
 	if (rc != OPTIONS_RUN) {
 		*exit_code = rc == OPTIONS_DONE ? 0 : 2;
-	} else if ((err = wsm_config_set_event_cb(cfg, on_event, srv)) != 0) {
-		fprintf(stderr, PROG ": event callback: %s\n",
-			wsm_strerror(err));
+	} else if ((err = wsm_config_set_event_cb(cfg, on_event, srv)) != 0 ||
+		   (err = wsm_config_set_refused_cb(cfg, on_refused, NULL)) != 0) {
+		fprintf(stderr, PROG ": callbacks: %s\n", wsm_strerror(err));
 	} else if (!(m = wsm_manager_new(cfg, &err))) {
 		/* Options fine one by one may clash. */
 		fprintf(stderr,
@@ -204,11 +216,7 @@ static void shut_down(struct server *srv, struct stopper *stopper,
 
 int main(int argc, char **argv)
 {
-	struct lws_protocol_vhost_options pvo_default = { NULL, NULL,
-							  "default", "" };
-	struct lws_protocol_vhost_options pvo = { NULL, &pvo_default, NULL,
-						  "" };
-	struct lws_protocols protocols[3];
+	struct lws_protocols protocols[2];
 	struct lws_context_creation_info info;
 	struct stopper *stopper = NULL;
 	struct store *store = NULL;
@@ -240,33 +248,28 @@ int main(int argc, char **argv)
 		return 1;
 	}
 
-	static const lws_retry_bo_t no_lws_validity = {
-		.secs_since_valid_ping = 0, .secs_since_valid_hangup = 0
-	};
-
 	lws_set_log_level(LLL_ERR | LLL_WARN | LLL_USER, NULL);
 
 	/*
-	 * HTTP first: lws gives requests that match no mount to the first
-	 * protocol. libwsm's entry second, made the vhost's default so that
-	 * upgrades without a Sec-WebSocket-Protocol header (browsers) reach
-	 * it: a per-vhost option named after it with a child named "default".
+	 * The host's HTTP protocol; wsm_setup_info() adds libwsm's entry as
+	 * the vhost's default (browsers send no Sec-WebSocket-Protocol),
+	 * guards the HTTP protocol so that no upgrade bypasses libwsm, and
+	 * turns off lws's own per-connection validity timer.
 	 */
 	memset(protocols, 0, sizeof(protocols));
 	protocols[0] = http_protocol(&srv.app);
-	protocols[1] = *wsm_protocol(srv.app.m);
-	pvo.name = protocols[1].name;
 
 	memset(&info, 0, sizeof(info));
 	info.port = opts.port;
 	info.iface = "127.0.0.1";
 	info.protocols = protocols;
-	info.pvo = &pvo;
-	/*
-	 * libwsm runs the heartbeat, so no lws validity timer per connection:
-	 * lws 4.1 would re-sort one into its single timer list on every pong.
-	 */
-	info.retry_and_idle_policy = &no_lws_validity;
+	if ((rc = wsm_setup_info(srv.app.m, &info)) != 0) {
+		fprintf(stderr, PROG ": %s\n", wsm_strerror(rc));
+		jobs_destroy(srv.app.jobs);
+		wsm_manager_destroy(srv.app.m);
+		store_close(store);
+		return 1;
+	}
 	if (opts.tls_cert) {
 		info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
 		info.ssl_cert_filepath = opts.tls_cert;

@@ -376,6 +376,42 @@ test('the edge flags: --origin-allow 403, --max-per-ip 429, --max-upgrade-rate 5
   assert.equal((await stopServer(r)).code, 0);
 });
 
+test('no subprotocol bypasses libwsm, and a flood of them leaves the server answering', async () => {
+  // Few files, as in the outside test that found the bypass: 250 upgrades
+  // naming "http" used to stay open for ever, past --max-connections.
+  const s = await startServer([...FAST, '--max-connections', '50',
+    '--max-per-session', '1'], { nofile: 256 });
+  const id = await startJob(s);
+  const foreign = ['http', 'HTTP', 'chat', 'http, wsm', 'nope, http', 'x'.repeat(70)];
+  for (const protocol of foreign) {
+    const a = await wsConnect(s, PROGRESS + id, { protocol });
+    assert.equal(a.status, 400, protocol);
+    assert.equal(a.body, '{"error":"subprotocol"}\n', protocol);
+  }
+  // Named or not, libwsm's own protocol gets libwsm's limits (1 a session).
+  const held = await wsConnect(s, PROGRESS + id, { protocol: 'wsm' });
+  assert.equal(held.status, 101);
+  for (const protocol of [undefined, 'wsm', 'chat, wsm', 'wsm, http']) {
+    const a = await wsConnect(s, PROGRESS + id, { protocol });
+    assert.equal(a.status, 429, String(protocol));
+    assert.equal(a.body, '{"error":"session_full"}\n');
+  }
+  const flood = await Promise.all(Array.from({ length: 250 }, () =>
+    wsConnect(s, '/anywhere', { protocol: 'http', timeoutMs: 10000 })));
+  assert.deepEqual([...new Set(flood.map((a) => a.status))], [400]);
+  const doc = (await request(s, 'GET', STATUS)).json();
+  assert.equal(doc.metrics.refused.subprotocol, foreign.length + 250);
+  assert.equal(doc.metrics.refused.session_full, 4);
+  assert.deepEqual(doc.metrics.setupProblems, []);
+  assert.equal(doc.metrics.totalConnections, 1);
+  held.ws.end();
+  const other = await startJob(s);
+  const ok = await wsConnect(s, PROGRESS + other);
+  assert.equal(ok.status, 101);
+  ok.ws.end();
+  assert.equal((await stopServer(s)).code, 0);
+});
+
 test('SIGTERM drains: 503 for newcomers, 1001 with a retry hint, exit 0 in time', async () => {
   const s = await startServer(['--port', '0', '--drain-ms', '2000', '--lifetime-jitter-percent', '0']);
   const id = await startJob(s);

@@ -80,8 +80,12 @@ for (const sig of ['SIGINT', 'SIGTERM']) {
 // Starts progress-broadcast with args (add '--port', '0' for a free port)
 // and waits for its "listening on" line. Resolves to
 // { proc, port, scheme, output(), exited: Promise<{code, signal}> }.
-export async function startServer(args, { env = {}, timeoutMs = 10000 } = {}) {
-  const proc = spawn(SERVER, args, {
+export async function startServer(args, { env = {}, timeoutMs = 10000, nofile } = {}) {
+  // nofile: the server's open-file limit, set by a shell before it execs.
+  const [cmd, argv] = nofile
+    ? ['/bin/sh', ['-c', `ulimit -n ${nofile} && exec "$0" "$@"`, SERVER, ...args]]
+    : [SERVER, args];
+  const proc = spawn(cmd, argv, {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -169,7 +173,7 @@ export function request(server, method, path, opts = {}) {
 // A minimal client: connects, upgrades, answers pings, collects text
 // messages. wsConnect resolves once the server has answered the upgrade:
 // { status, ws } where ws is null unless the status is 101.
-export function wsConnect(server, path, { ca, timeoutMs = 5000, origin } = {}) {
+export function wsConnect(server, path, { ca, timeoutMs = 5000, origin, protocol } = {}) {
   return new Promise((resolve, reject) => {
     const key = randomBytes(16).toString('base64');
     const sock = server.scheme === 'https'
@@ -190,7 +194,7 @@ export function wsConnect(server, path, { ca, timeoutMs = 5000, origin } = {}) {
       const status = Number(/^HTTP\/1\.1 (\d{3})/.exec(head)?.[1] || 0);
       if (status !== 101) {
         sock.destroy();
-        resolve({ status, ws: null, head });
+        resolve({ status, ws: null, head, body: buf.subarray(end + 4).toString() });
         return;
       }
       const accept = createHash('sha1')
@@ -207,6 +211,7 @@ export function wsConnect(server, path, { ca, timeoutMs = 5000, origin } = {}) {
     sock.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1:${server.port}\r\n` +
       'Upgrade: websocket\r\nConnection: Upgrade\r\n' +
       (origin ? `Origin: ${origin}\r\n` : '') +
+      (protocol ? `Sec-WebSocket-Protocol: ${protocol}\r\n` : '') +
       `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`);
   });
 }

@@ -23,9 +23,9 @@
  *     itself (403 for bad escapes; no answer) gives. Where nothing can
  *     fold (no '/' or '.') and lws keeps the request (no NUL or LF), it
  *     must be exactly what the session id and resume rules say for the id
- *     and query as lws hands them over: lws ends the URL at a CR, even an
- *     escaped one, and drops what follows. A path over 300 bytes may also
- *     get 400 ("the URL is too long").
+ *     and query as lws hands them over, but a CR, even an escaped one,
+ *     ends lws's request line early, which libwsm refuses (400). A path
+ *     over 300 bytes may also get 400 ("the URL is too long").
  * lws may not answer at all a query of 64 arguments or more (its table of
  * header fragments is full): not judged.
  * Every refusal by libwsm counts in refused_bad_request; every 101 opens a
@@ -383,6 +383,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		} else if (plain && url.n < MAX_PATH - 1 && idn &&
 			   !(idn >= 3 && !memcmp(rest, "api", 3))) {
 			want = 404;
+		}
+		/*
+		 * A CR ends the request line early, so the rest of it is not
+		 * "HTTP/1.1": libwsm refuses that request line with 400.
+		 */
+		if (plain && url.n < MAX_PATH - 1 && memchr(rest, '\r', n)) {
+			want = 400;
+			fz_session = false;
 		}
 		/* "the URL is too long": 400, at some length libwsm picks. */
 		if (want && idn + (mode & 2 ? strlen(PREFIX) : 1) > 300)

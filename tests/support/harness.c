@@ -132,6 +132,7 @@ static int create_context(harness_t *h)
 {
 	struct lws_context_creation_info info;
 	void *foreign[1] = { &h->loop };
+	const char *name = wsm_protocol(h->m)->name;
 
 	memset(&info, 0, sizeof(info));
 	h->protocols[0] = (struct lws_protocols){ "http", lws_callback_http_dummy,
@@ -139,21 +140,27 @@ static int create_context(harness_t *h)
 	if (h->opts.mode == HARNESS_READY) {
 		h->protocols[1] = *wsm_protocol(h->m);
 	} else {
-		h->protocols[1] = (struct lws_protocols){ "host", host_callback,
+		/* Named after the manager's protocol: wsm_setup_info() leaves
+		 * that entry, the delegating one, unguarded. */
+		h->protocols[1] = (struct lws_protocols){ name, host_callback,
 							  0, 512, 0, h, 0 };
 	}
-	/* Browsers send no subprotocol: make ours the vhost default. */
-	h->pvo_default.name = "default";
-	h->pvo_default.value = "";
-	h->pvo.name = h->protocols[1].name;
-	h->pvo.options = &h->pvo_default;
-	h->pvo.value = "";
-
+	info.protocols = h->protocols;
+	if (h->opts.by_hand) {
+		/* What hosts wrote before wsm_setup_info(): the default
+		 * option, the retry policy, and no guard. */
+		h->pvo_default.name = "default";
+		h->pvo_default.value = "";
+		h->pvo.name = name;
+		h->pvo.options = h->opts.no_default ? NULL : &h->pvo_default;
+		h->pvo.value = "";
+		info.pvo = &h->pvo;
+		info.retry_and_idle_policy = &no_lws_validity;
+	} else if (wsm_setup_info(h->m, &info)) {
+		return -1;
+	}
 	info.port = 0;
 	info.iface = h->opts.iface ? h->opts.iface : "127.0.0.1";
-	info.protocols = h->protocols;
-	info.pvo = &h->pvo;
-	info.retry_and_idle_policy = &no_lws_validity;
 	info.timeout_secs = 2;
 	info.pcontext = &h->live_ctx; /* lws clears it when fully destroyed */
 	if (h->opts.tls_cert) {

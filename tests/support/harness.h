@@ -26,6 +26,8 @@ struct harness_opts {
 	bool context_first; /* stop: lws_context_destroy before the manager */
 	const char *iface;  /* listen address; NULL: 127.0.0.1 */
 	const char *tls_cert, *tls_key; /* PEM files: serve TLS only */
+	bool by_hand;    /* no wsm_setup_info(): the 1.0 way, unguarded */
+	bool no_default; /* by_hand, and forget the "default" option */
 };
 
 /* cfg may be NULL; the harness installs its own event callback on it. */

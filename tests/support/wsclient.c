@@ -1052,3 +1052,38 @@ fail:
 		close(fd);
 	return 0;
 }
+
+int wsc_exchange(int port, const char *request, char **response_out,
+		 int timeout_ms)
+{
+	int64_t deadline = deadline_after(timeout_ms);
+	struct rbuf rb = { 0 };
+	int fd = tcp_connect(NULL, NULL, port, deadline), status = 0, r;
+	size_t head;
+
+	if (response_out)
+		*response_out = NULL;
+	if (fd < 0)
+		return 0;
+	if (send_all(fd, request, strlen(request), deadline) < 0)
+		goto done;
+	/* Until the server closes: an answer that leaves the socket open fails. */
+	do {
+		if (rb_avail(&rb) > WSC_MAX_HTTP_BODY)
+			goto done;
+		r = rb_fill(&rb, fd, deadline, WSC_READ_CHUNK);
+	} while (r > 0);
+	if (r == 0)
+		goto done; /* timeout */
+	head = find_head_end(rb.p + rb.start, rb_avail(&rb));
+	if (head)
+		status = parse_status_line(rb.p + rb.start, head);
+	if (response_out && rb_reserve(&rb, 1) == 0) {
+		rb.p[rb.start + rb_avail(&rb)] = '\0';
+		*response_out = strdup((char *)rb.p + rb.start);
+	}
+done:
+	free(rb.p);
+	close(fd);
+	return status;
+}

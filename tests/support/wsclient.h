@@ -60,6 +60,9 @@ void wsc_free(wsc_t *c);
 /* One HTTP/1.1 request (Connection: close; optional extra header lines and body with Content-Length) to 127.0.0.1:port; returns the status (0 on failure/timeout) and, if body_out, a malloc'ed NUL-terminated body (NULL on failure). */
 int wsc_http(int port, const char *method, const char *path, const char *extra_headers, const char *body, char **body_out, int timeout_ms);
 
+/* Sends request as it is to 127.0.0.1:port and reads until the server closes; returns the response's status (0: none, e.g. the socket was dropped, or a timeout) and, if response_out, the malloc'ed response (head and body) when the server closed in time. */
+int wsc_exchange(int port, const char *request, char **response_out, int timeout_ms);
+
 #ifdef __cplusplus
 }
 #endif
