@@ -93,15 +93,11 @@ static int set(wsm_config_t *cfg, wsm_option_t opt, long v)
 
 int main(int argc, char **argv)
 {
-	struct lws_protocol_vhost_options pvo_default = { NULL, NULL,
-							  "default", "" };
-	struct lws_protocol_vhost_options pvo = { NULL, &pvo_default, NULL,
-						  "" };
-	struct lws_protocols protocols[3];
-	struct lws_context_creation_info info;
-	static const lws_retry_bo_t no_lws_validity = {
-		.secs_since_valid_ping = 0, .secs_since_valid_hangup = 0
+	static const struct lws_protocols protocols[] = {
+		{ "http", lws_callback_http_dummy, 0, 0, 0, NULL, 0 },
+		{ NULL, NULL, 0, 0, 0, NULL, 0 }
 	};
+	struct lws_context_creation_info info;
 	wsm_config_t *cfg;
 	struct host h;
 	struct app a;
@@ -134,18 +130,18 @@ int main(int argc, char **argv)
 		return 1;
 	}
 
-	memset(protocols, 0, sizeof(protocols));
-	protocols[0] = (struct lws_protocols){ "http", lws_callback_http_dummy,
-					       0, 0, 0, NULL, 0 };
-	protocols[1] = *wsm_protocol(a.m);
-	pvo.name = protocols[1].name;
 	memset(&info, 0, sizeof(info));
 	info.protocols = protocols;
-	info.pvo = &pvo;
-	/* libwsm runs the heartbeat: turn off lws's per-wsi validity timer,
-	 * which lws 4.1 re-sorts into one list on every pong (wsm(7)). */
-	if (!h.o.lws_validity)
-		info.retry_and_idle_policy = &no_lws_validity;
+	/* libwsm's entry as the default, the HTTP protocol guarded, and
+	 * lws's per-wsi validity timer off (wsm_setup_info(3)). */
+	if ((err = wsm_setup_info(a.m, &info))) {
+		fprintf(stderr, "host_wsm: %s\n", wsm_strerror(err));
+		wsm_manager_destroy(a.m);
+		return 1;
+	}
+	/* --lws-validity measures lws's default policy instead. */
+	if (h.o.lws_validity)
+		info.retry_and_idle_policy = NULL;
 
 	h.user = &a;
 	h.broadcast = broadcast;
