@@ -212,12 +212,12 @@ void wsm__conn_activity(wsm_manager_t *m, struct wsm_conn *c)
 	set_stale(m, c, false);
 }
 
-void wsm__conn_enqueue(wsm_manager_t *m, struct wsm_conn *c,
-		       struct wsm_msg *msg)
+static void enqueue(wsm_manager_t *m, struct wsm_conn *c, struct wsm_msg *msg,
+		    bool replay)
 {
 	bool was_empty = wsm__queue_empty(&c->out);
 
-	switch (wsm__queue_push(m, &c->out, msg)) {
+	switch (wsm__queue_push(m, &c->out, msg, replay)) {
 	case WSM_PUSH_COALESCED:
 		wsm__bump(&m->c.coalesced, 1);
 		/* fall through */
@@ -236,6 +236,18 @@ void wsm__conn_enqueue(wsm_manager_t *m, struct wsm_conn *c,
 				LWS_CLOSE_STATUS_UNEXPECTED_CONDITION);
 		break;
 	}
+}
+
+void wsm__conn_enqueue(wsm_manager_t *m, struct wsm_conn *c,
+		       struct wsm_msg *msg)
+{
+	enqueue(m, c, msg, false);
+}
+
+void wsm__conn_enqueue_replay(wsm_manager_t *m, struct wsm_conn *c,
+			      struct wsm_msg *msg)
+{
+	enqueue(m, c, msg, true);
 }
 
 /* One frame per writeable callback, as lws expects; asks again if more. */

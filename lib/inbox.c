@@ -3,6 +3,11 @@
  * service loop with lws_cancel_service() only when the inbox was empty (one
  * wake-up per batch); the service thread takes the whole batch in
  * LWS_CALLBACK_EVENT_WAIT_CANCELLED and works on it without the lock.
+ *
+ * Progress and the rest (error, complete, close-session) are bounded
+ * separately, each by WSM_OPT_INBOX_CAPACITY: a producer flooding progress
+ * can fill only its own share, so a terminal message is never refused
+ * because progress is pending.
  */
 #include "internal.h"
 
@@ -10,16 +15,20 @@ int wsm__inbox_push(wsm_manager_t *m, struct wsm_msg *msg)
 {
 	bool wake;
 
+	size_t *share;
+
 	pthread_mutex_lock(&m->inbox_lock);
-	if (m->inbox_len >= (size_t)m->cfg.inbox_capacity) {
+	share = msg->kind == WSM_MSG_PROGRESS ? &m->inbox_progress
+					      : &m->inbox_other;
+	if (*share >= (size_t)m->cfg.inbox_capacity) {
 		pthread_mutex_unlock(&m->inbox_lock);
 		return WSM_EAGAIN;
 	}
-	wake = m->inbox_len == 0;
+	wake = m->inbox_progress + m->inbox_other == 0;
 	msg->next = NULL;
 	*m->inbox_tail = msg;
 	m->inbox_tail = &msg->next;
-	m->inbox_len++;
+	(*share)++;
 	/* Under the lock, so the context cannot be unbound meanwhile. */
 	if (wake && m->context)
 		lws_cancel_service(m->context);
@@ -35,7 +44,7 @@ static struct wsm_msg *take_all(wsm_manager_t *m)
 	batch = m->inbox_head;
 	m->inbox_head = NULL;
 	m->inbox_tail = &m->inbox_head;
-	m->inbox_len = 0;
+	m->inbox_progress = m->inbox_other = 0;
 	pthread_mutex_unlock(&m->inbox_lock);
 	return batch;
 }

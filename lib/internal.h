@@ -173,12 +173,18 @@ struct wsm_msg {
 };
 
 /* ---- outbound queue (outbound_queue.c) --------------------------------- */
+/* A late joiner's replay: a reset, a progress and a terminal at most. */
+#define WSM_REPLAY_MAX 3
+
 /* Service thread only. Slots are allocated on the first message. */
 struct wsm_queue {
 	struct wsm_msg **slots; /* NULL entries are coalesced-away progress */
 	uint32_t head, len, cap;
 	uint32_t progress_at; /* 1 + position of the queued progress, or 0 */
 	uint64_t bytes;       /* payload bytes of the queued messages */
+	uint32_t replay_span; /* leading positions (holes too) of the replay */
+	uint32_t replay_left; /* replay messages still queued */
+	uint64_t replay_bytes; /* their payload bytes, outside the bound */
 };
 
 enum wsm_push {
@@ -188,8 +194,9 @@ enum wsm_push {
 	WSM_PUSH_NOMEM
 };
 
+/* replay: part of a new connection's replay, queued outside the bounds. */
 enum wsm_push wsm__queue_push(wsm_manager_t *m, struct wsm_queue *q,
-			      struct wsm_msg *msg);
+			      struct wsm_msg *msg, bool replay);
 /* Next message to send (the caller owns the reference), or NULL. */
 struct wsm_msg *wsm__queue_pop(wsm_manager_t *m, struct wsm_queue *q);
 bool wsm__queue_empty(const struct wsm_queue *q);
@@ -365,7 +372,8 @@ struct wsm_manager {
 	pthread_mutex_t inbox_lock;
 	struct wsm_msg *inbox_head;
 	struct wsm_msg **inbox_tail;
-	size_t inbox_len;
+	size_t inbox_progress; /* progress messages in the inbox */
+	size_t inbox_other;    /* error, complete, close-session */
 	struct lws_context *context; /* inbox lock for other threads */
 	pthread_t service_thread;
 	atomic_bool shutting_down;
@@ -464,6 +472,9 @@ void wsm__conn_teardown(wsm_manager_t *m, struct wsm_conn *c,
 void wsm__conn_activity(wsm_manager_t *m, struct wsm_conn *c);
 void wsm__conn_enqueue(wsm_manager_t *m, struct wsm_conn *c,
 		       struct wsm_msg *msg);
+/* Queues part of the replay of a new connection (retention.c). */
+void wsm__conn_enqueue_replay(wsm_manager_t *m, struct wsm_conn *c,
+			      struct wsm_msg *msg);
 int wsm__conn_writeable(wsm_manager_t *m, struct wsm_conn *c);
 int wsm__conn_receive(wsm_manager_t *m, struct wsm_conn *c, const void *in,
 		      size_t len);

@@ -3,6 +3,12 @@
  * bounded in messages and in bytes. Progress is "latest wins": a newer
  * progress message takes the place of an unsent older one (whose slot becomes
  * a hole, so nothing is reordered), while error and complete always queue.
+ *
+ * A late joiner's replay (at most a reset, a progress and a terminal) is
+ * queued first, on the empty queue of a new connection, into room of its
+ * own: it never counts against the bounds, so any option values can hold
+ * it, and live messages get the whole bound once it is out. The replay
+ * holds the first 'replay_span' positions of the ring (holes included).
  */
 #include "internal.h"
 
@@ -17,6 +23,7 @@ static void compact(struct wsm_queue *q)
 	uint32_t i, n = 0;
 
 	q->progress_at = 0;
+	q->replay_span = q->replay_left; /* its holes are gone too */
 	for (i = 0; i < q->len; i++) {
 		struct wsm_msg *msg = q->slots[slot(q, i)];
 
@@ -30,37 +37,75 @@ static void compact(struct wsm_queue *q)
 	q->len = n;
 }
 
+/* Live messages queued, counting holes until compact() removes them. */
+static uint32_t live_positions(const struct wsm_queue *q)
+{
+	return q->len - q->replay_span;
+}
+
+static bool over_bounds(wsm_manager_t *m, const struct wsm_queue *q,
+			const struct wsm_msg *msg)
+{
+	return live_positions(q) >= (uint32_t)m->cfg.max_queued ||
+	       q->bytes - q->replay_bytes + msg->payload_len >
+		       (uint64_t)m->cfg.max_queued_bytes;
+}
+
+/* Takes the queued message at relative position pos out of the counts. */
+static void forget(wsm_manager_t *m, struct wsm_queue *q, uint32_t pos,
+		   const struct wsm_msg *msg)
+{
+	q->bytes -= msg->payload_len;
+	wsm__bump(&m->c.queued_bytes, -(int64_t)msg->payload_len);
+	if (pos < q->replay_span) {
+		q->replay_left--;
+		q->replay_bytes -= msg->payload_len;
+	}
+}
+
 enum wsm_push wsm__queue_push(wsm_manager_t *m, struct wsm_queue *q,
-			      struct wsm_msg *msg)
+			      struct wsm_msg *msg, bool replay)
 {
 	enum wsm_push result = WSM_PUSH_QUEUED;
 	struct wsm_msg **old;
 
 	if (!q->slots) {
-		q->cap = (uint32_t)m->cfg.max_queued;
+		q->cap = (uint32_t)m->cfg.max_queued + WSM_REPLAY_MAX;
 		q->slots = wsm__alloc(m, q->cap * sizeof(*q->slots));
 		if (!q->slots)
 			return WSM_PUSH_NOMEM;
 	}
+	/* A replay goes first on an empty queue; anything else is a bug. */
+	if (replay && q->len != q->replay_span)
+		return WSM_PUSH_FULL;
 	if (msg->kind == WSM_MSG_PROGRESS && q->progress_at) {
-		old = &q->slots[slot(q, q->progress_at - 1)];
-		q->bytes -= (*old)->payload_len;
-		wsm__bump(&m->c.queued_bytes, -(int64_t)(*old)->payload_len);
+		uint32_t pos = q->progress_at - 1;
+
+		old = &q->slots[slot(q, pos)];
+		forget(m, q, pos, *old);
 		wsm__msg_unref(m, *old);
 		*old = NULL;
 		q->progress_at = 0;
 		result = WSM_PUSH_COALESCED;
 	}
-	if (q->len == q->cap)
-		compact(q);
-	if (q->len == q->cap ||
-	    q->bytes + msg->payload_len > (uint64_t)m->cfg.max_queued_bytes)
+	if (!replay) {
+		if (over_bounds(m, q, msg) || q->len == q->cap)
+			compact(q);
+		if (over_bounds(m, q, msg) || q->len == q->cap)
+			return WSM_PUSH_FULL;
+	} else if (q->len == q->cap) {
 		return WSM_PUSH_FULL;
+	}
 	q->slots[slot(q, q->len)] = msg;
 	q->len++;
 	if (msg->kind == WSM_MSG_PROGRESS)
 		q->progress_at = q->len;
 	q->bytes += msg->payload_len;
+	if (replay) {
+		q->replay_span++;
+		q->replay_left++;
+		q->replay_bytes += msg->payload_len;
+	}
 	wsm__bump(&m->c.queued_bytes, (int64_t)msg->payload_len);
 	msg->refs++;
 	return result;
@@ -76,10 +121,10 @@ struct wsm_msg *wsm__queue_pop(wsm_manager_t *m, struct wsm_queue *q)
 		q->len--;
 		if (q->progress_at)
 			q->progress_at--;
-	}
-	if (msg) {
-		q->bytes -= msg->payload_len;
-		wsm__bump(&m->c.queued_bytes, -(int64_t)msg->payload_len);
+		if (msg)
+			forget(m, q, 0, msg);
+		if (q->replay_span)
+			q->replay_span--;
 	}
 	return msg;
 }
@@ -103,4 +148,6 @@ void wsm__queue_free(wsm_manager_t *m, struct wsm_queue *q)
 	wsm__free(m, q->slots, q->cap * sizeof(*q->slots));
 	q->slots = NULL;
 	q->head = q->len = q->progress_at = 0;
+	q->replay_span = q->replay_left = 0;
+	q->replay_bytes = 0;
 }

@@ -131,7 +131,7 @@ static void send_reset(wsm_manager_t *m, struct wsm_conn *c)
 		return; /* the state that follows still tells the truth */
 	wsm__msg_stamp(reset, s->seq, s->epoch);
 	reset->refs = 1;
-	wsm__conn_enqueue(m, c, reset);
+	wsm__conn_enqueue_replay(m, c, reset);
 	wsm__msg_unref(m, reset);
 	wsm__bump(&m->c.resets, 1);
 }
@@ -142,8 +142,12 @@ void wsm__replay(wsm_manager_t *m, struct wsm_conn *c)
 	struct wsm_msg *first = s->last_progress, *second = s->terminal;
 	uint64_t after = 0;
 
+	/*
+	 * A client that saw another epoch, or a seq this session never
+	 * reached, holds a state that is not this session's: start it over.
+	 */
 	if (c->resume.present) {
-		if (c->resume.epoch == s->epoch)
+		if (c->resume.epoch == s->epoch && c->resume.seq <= s->seq)
 			after = c->resume.seq;
 		else
 			send_reset(m, c);
@@ -153,9 +157,9 @@ void wsm__replay(wsm_manager_t *m, struct wsm_conn *c)
 		second = s->last_progress;
 	}
 	if (first && first->seq > after && !c->closing)
-		wsm__conn_enqueue(m, c, first);
+		wsm__conn_enqueue_replay(m, c, first);
 	if (second && second->seq > after && !c->closing)
-		wsm__conn_enqueue(m, c, second);
+		wsm__conn_enqueue_replay(m, c, second);
 }
 
 int wsm__retention_expire(wsm_manager_t *m, int64_t now_us)

@@ -140,6 +140,110 @@ static void test_epoch_mismatch_resets(void **state)
 	harness_stop(h);
 }
 
+/*
+ * The right epoch with a seq the session never reached (a client confused
+ * about its state, or 2^64-1): a reset, then the whole retained state.
+ */
+static void test_seq_beyond_session_resets(void **state)
+{
+	static const char *const beyond[] = { "3", "18446744073709551615" };
+	harness_t *h = start(60000, 100);
+	wsm_manager_t *m = harness_mgr(h);
+	json_int_t epoch;
+	char path[128];
+	wsc_t *c;
+	json_t *j;
+	size_t i;
+
+	(void)state;
+	c = must_join(h, "far");
+	assert_int_equal(wsm_broadcast_progress(m, "far", 20, NULL, NULL), 0);
+	assert_int_equal(wsm_broadcast_progress(m, "far", 30, NULL, NULL), 0);
+	/* Both delivered: the session's seq is 2 before anyone resumes. */
+	do {
+		j = recv_type(c, "progress", 5000);
+		assert_non_null(j);
+		epoch = int_of(j, "epoch");
+		i = (size_t)int_of(j, "seq");
+		json_decref(j);
+	} while (i < 2);
+	for (i = 0; i < sizeof(beyond) / sizeof(beyond[0]); i++) {
+		wsc_t *r;
+
+		snprintf(path, sizeof(path), "far?lastSeq=%s&epoch=%lld",
+			 beyond[i], (long long)epoch);
+		r = must_join(h, path);
+		j = recv_json(r, 5000);
+		assert_non_null(j);
+		assert_string_equal(type_of(j), "reset");
+		assert_int_equal(int_of(j, "seq"), 2);
+		assert_int_equal(int_of(j, "epoch"), epoch);
+		json_decref(j);
+		j = recv_json(r, 5000);
+		assert_non_null(j);
+		assert_string_equal(type_of(j), "progress");
+		assert_int_equal(int_of(j, "seq"), 2);
+		json_decref(j);
+		assert_int_equal(harness_metrics(h).resets, (uint64_t)i + 1);
+		wsc_free(r);
+	}
+	/* The last seq itself is up to date: no reset, nothing replayed. */
+	snprintf(path, sizeof(path), "far?lastSeq=2&epoch=%lld", (long long)epoch);
+	wsc_t *up = must_join(h, path);
+	assert_int_equal(wsc_recv(up, NULL, NULL, 150), 0);
+	assert_int_equal(harness_metrics(h).resets, 2);
+	wsc_free(up);
+	wsc_free(c);
+	harness_stop(h);
+}
+
+/*
+ * The smallest queue bounds still hold a late joiner's whole replay: reset,
+ * progress and a complete bigger than the byte bound, and the live
+ * messages after it get the bound to themselves.
+ */
+static void test_replay_fits_smallest_queue(void **state)
+{
+	harness_t *h = HARNESS_START(NULL, { WSM_OPT_RETENTION_MS, 60000 },
+				     { WSM_OPT_MAX_QUEUED_MESSAGES, 1 },
+				     { WSM_OPT_MAX_QUEUED_BYTES, 1024 });
+	wsm_manager_t *m = harness_mgr(h);
+	char meta[2100];
+	wsc_t *c;
+	json_t *j;
+	int round;
+
+	(void)state;
+	assert_non_null(h);
+	snprintf(meta, sizeof(meta), "{\"pad\":\"%0*d\"}", 2000, 0);
+	assert_int_equal(wsm_broadcast_progress(m, "tiny", 99, NULL, NULL), 0);
+	assert_int_equal(wsm_broadcast_complete(m, "tiny", meta), 0);
+	/* Every reconnect of the finished job, with a reset or without. */
+	for (round = 0; round < 3; round++) {
+		c = must_join(h, round ? "tiny?lastSeq=1&epoch=1" : "tiny");
+		if (round) {
+			j = recv_json(c, 5000);
+			assert_non_null(j);
+			assert_string_equal(type_of(j), "reset");
+			json_decref(j);
+		}
+		j = recv_json(c, 5000);
+		assert_non_null(j);
+		assert_string_equal(type_of(j), "progress");
+		json_decref(j);
+		j = recv_json(c, 5000);
+		assert_non_null(j);
+		assert_string_equal(type_of(j), "complete");
+		assert_int_equal(
+			strlen(json_string_value(json_object_get(
+				json_object_get(j, "metadata"), "pad"))), 2000);
+		json_decref(j);
+		wsc_free(c);
+	}
+	assert_int_equal(harness_metrics(h).closed[WSM_CAUSE_SLOW_CONSUMER], 0);
+	harness_stop(h);
+}
+
 struct want {
 	harness_t *h;
 	uint64_t held;
@@ -321,6 +425,8 @@ int main(void)
 		cmocka_unit_test(test_late_joiner_gets_retained_state),
 		cmocka_unit_test(test_resume_gets_only_newer),
 		cmocka_unit_test(test_epoch_mismatch_resets),
+		cmocka_unit_test(test_seq_beyond_session_resets),
+		cmocka_unit_test(test_replay_fits_smallest_queue),
 		cmocka_unit_test(test_retention_expires_and_is_bounded),
 		cmocka_unit_test(test_slow_consumer_is_bounded),
 		cmocka_unit_test(test_lifetime_closes_are_spread),

@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -212,10 +213,128 @@ static void test_concurrent_broadcasts(void **state)
 	harness_stop(h);
 }
 
+/* ---- a full inbox never refuses a terminal message ------------------- */
+
+#define FLOODERS 4
+#define INBOX 16
+
+struct gate {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool entered, open;
+};
+
+/* Holds the service thread, so that nothing drains the inbox meanwhile. */
+static void hold_service(harness_t *h, void *arg)
+{
+	struct gate *g = arg;
+	struct timespec until;
+
+	(void)h;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 10;
+	pthread_mutex_lock(&g->lock);
+	g->entered = true;
+	pthread_cond_broadcast(&g->cond);
+	while (!g->open &&
+	       pthread_cond_timedwait(&g->cond, &g->lock, &until) == 0)
+		;
+	pthread_mutex_unlock(&g->lock);
+}
+
+struct holder {
+	harness_t *h;
+	struct gate *g;
+};
+
+static void *hold_thread(void *arg)
+{
+	struct holder *x = arg;
+
+	harness_call(x->h, hold_service, x->g);
+	return NULL;
+}
+
+struct flooder {
+	wsm_manager_t *m;
+	char session[16];
+	int progress_ok, refused, terminal_rc;
+};
+
+/* Progress until the inbox is full (bounded), then the job's complete. */
+static void *flood(void *arg)
+{
+	struct flooder *f = arg;
+	int i, rc;
+
+	for (i = 0; i < 10 * INBOX; i++) {
+		rc = wsm_broadcast_progress(f->m, f->session, i % 100, NULL, NULL);
+		if (rc == WSM_EAGAIN)
+			f->refused++;
+		else if (rc == 0)
+			f->progress_ok++;
+	}
+	f->terminal_rc = wsm_broadcast_complete(f->m, f->session, NULL);
+	return NULL;
+}
+
+static void test_full_inbox_keeps_terminals(void **state)
+{
+	struct gate g = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER,
+			  false, false };
+	harness_t *h = HARNESS_START(NULL, { WSM_OPT_INBOX_CAPACITY, INBOX });
+	struct flooder f[FLOODERS];
+	pthread_t th[FLOODERS], holder_th;
+	struct holder x = { h, &g };
+	wsc_t *c[FLOODERS];
+	int i, progress = 0, refused = 0;
+	json_t *j;
+
+	(void)state;
+	assert_non_null(h);
+	for (i = 0; i < FLOODERS; i++) {
+		memset(&f[i], 0, sizeof(f[i]));
+		f[i].m = harness_mgr(h);
+		snprintf(f[i].session, sizeof(f[i].session), "full%d", i);
+		c[i] = join_and_wait(h, f[i].session, NULL);
+		assert_non_null(c[i]);
+	}
+	assert_int_equal(pthread_create(&holder_th, NULL, hold_thread, &x), 0);
+	pthread_mutex_lock(&g.lock);
+	while (!g.entered)
+		pthread_cond_wait(&g.cond, &g.lock);
+	pthread_mutex_unlock(&g.lock);
+	for (i = 0; i < FLOODERS; i++)
+		assert_int_equal(pthread_create(&th[i], NULL, flood, &f[i]), 0);
+	for (i = 0; i < FLOODERS; i++)
+		pthread_join(th[i], NULL);
+	pthread_mutex_lock(&g.lock);
+	g.open = true;
+	pthread_cond_broadcast(&g.cond);
+	pthread_mutex_unlock(&g.lock);
+	pthread_join(holder_th, NULL);
+	/* Asserted here, on the test's thread, from what the threads saw. */
+	for (i = 0; i < FLOODERS; i++) {
+		progress += f[i].progress_ok;
+		refused += f[i].refused;
+		assert_int_equal(f[i].terminal_rc, 0);
+	}
+	assert_int_equal(progress, INBOX); /* the progress share was full */
+	assert_int_equal(refused, FLOODERS * 10 * INBOX - INBOX);
+	for (i = 0; i < FLOODERS; i++) {
+		j = recv_type(c[i], "complete", 5000);
+		assert_non_null(j);
+		json_decref(j);
+		wsc_free(c[i]);
+	}
+	harness_stop(h);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_concurrent_broadcasts),
+		cmocka_unit_test(test_full_inbox_keeps_terminals),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
