@@ -67,6 +67,12 @@ enum wsm_error {
 
 /* Static, never NULL, for every input. wsm_strerror(3). */
 WSM_EXTERN const char *wsm_strerror(int code);
+/*
+ * Since 1.1: what the calling thread's last failed configuration setter or
+ * wsm_manager_new() found wrong, naming the option and the rule; "" after
+ * a success. Static per thread, never NULL. wsm_error_detail(3).
+ */
+WSM_EXTERN const char *wsm_error_detail(void);
 /* WSM_VERSION_HEX of the library actually loaded. wsm_version(3). */
 WSM_EXTERN unsigned int wsm_version(void);
 

@@ -15,10 +15,11 @@ struct int_option {
 	int64_t min, max, def;
 	size_t offset;
 	const char *json_name; /* in the status document's "config" */
+	const char *enum_name; /* in error details */
 };
 
 #define OPT(k, lo, hi, d, field, name) \
-	{ k, lo, hi, d, offsetof(struct wsm_settings, field), name }
+	{ k, lo, hi, d, offsetof(struct wsm_settings, field), name, #k }
 
 static const struct int_option int_options[] = {
 	OPT(WSM_OPT_MAX_CONNECTIONS_PER_SESSION, 1, 65535, 5, max_per_session,
@@ -32,7 +33,8 @@ static const struct int_option int_options[] = {
 	    "maxLifetimeMs"),
 	OPT(WSM_OPT_PING_INTERVAL_MS, 10, 86400000, 30000, ping_interval_ms,
 	    "pingIntervalMs"),
-	OPT(WSM_OPT_STALE_TIMEOUT_MS, 10, 86400000, 120000, stale_timeout_ms,
+	/* Above the ping interval (wsm_manager_new() checks), so 11 at least. */
+	OPT(WSM_OPT_STALE_TIMEOUT_MS, 11, 172800000, 120000, stale_timeout_ms,
 	    "staleTimeoutMs"),
 	OPT(WSM_OPT_SWEEP_INTERVAL_MS, 10, 86400000, 60000, sweep_interval_ms,
 	    "sweepIntervalMs"),
@@ -79,6 +81,18 @@ static const struct int_option *find_int(wsm_option_t key)
 		if (int_options[i].key == key)
 			return &int_options[i];
 	return NULL;
+}
+
+const char *wsm__option_name(wsm_option_t opt)
+{
+	const struct int_option *o = find_int(opt);
+
+	switch (opt) {
+	case WSM_OPT_PATH_PREFIX: return "WSM_OPT_PATH_PREFIX";
+	case WSM_OPT_PROTOCOL_NAME: return "WSM_OPT_PROTOCOL_NAME";
+	case WSM_OPT_ORIGIN_ALLOW: return "WSM_OPT_ORIGIN_ALLOW";
+	default: return o ? o->enum_name : "unknown option";
+	}
 }
 
 static int64_t *field(struct wsm_settings *s, const struct int_option *o)
@@ -148,12 +162,16 @@ int wsm_config_set_int(wsm_config_t *cfg, wsm_option_t opt, int64_t value)
 	const struct int_option *o = find_int(opt);
 
 	if (!cfg)
-		return WSM_EINVAL;
+		return wsm__fail(WSM_EINVAL, "no configuration (NULL)");
 	if (!o)
-		return WSM_EOPTION;
+		return wsm__fail(WSM_EOPTION, "option %d is not an integer option",
+				 (int)opt);
 	if (value < o->min || value > o->max)
-		return WSM_ERANGE;
+		return wsm__fail(WSM_ERANGE, "%s: %lld is outside %lld..%lld",
+				 o->enum_name, (long long)value,
+				 (long long)o->min, (long long)o->max);
 	*field(&cfg->s, o) = value;
+	wsm__detail("%s", "");
 	return WSM_OK;
 }
 
@@ -205,29 +223,53 @@ int wsm_config_set_str(wsm_config_t *cfg, wsm_option_t opt, const char *value)
 	size_t len;
 
 	if (!cfg || !value)
-		return WSM_EINVAL;
+		return wsm__fail(WSM_EINVAL, "%s is NULL",
+				 cfg ? "the value" : "the configuration");
 	len = strnlen(value, WSM_ORIGIN_LIMIT + 1);
 	switch (opt) {
 	case WSM_OPT_ORIGIN_ALLOW:
-		if (len > WSM_ORIGIN_LIMIT || !all_chars(value, origin_char))
-			return WSM_ERANGE;
+		if (len > WSM_ORIGIN_LIMIT)
+			return wsm__fail(WSM_ERANGE,
+					 "WSM_OPT_ORIGIN_ALLOW: longer than %d bytes",
+					 WSM_ORIGIN_LIMIT);
+		if (!all_chars(value, origin_char))
+			return wsm__fail(WSM_ERANGE,
+					 "WSM_OPT_ORIGIN_ALLOW: only printable "
+					 "ASCII without spaces, Origins "
+					 "separated by ','");
 		memcpy(cfg->s.origin_allow, value, len + 1);
-		return WSM_OK;
+		break;
 	case WSM_OPT_PATH_PREFIX:
-		if (len < 2 || len > WSM_PREFIX_LIMIT || value[0] != '/' ||
-		    value[len - 1] != '/' || !all_chars(value, prefix_char))
-			return WSM_ERANGE;
+		if (len < 2 || len > WSM_PREFIX_LIMIT)
+			return wsm__fail(WSM_ERANGE,
+					 "WSM_OPT_PATH_PREFIX: 2 to %d bytes",
+					 WSM_PREFIX_LIMIT);
+		if (value[0] != '/' || value[len - 1] != '/')
+			return wsm__fail(WSM_ERANGE,
+					 "WSM_OPT_PATH_PREFIX: must start and "
+					 "end with '/' (the session id follows "
+					 "it)");
+		if (!all_chars(value, prefix_char))
+			return wsm__fail(WSM_ERANGE,
+					 "WSM_OPT_PATH_PREFIX: only RFC 3986 "
+					 "path characters, no '%%'");
 		memcpy(cfg->s.path_prefix, value, len + 1);
-		return WSM_OK;
+		break;
 	case WSM_OPT_PROTOCOL_NAME:
 		if (len < 1 || len > WSM_PROTOCOL_NAME_LIMIT ||
 		    !all_chars(value, protocol_char))
-			return WSM_ERANGE;
+			return wsm__fail(WSM_ERANGE,
+					 "WSM_OPT_PROTOCOL_NAME: 1 to %d of "
+					 "A-Z a-z 0-9 . _ -",
+					 WSM_PROTOCOL_NAME_LIMIT);
 		memcpy(cfg->s.protocol_name, value, len + 1);
-		return WSM_OK;
+		break;
 	default:
-		return WSM_EOPTION;
+		return wsm__fail(WSM_EOPTION, "%s (%d) is not a string option",
+				 wsm__option_name(opt), (int)opt);
 	}
+	wsm__detail("%s", "");
+	return WSM_OK;
 }
 
 int wsm_config_set_authorize_cb(wsm_config_t *cfg, wsm_authorize_cb cb,

@@ -1,5 +1,35 @@
-/* Error strings, cause names and the run-time version. */
+/* Error strings, details of the last failure, cause names, the version. */
+#include <stdarg.h>
+#include <stdio.h>
+
 #include "internal.h"
+
+/* Per thread, like errno: setters run on any thread, one config each. */
+static _Thread_local char detail[256];
+
+void wsm__detail(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(detail, sizeof(detail), fmt, ap);
+	va_end(ap);
+}
+
+int wsm__fail(int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(detail, sizeof(detail), fmt, ap);
+	va_end(ap);
+	return code;
+}
+
+const char *wsm_error_detail(void)
+{
+	return detail;
+}
 
 const char *wsm_strerror(int code)
 {

@@ -409,6 +409,15 @@ struct wsm_manager {
 	struct wsm_counters c;
 };
 
+/* ---- error details (errors.c) ------------------------------------------ */
+/* Sets the calling thread's detail ("" clears it). */
+void wsm__detail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Sets the detail and returns code, for return statements. */
+int wsm__fail(int code, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* The option's enum name ("WSM_OPT_PING_INTERVAL_MS"), for details. */
+const char *wsm__option_name(wsm_option_t opt);
+
 /* ---- memory (memory.c): every byte the library holds is counted ------- */
 void *wsm__alloc(wsm_manager_t *m, size_t n);
 void wsm__free(wsm_manager_t *m, void *p, size_t n);

@@ -7,9 +7,22 @@
 
 static int cross_check(const struct wsm_settings *s)
 {
-	if (s->stale_timeout_ms < s->ping_interval_ms ||
-	    s->max_per_session > s->max_connections)
-		return WSM_ERANGE;
+	/* A healthy client may stay silent until it answers a ping. */
+	if (s->stale_timeout_ms <= s->ping_interval_ms)
+		return wsm__fail(WSM_ERANGE,
+				 "WSM_OPT_STALE_TIMEOUT_MS (%lld) must be above "
+				 "WSM_OPT_PING_INTERVAL_MS (%lld): a quiet, "
+				 "healthy client is heard from only when it "
+				 "answers a ping",
+				 (long long)s->stale_timeout_ms,
+				 (long long)s->ping_interval_ms);
+	if (s->max_per_session > s->max_connections)
+		return wsm__fail(WSM_ERANGE,
+				 "WSM_OPT_MAX_CONNECTIONS_PER_SESSION (%lld) "
+				 "must not be above WSM_OPT_MAX_CONNECTIONS "
+				 "(%lld)",
+				 (long long)s->max_per_session,
+				 (long long)s->max_connections);
 	return WSM_OK;
 }
 
@@ -27,7 +40,7 @@ wsm_manager_t *wsm_manager_new(const wsm_config_t *cfg, int *err)
 
 	m = calloc(1, sizeof(*m));
 	if (!m) {
-		set_err(err, WSM_ENOMEM);
+		set_err(err, wsm__fail(WSM_ENOMEM, "out of memory"));
 		return NULL;
 	}
 	if (cfg)
@@ -35,10 +48,10 @@ wsm_manager_t *wsm_manager_new(const wsm_config_t *cfg, int *err)
 	else
 		wsm__settings_defaults(&m->cfg);
 	rc = cross_check(&m->cfg);
-	if (!rc)
-		rc = wsm__table_init(m);
+	if (!rc && (rc = wsm__table_init(m)))
+		wsm__detail("out of memory");
 	if (!rc && !(m->protocol.name = wsm__intern_name(m->cfg.protocol_name)))
-		rc = WSM_ENOMEM;
+		rc = wsm__fail(WSM_ENOMEM, "out of memory");
 	if (rc) {
 		wsm__table_free(m);
 		free(m);
@@ -69,6 +82,7 @@ wsm_manager_t *wsm_manager_new(const wsm_config_t *cfg, int *err)
 	m->protocol.rx_buffer_size = (size_t)m->cfg.rx_buffer_size;
 	m->protocol.user = m;
 	wsm__registry_add(m);
+	wsm__detail("%s", "");
 	set_err(err, WSM_OK);
 	return m;
 }

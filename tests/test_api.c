@@ -184,6 +184,51 @@ static void test_strerror(void **state)
 	}
 }
 
+/* Every refused setting says which option and which rule, per thread. */
+static void test_error_details(void **state)
+{
+	wsm_config_t *cfg = wsm_config_new();
+
+	(void)state;
+	assert_non_null(cfg);
+	assert_string_equal(wsm_error_detail(), "");
+	assert_int_equal(wsm_config_set_int(cfg, WSM_OPT_PING_INTERVAL_MS, 5),
+			 WSM_ERANGE);
+	assert_string_equal(wsm_error_detail(),
+			    "WSM_OPT_PING_INTERVAL_MS: 5 is outside 10..86400000");
+	/* A success clears it. */
+	assert_int_equal(wsm_config_set_int(cfg, WSM_OPT_PING_INTERVAL_MS, 50), 0);
+	assert_string_equal(wsm_error_detail(), "");
+	assert_int_equal(wsm_config_set_str(cfg, WSM_OPT_PATH_PREFIX, "/x"),
+			 WSM_ERANGE);
+	assert_non_null(strstr(wsm_error_detail(),
+			       "WSM_OPT_PATH_PREFIX: must start and end with '/'"));
+	assert_int_equal(wsm_config_set_str(cfg, WSM_OPT_PATH_PREFIX, "/%/"),
+			 WSM_ERANGE);
+	assert_non_null(strstr(wsm_error_detail(), "no '%'"));
+	assert_int_equal(wsm_config_set_str(cfg, WSM_OPT_PROTOCOL_NAME, "a b"),
+			 WSM_ERANGE);
+	assert_non_null(strstr(wsm_error_detail(), "WSM_OPT_PROTOCOL_NAME"));
+	assert_int_equal(wsm_config_set_str(cfg, WSM_OPT_PING_INTERVAL_MS, "1"),
+			 WSM_EOPTION);
+	assert_non_null(strstr(wsm_error_detail(),
+			       "WSM_OPT_PING_INTERVAL_MS (201) is not a string"));
+	assert_int_equal(wsm_config_set_int(cfg, (wsm_option_t)999, 1),
+			 WSM_EOPTION);
+	assert_string_equal(wsm_error_detail(),
+			    "option 999 is not an integer option");
+	assert_int_equal(wsm_config_set_int(NULL, WSM_OPT_PING_INTERVAL_MS, 1),
+			 WSM_EINVAL);
+	assert_non_null(strstr(wsm_error_detail(), "NULL"));
+	/* The per-session limit above the global one, in wsm_manager_new(). */
+	assert_int_equal(wsm_config_set_int(cfg, WSM_OPT_MAX_CONNECTIONS, 2), 0);
+	assert_null(wsm_manager_new(cfg, NULL));
+	assert_string_equal(wsm_error_detail(),
+			    "WSM_OPT_MAX_CONNECTIONS_PER_SESSION (5) must not be "
+			    "above WSM_OPT_MAX_CONNECTIONS (2)");
+	wsm_config_free(cfg);
+}
+
 static void test_version(void **state)
 {
 	(void)state;
@@ -238,7 +283,7 @@ static const struct int_opt {
 	{ WSM_OPT_SESSION_LIMIT_POLICY, 0, 1, 0, "sessionLimitPolicy" },
 	{ WSM_OPT_MAX_LIFETIME_MS, 10, 2592000000LL, 300000, "maxLifetimeMs" },
 	{ WSM_OPT_PING_INTERVAL_MS, 10, 86400000, 30000, "pingIntervalMs" },
-	{ WSM_OPT_STALE_TIMEOUT_MS, 10, 86400000, 120000, "staleTimeoutMs" },
+	{ WSM_OPT_STALE_TIMEOUT_MS, 11, 172800000, 120000, "staleTimeoutMs" },
 	{ WSM_OPT_SWEEP_INTERVAL_MS, 10, 86400000, 60000, "sweepIntervalMs" },
 	{ WSM_OPT_CLOSE_GRACE_MS, 1000, 60000, 5000, "closeGraceMs" },
 	{ WSM_OPT_LIFETIME_JITTER_PERCENT, 0, 50, 10, "lifetimeJitterPercent" },
@@ -418,7 +463,7 @@ static void make_consistent(wsm_config_t *cfg, wsm_option_t opt, int64_t value)
 	switch (opt) {
 	case WSM_OPT_PING_INTERVAL_MS:
 		assert_int_equal(wsm_config_set_int(cfg, WSM_OPT_STALE_TIMEOUT_MS,
-						    86400000), 0);
+						    172800000), 0);
 		break;
 	case WSM_OPT_STALE_TIMEOUT_MS:
 		assert_int_equal(wsm_config_set_int(cfg, WSM_OPT_PING_INTERVAL_MS,
@@ -689,10 +734,19 @@ static void test_manager_new_cross_checks(void **state)
 	assert_null(wsm_manager_new(cfg, &err));
 	assert_int_equal(err, WSM_ERANGE);
 	assert_null(wsm_manager_new(cfg, NULL)); /* err may be NULL */
-	/* Equal is fine. */
+	/* Equal is refused too: a healthy client would be closed before it
+	 * could answer its first ping. The detail names both options. */
 	assert_int_equal(wsm_config_set_int(cfg, WSM_OPT_STALE_TIMEOUT_MS, 1000), 0);
+	assert_string_equal(wsm_error_detail(), "");
+	assert_null(wsm_manager_new(cfg, &err));
+	assert_int_equal(err, WSM_ERANGE);
+	assert_non_null(strstr(wsm_error_detail(), "WSM_OPT_STALE_TIMEOUT_MS (1000) "
+				"must be above WSM_OPT_PING_INTERVAL_MS (1000)"));
+	/* One millisecond above is the boundary. */
+	assert_int_equal(wsm_config_set_int(cfg, WSM_OPT_STALE_TIMEOUT_MS, 1001), 0);
 	m = wsm_manager_new(cfg, NULL);
 	assert_non_null(m);
+	assert_string_equal(wsm_error_detail(), "");
 	wsm_manager_destroy(m);
 
 	/* Per-session limit above the global one. */
@@ -1489,6 +1543,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_strerror),
 		cmocka_unit_test(test_version),
+		cmocka_unit_test(test_error_details),
 		cmocka_unit_test(test_cause_names),
 		cmocka_unit_test(test_option_bounds),
 		cmocka_unit_test(test_option_bounds_consistent),

@@ -145,12 +145,9 @@ static wsm_manager_t *make_manager(int argc, char **argv,
 		   (err = wsm_config_set_refused_cb(cfg, on_refused, NULL)) != 0) {
 		fprintf(stderr, PROG ": callbacks: %s\n", wsm_strerror(err));
 	} else if (!(m = wsm_manager_new(cfg, &err))) {
-		/* Options fine one by one may clash. */
-		fprintf(stderr,
-			PROG ": %s (is the stale timeout below the ping "
-			     "interval, or the per-session limit above the "
-			     "global one?)\n",
-			wsm_strerror(err));
+		/* Options fine one by one may clash: the detail says how. */
+		fprintf(stderr, PROG ": %s: %s\n", wsm_strerror(err),
+			wsm_error_detail());
 		*exit_code = err == WSM_ERANGE ? 2 : 1;
 	} else {
 		*exit_code = 0;

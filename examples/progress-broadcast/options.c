@@ -281,8 +281,9 @@ static int set_manager_option(const struct manager_flag *mf, const char *arg,
 			out->close_grace_ms = v;
 	}
 	if (rc != 0) {
-		fprintf(stderr, PROG ": --%s %s: %s\n", mf->name, arg,
-			wsm_strerror(rc));
+		/* The detail names the option and the rule it broke. */
+		fprintf(stderr, PROG ": --%s %s: %s (%s)\n", mf->name, arg,
+			wsm_strerror(rc), wsm_error_detail());
 		return OPTIONS_BAD;
 	}
 	return OPTIONS_RUN;

@@ -544,7 +544,7 @@ test('the command line: --help lists every option with its default, bad input ex
     'max-per-session': '5, 1..65535', 'max-connections': '10000, 1..1000000',
     'max-per-ip': '0, 0..1000000', 'max-upgrade-rate': '0, 0..1000000',
     'limit-policy': 'reject', 'max-lifetime-ms': '300000, 10..2592000000',
-    'ping-interval-ms': '30000, 10..86400000', 'stale-timeout-ms': '120000, 10..86400000',
+    'ping-interval-ms': '30000, 10..86400000', 'stale-timeout-ms': '120000, 11..172800000',
     'sweep-interval-ms': '60000, 10..86400000', 'close-grace-ms': '5000, 1000..60000',
     'lifetime-jitter-percent': '10, 0..50', 'app-ping': '0, 0..1',
     'session-id-max-len': '64, 1..128', 'max-message-size': '1024, 16..1048576',
@@ -572,6 +572,15 @@ test('the command line: --help lists every option with its default, bad input ex
     assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
     assert.ok(r.stderr.length > 0, args.join(' '));
   }
+  // The library's detail names the option and the rule.
+  let r = runServer(['--ping-interval-ms', '5000', '--stale-timeout-ms', '5000']);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /WSM_OPT_STALE_TIMEOUT_MS \(5000\) must be above WSM_OPT_PING_INTERVAL_MS \(5000\)/);
+  r = runServer(['--path-prefix', '/no-trailing-slash']);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /WSM_OPT_PATH_PREFIX: must start and end with '\/'/);
+  r = runServer(['--ping-interval-ms', '5']);
+  assert.match(r.stderr, /WSM_OPT_PING_INTERVAL_MS: 5 is outside 10\.\.86400000/);
   assert.equal(runServer(['--port', '0'], { WSM_ADMIN_TOKEN: 'bad token' }).code, 2);
 });
 

@@ -36,7 +36,7 @@ static const struct ref_opt {
 	{ 104, 0, 1000000, 0, "maxUpgradeRate" },
 	{ 200, 10, 2592000000LL, 300000, "maxLifetimeMs" },
 	{ 201, 10, 86400000, 30000, "pingIntervalMs" },
-	{ 202, 10, 86400000, 120000, "staleTimeoutMs" },
+	{ 202, 11, 172800000, 120000, "staleTimeoutMs" },
 	{ 203, 10, 86400000, 60000, "sweepIntervalMs" },
 	{ 204, 1000, 60000, 5000, "closeGraceMs" },
 	{ 205, 0, 50, 10, "lifetimeJitterPercent" },
@@ -206,7 +206,7 @@ static void tame_protocol(wsm_config_t *cfg, struct shadow *sh)
 
 static void check_manager(wsm_config_t *cfg, struct shadow *sh)
 {
-	bool want_ok = sv(sh, 202) >= sv(sh, 201) && sv(sh, 100) <= sv(sh, 101);
+	bool want_ok = sv(sh, 202) > sv(sh, 201) && sv(sh, 100) <= sv(sh, 101);
 	const struct lws_protocols *proto;
 	wsm_manager_t *m;
 	wsm_metrics_t s;

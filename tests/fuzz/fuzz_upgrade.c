@@ -41,7 +41,7 @@
 
 static const struct harness_option options[] = {
 	{ WSM_OPT_RETENTION_MS, 10 }, /* fuzzed sessions go soon; "fz" is held */
-	{ WSM_OPT_PING_INTERVAL_MS, 86400000 },
+	{ WSM_OPT_PING_INTERVAL_MS, 43200000 },
 	{ WSM_OPT_STALE_TIMEOUT_MS, 86400000 },
 	{ WSM_OPT_MAX_LIFETIME_MS, 2592000000LL },
 	{ WSM_OPT_CLOSE_GRACE_MS, 1000 },
