@@ -151,6 +151,8 @@ WSM_EXTERN const char *wsm_cause_name(wsm_close_cause_t cause);
 #define WSM_CLOSE_EVICTED 4002
 #define WSM_CLOSE_SESSION_CLOSED 4003
 #define WSM_CLOSE_SLOW_CONSUMER 4004
+/* Since 1.1: wsm_register() refused; the reason is wsm_refusal_name(). */
+#define WSM_CLOSE_REFUSED 4005
 
 /*
  * Host hook deciding whether an upgrade may join a session. Runs on the service
@@ -233,6 +235,13 @@ WSM_EXTERN int wsm_callback(wsm_manager_t *m, struct lws *wsi, int reason,
 			    void *user, void *in, size_t len);
 WSM_EXTERN int64_t wsm_register(wsm_manager_t *m, struct lws *wsi,
 				const char *session_id);
+/*
+ * Since 1.1: libwsm's admission for a host that finds the session itself,
+ * from its LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION: 0 admits, 1 refused
+ * (answered; return it to lws), or a negative error. wsm_admit(3).
+ */
+WSM_EXTERN int wsm_admit(wsm_manager_t *m, struct lws *wsi,
+			 const char *session_id);
 /*
  * Since 1.1: puts libwsm's protocol into the host's lws creation info as the
  * vhost's default, guards the host's other protocols against upgrades, and

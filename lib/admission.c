@@ -142,12 +142,23 @@ static wsm_refusal_t admit(wsm_manager_t *m, struct lws *wsi, const char *id,
 	return WSM_REFUSAL_NONE;
 }
 
+/* What follows a valid session id, the same for both ways in. */
+static int judge(wsm_manager_t *m, struct lws *wsi, const char *id,
+		 size_t len)
+{
+	int status = 0;
+	wsm_refusal_t why = wsm__edge_admit(m, wsi);
+
+	if (!why)
+		why = admit(m, wsi, id, len, true, &status);
+	return why ? wsm__refuse(m, wsi, why, status, id) : 0;
+}
+
 int wsm__filter(wsm_manager_t *m, struct lws *wsi)
 {
 	char id[WSM_SESSION_ID_LIMIT + 1];
 	struct wsm_resume resume;
 	size_t len;
-	int status = 0;
 	wsm_refusal_t why = handshake_check(wsi);
 
 	if (!why)
@@ -156,10 +167,32 @@ int wsm__filter(wsm_manager_t *m, struct lws *wsi)
 		why = wsm__resume_from_uri(wsi, &resume);
 	if (why)
 		return wsm__refuse(m, wsi, why, 0, NULL);
-	why = wsm__edge_admit(m, wsi);
-	if (!why)
-		why = admit(m, wsi, id, len, true, &status);
-	return why ? wsm__refuse(m, wsi, why, status, id) : 0;
+	return judge(m, wsi, id, len);
+}
+
+int wsm_admit(wsm_manager_t *m, struct lws *wsi, const char *session_id)
+{
+	wsm_refusal_t why;
+	size_t len;
+	int rc;
+
+	if (!wsi || !session_id)
+		return WSM_EINVAL;
+	if (wsm__acquire(m))
+		return wsm__refuse(NULL, wsi, WSM_REFUSAL_SHUTDOWN, 0, NULL);
+	if ((rc = wsm__service_check(m))) {
+		wsm__release(m);
+		return rc;
+	}
+	len = strnlen(session_id, WSM_SESSION_ID_LIMIT + 1);
+	why = handshake_check(wsi);
+	if (!why && wsm__check_session_id(session_id, len,
+					  m->cfg.session_id_max_len))
+		why = WSM_REFUSAL_BAD_ID;
+	rc = why ? wsm__refuse(m, wsi, why, 0, NULL)
+		 : judge(m, wsi, session_id, len);
+	wsm__release(m);
+	return rc;
 }
 
 /* After a successful filter: the limits cannot have changed in between. */
@@ -175,6 +208,19 @@ int wsm__established(wsm_manager_t *m, struct lws *wsi)
 	    admit(m, wsi, id, len, false, &status))
 		return -1;
 	return wsm__conn_open(m, wsi, id, len, &resume) < 0 ? -1 : 0;
+}
+
+/*
+ * The connection is already upgraded: it is refused with a close frame
+ * naming the reason, which lws sends as the host closes it (nonzero from
+ * LWS_CALLBACK_ESTABLISHED), rather than with a dropped socket.
+ */
+static void refuse_established(struct lws *wsi, wsm_refusal_t why)
+{
+	const char *name = wsm_refusal_name(why);
+
+	lws_close_reason(wsi, (enum lws_close_status)WSM_CLOSE_REFUSED,
+			 (unsigned char *)(uintptr_t)name, strlen(name));
 }
 
 int64_t wsm_register(wsm_manager_t *m, struct lws *wsi, const char *session_id)
@@ -202,6 +248,7 @@ int64_t wsm_register(wsm_manager_t *m, struct lws *wsi, const char *session_id)
 			wsm__refusal_note(m, wsi, why, wsm__refusal_status(why),
 					  why == WSM_REFUSAL_BAD_ID ? NULL
 								    : session_id);
+			refuse_established(wsi, why);
 			rc = refusal_error(why);
 		} else {
 			rc = wsm__conn_open(m, wsi, session_id, len, NULL);

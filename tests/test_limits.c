@@ -160,15 +160,22 @@ static void test_register_limits(void **state)
 
 	(void)state;
 	assert_true(harness_register_result(h, 1, 5000) > 0);
-	/* The host upgraded before asking, so a refusal is a dropped socket. */
+	/*
+	 * The host upgraded before asking: a refusal is a close frame with
+	 * 4005 and the reason, sent as the host returns nonzero.
+	 */
 	b = join_session(h, "reg", &status);
 	assert_int_equal(harness_register_result(h, 2, 5000), WSM_ESESSIONFULL);
-	assert_int_equal(wsc_wait_close(b, 5000), 1006);
+	assert_int_equal(wsc_wait_close(b, 5000), WSM_CLOSE_REFUSED);
+	assert_string_equal(wsc_close_reason(b), "session_full");
 	wsc_free(b);
 	b = join_session(h, "bad.id", &status);
 	assert_int_equal(harness_register_result(h, 3, 5000), WSM_ESESSIONID);
-	assert_int_equal(wsc_wait_close(b, 5000), 1006);
+	assert_int_equal(wsc_wait_close(b, 5000), WSM_CLOSE_REFUSED);
+	assert_string_equal(wsc_close_reason(b), "bad_id");
 	wsc_free(b);
+	assert_int_equal(harness_metrics(h).refused[WSM_REFUSAL_SESSION_FULL], 1);
+	assert_int_equal(harness_metrics(h).refused[WSM_REFUSAL_BAD_ID], 1);
 	wsc_free(a);
 	assert_int_equal(harness_wait_events(h, WSM_EVENT_CLOSE, -1, "reg", 1,
 					     5000), 0);
@@ -291,6 +298,34 @@ static void test_upgrade_rate(void **state)
 	harness_stop(h);
 }
 
+/* A host routing itself can have libwsm's admission before the upgrade. */
+static void test_admit_before_register(void **state)
+{
+	struct harness_opts opts = { .mode = HARNESS_REGISTER,
+				     .admit_first = true };
+	harness_t *h = HARNESS_START(&opts,
+				     { WSM_OPT_MAX_CONNECTIONS_PER_SESSION, 1 });
+	wsc_t *a;
+	int status = 0;
+
+	(void)state;
+	assert_non_null(h);
+	a = must_join(h, "adm");
+	assert_true(harness_register_result(h, 1, 5000) > 0);
+	/* Refused with the ready entry's status, before any 101. */
+	assert_null(join_session(h, "adm", &status));
+	assert_int_equal(status, 429);
+	assert_null(join_session(h, "bad.id", &status));
+	assert_int_equal(status, 400);
+	assert_int_equal(harness_register_result(h, 1, 100), (int64_t)1);
+	assert_int_equal(harness_metrics(h).refused[WSM_REFUSAL_SESSION_FULL], 1);
+	assert_int_equal(harness_metrics(h).refused[WSM_REFUSAL_BAD_ID], 1);
+	/* No connection to judge. */
+	assert_int_equal(wsm_admit(harness_mgr(h), NULL, "x"), WSM_EINVAL);
+	wsc_free(a);
+	harness_stop(h);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -299,6 +334,7 @@ int main(void)
 		cmocka_unit_test(test_global_limit),
 		cmocka_unit_test(test_authorize_hook),
 		cmocka_unit_test(test_register_limits),
+		cmocka_unit_test(test_admit_before_register),
 		cmocka_unit_test(test_per_ip_cap),
 		cmocka_unit_test(test_origin_allow_list),
 		cmocka_unit_test(test_upgrade_rate),

@@ -79,7 +79,11 @@ static int host_callback(struct lws *wsi, enum lws_callback_reasons reason,
 	if (h->opts.mode == HARNESS_REGISTER) {
 		switch (reason) {
 		case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
-			return 0; /* the host admits everything itself */
+			if (!h->opts.admit_first)
+				return 0; /* the host admits everything itself */
+			n = lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI);
+			id = n > 0 && strrchr(uri, '/') ? strrchr(uri, '/') + 1 : "";
+			return wsm_admit(h->m, wsi, id);
 		case LWS_CALLBACK_ESTABLISHED:
 			n = lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI);
 			id = n > 0 && strrchr(uri, '/') ? strrchr(uri, '/') + 1 : "";

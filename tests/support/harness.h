@@ -27,6 +27,7 @@ struct harness_opts {
 	const char *iface;  /* listen address; NULL: 127.0.0.1 */
 	const char *tls_cert, *tls_key; /* PEM files: serve TLS only */
 	bool by_hand;    /* no wsm_setup_info(): the 1.0 way, unguarded */
+	bool admit_first; /* HARNESS_REGISTER: wsm_admit() in the filter */
 	bool no_default; /* by_hand, and forget the "default" option */
 };
 

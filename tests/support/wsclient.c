@@ -546,6 +546,11 @@ int wsc_close_code(const wsc_t *c)
 	return c ? c->close_code : 0;
 }
 
+const char *wsc_close_reason(const wsc_t *c)
+{
+	return c ? c->close_reason : "";
+}
+
 unsigned wsc_pings(const wsc_t *c)
 {
 	return c ? c->pings : 0;

@@ -37,6 +37,8 @@ int wsc_wait_close(wsc_t *c, int timeout_ms);
 /* Close code received so far (1005 = close frame without code, 1006 = EOF without close frame), or 0 if none yet. */
 int wsc_close_code(const wsc_t *c);
 
+/* Reason text of the server's close frame ("" if none yet). */
+const char *wsc_close_reason(const wsc_t *c);
 /* Number of ping frames received so far. */
 unsigned wsc_pings(const wsc_t *c);
 
