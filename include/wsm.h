@@ -87,6 +87,8 @@ typedef enum wsm_option {
 	WSM_OPT_SESSION_LIMIT_POLICY = 102,        /* wsm_limit_policy_t */
 	WSM_OPT_MAX_CONNECTIONS_PER_IP = 103,      /* 0 (default): no cap */
 	WSM_OPT_MAX_UPGRADE_RATE = 104,            /* per second; 0: no limit */
+	WSM_OPT_ANNOUNCED_ONLY = 105, /* since 1.1; 1: only wsm_session_open()
+					 ids (or broadcast ones) admitted */
 	/* time */
 	WSM_OPT_MAX_LIFETIME_MS = 200,   /* default 300000 (5 min) */
 	WSM_OPT_PING_INTERVAL_MS = 201,  /* default 30000 */
@@ -191,7 +193,8 @@ typedef enum wsm_refusal {
 	WSM_REFUSAL_DENIED = 10,       /* the authorize hook's status */
 	WSM_REFUSAL_SESSION_FULL = 11, /* 429: per-session limit */
 	WSM_REFUSAL_GLOBAL_LIMIT = 12, /* 503: global limit */
-	WSM_REFUSAL_SHUTDOWN = 13      /* 503: draining or destroyed */
+	WSM_REFUSAL_SHUTDOWN = 13,     /* 503: draining or destroyed */
+	WSM_REFUSAL_UNKNOWN_SESSION = 14 /* 404: not announced (ANNOUNCED_ONLY) */
 } wsm_refusal_t;
 /* Room in wsm_metrics_t.refused[]; reasons are always below it. */
 #define WSM_REFUSAL_SLOTS 16
@@ -259,6 +262,12 @@ WSM_EXTERN int wsm_broadcast_error(wsm_manager_t *m, const char *session_id,
 WSM_EXTERN int wsm_broadcast_complete(wsm_manager_t *m, const char *session_id,
 				      const char *metadata_json);
 
+/*
+ * Since 1.1: announces a session, from any thread, so that upgrades to it
+ * are admitted under WSM_OPT_ANNOUNCED_ONLY; it is held like a retained
+ * session until its first connection. wsm_session_open(3).
+ */
+WSM_EXTERN int wsm_session_open(wsm_manager_t *m, const char *session_id);
 /* Manual cleanup, from any thread. wsm_session_close(3). */
 WSM_EXTERN int wsm_session_close(wsm_manager_t *m, const char *session_id);
 /* On-demand sweep, service thread. wsm_sweep(3). */

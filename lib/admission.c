@@ -102,6 +102,7 @@ static int refusal_error(wsm_refusal_t why)
 	case WSM_REFUSAL_GLOBAL_LIMIT: return WSM_EFULL;
 	case WSM_REFUSAL_DENIED: return WSM_EDENIED;
 	case WSM_REFUSAL_SHUTDOWN: return WSM_ESHUTDOWN;
+	case WSM_REFUSAL_UNKNOWN_SESSION: return WSM_ENOTFOUND;
 	default: return WSM_ESESSIONID;
 	}
 }
@@ -116,6 +117,10 @@ static wsm_refusal_t admit(wsm_manager_t *m, struct lws *wsi, const char *id,
 	*status = 0;
 	if (atomic_load(&m->shutting_down) || atomic_load(&m->draining))
 		return WSM_REFUSAL_SHUTDOWN;
+	s = wsm__table_find(m, id, len);
+	/* Unknown ids would make the server hold state no job will use. */
+	if (!s && m->cfg.announced_only)
+		return WSM_REFUSAL_UNKNOWN_SESSION;
 	if (ask_host && m->cfg.authorize) {
 		int st = m->cfg.authorize(m->cfg.authorize_user, wsi, id);
 
@@ -124,7 +129,6 @@ static wsm_refusal_t admit(wsm_manager_t *m, struct lws *wsi, const char *id,
 			return WSM_REFUSAL_DENIED;
 		}
 	}
-	s = wsm__table_find(m, id, len);
 	open = s ? s->open : 0;
 	if (open >= (uint64_t)m->cfg.max_per_session) {
 		if (m->cfg.limit_policy == WSM_LIMIT_REJECT)

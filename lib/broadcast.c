@@ -1,6 +1,6 @@
 /*
  * The calls any thread may make to reach a session: progress, error and
- * complete broadcasts, and the manual close of a session.
+ * complete broadcasts, the manual close of a session, and its announcement.
  */
 #include <string.h>
 
@@ -11,7 +11,8 @@ static int submit(wsm_manager_t *m, int rc, struct wsm_msg *msg)
 {
 	if (!rc) {
 		/* Once pushed, msg belongs to the service thread: read it first. */
-		bool is_broadcast = msg->kind != WSM_MSG_CLOSE_SESSION;
+		bool is_broadcast = msg->kind != WSM_MSG_CLOSE_SESSION &&
+				    msg->kind != WSM_MSG_OPEN_SESSION;
 
 		rc = wsm__inbox_push(m, msg);
 		if (rc)
@@ -99,4 +100,29 @@ int wsm_session_close(wsm_manager_t *m, const char *session_id)
 	}
 	rc = submit(m, 0, msg);
 	return rc ? rc : n;
+}
+
+int wsm_session_open(wsm_manager_t *m, const char *session_id)
+{
+	struct wsm_msg *msg = NULL;
+	int rc = wsm__acquire(m);
+
+	if (rc)
+		return rc;
+	if (!m->cfg.retention_ms) /* nothing could hold it */
+		rc = wsm__fail(WSM_ERANGE, "wsm_session_open() needs "
+					   "WSM_OPT_RETENTION_MS above 0");
+	if (rc || (rc = wsm__msg_new_open(m, session_id, &msg))) {
+		wsm__release(m);
+		return rc;
+	}
+	if (!wsm__service_check(m)) {
+		rc = wsm__session_open_now(m, msg->session_id,
+					   msg->session_id_len);
+		wsm__free(m, msg, msg->alloc_size);
+		wsm__release(m);
+		return rc;
+	}
+	/* Admission reads the table on the service thread: go through it. */
+	return submit(m, 0, msg);
 }

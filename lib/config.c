@@ -47,6 +47,7 @@ static const struct int_option int_options[] = {
 	    "maxConnectionsPerIp"),
 	OPT(WSM_OPT_MAX_UPGRADE_RATE, 0, 1000000, 0, max_upgrade_rate,
 	    "maxUpgradeRate"),
+	OPT(WSM_OPT_ANNOUNCED_ONLY, 0, 1, 0, announced_only, "announcedOnly"),
 	OPT(WSM_OPT_SESSION_ID_MAX_LEN, 1, WSM_SESSION_ID_LIMIT, 64,
 	    session_id_max_len, "sessionIdMaxLen"),
 	OPT(WSM_OPT_MAX_MESSAGE_SIZE, 16, 1048576, 1024, max_message_size,

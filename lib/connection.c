@@ -385,3 +385,24 @@ int wsm__session_close_now(wsm_manager_t *m, const char *id, size_t len)
 	}
 	return n;
 }
+
+int wsm__session_open_now(wsm_manager_t *m, const char *id, size_t len)
+{
+	struct wsm_session *s = wsm__table_find(m, id, len);
+
+	if (s) {
+		/* Announced again while idle: its retention starts over. */
+		if (!s->refs) {
+			wsm__session_busy(m, s);
+			wsm__session_idle(m, s);
+		}
+		return WSM_OK;
+	}
+	pthread_mutex_lock(&m->table_lock);
+	s = wsm__table_get(m, id, len);
+	pthread_mutex_unlock(&m->table_lock);
+	if (!s)
+		return WSM_ENOMEM;
+	/* Held like a retained session, within the same bounds. */
+	return wsm__session_idle(m, s) ? WSM_OK : WSM_EFULL;
+}

@@ -60,6 +60,9 @@ void wsm__inbox_drain(wsm_manager_t *m)
 		if (msg->kind == WSM_MSG_CLOSE_SESSION)
 			wsm__session_close_now(m, msg->session_id,
 					       msg->session_id_len);
+		else if (msg->kind == WSM_MSG_OPEN_SESSION)
+			wsm__session_open_now(m, msg->session_id,
+					      msg->session_id_len);
 		else
 			wsm__session_deliver(m, msg);
 		wsm__msg_unref(m, msg);

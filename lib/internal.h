@@ -75,6 +75,7 @@ struct wsm_settings {
 	int64_t app_ping;
 	int64_t max_per_ip;
 	int64_t max_upgrade_rate;
+	int64_t announced_only;
 	int64_t session_id_max_len;
 	int64_t max_message_size;
 	int64_t rx_buffer_size;
@@ -147,6 +148,7 @@ enum wsm_msg_kind {
 	WSM_MSG_ERROR,
 	WSM_MSG_COMPLETE,
 	WSM_MSG_CLOSE_SESSION, /* a command, not a frame */
+	WSM_MSG_OPEN_SESSION,  /* a command: wsm_session_open() */
 	WSM_MSG_RESET          /* tells a reconnecting client to start over */
 };
 
@@ -459,6 +461,7 @@ int wsm__msg_new_error(wsm_manager_t *m, const char *id, const char *error,
 int wsm__msg_new_complete(wsm_manager_t *m, const char *id,
 			  const char *metadata_json, struct wsm_msg **out);
 int wsm__msg_new_close(wsm_manager_t *m, const char *id, struct wsm_msg **out);
+int wsm__msg_new_open(wsm_manager_t *m, const char *id, struct wsm_msg **out);
 int wsm__msg_new_reset(wsm_manager_t *m, const char *id, size_t id_len,
 		       struct wsm_msg **out);
 /* Writes the session's seq and epoch in front of the body. */
@@ -489,6 +492,8 @@ int wsm__conn_receive(wsm_manager_t *m, struct wsm_conn *c, const void *in,
 		      size_t len);
 void wsm__session_deliver(wsm_manager_t *m, struct wsm_msg *msg);
 int wsm__session_close_now(wsm_manager_t *m, const char *id, size_t len);
+/* wsm_session_open() on the service thread. */
+int wsm__session_open_now(wsm_manager_t *m, const char *id, size_t len);
 
 /* ---- retention and replay (retention.c) -------------------------------- */
 /*

@@ -16,6 +16,11 @@ static int cross_check(const struct wsm_settings *s)
 				 "answers a ping",
 				 (long long)s->stale_timeout_ms,
 				 (long long)s->ping_interval_ms);
+	if (s->announced_only && !s->retention_ms)
+		return wsm__fail(WSM_ERANGE,
+				 "WSM_OPT_ANNOUNCED_ONLY needs WSM_OPT_RETENTION_MS "
+				 "above 0: an announced session is held as a "
+				 "retained one until its first connection");
 	if (s->max_per_session > s->max_connections)
 		return wsm__fail(WSM_ERANGE,
 				 "WSM_OPT_MAX_CONNECTIONS_PER_SESSION (%lld) "

@@ -176,15 +176,26 @@ int wsm__msg_new_complete(wsm_manager_t *m, const char *id,
 	return render(m, WSM_MSG_COMPLETE, id, id_len, obj, out);
 }
 
-int wsm__msg_new_close(wsm_manager_t *m, const char *id, struct wsm_msg **out)
+static int command(wsm_manager_t *m, enum wsm_msg_kind kind, const char *id,
+		   struct wsm_msg **out)
 {
 	size_t id_len;
 	int rc = check_id(m, id, &id_len);
 
 	if (rc)
 		return rc;
-	*out = msg_alloc(m, WSM_MSG_CLOSE_SESSION, id, id_len, 0);
+	*out = msg_alloc(m, kind, id, id_len, 0);
 	return *out ? WSM_OK : WSM_ENOMEM;
+}
+
+int wsm__msg_new_close(wsm_manager_t *m, const char *id, struct wsm_msg **out)
+{
+	return command(m, WSM_MSG_CLOSE_SESSION, id, out);
+}
+
+int wsm__msg_new_open(wsm_manager_t *m, const char *id, struct wsm_msg **out)
+{
+	return command(m, WSM_MSG_OPEN_SESSION, id, out);
 }
 
 int wsm__msg_new_reset(wsm_manager_t *m, const char *id, size_t id_len,

@@ -23,6 +23,7 @@ static const char *const refusal_names[WSM_REFUSAL_SLOTS] = {
 	[WSM_REFUSAL_SESSION_FULL] = "session_full",
 	[WSM_REFUSAL_GLOBAL_LIMIT] = "global_limit",
 	[WSM_REFUSAL_SHUTDOWN] = "shutdown",
+	[WSM_REFUSAL_UNKNOWN_SESSION] = "unknown_session",
 };
 
 const char *wsm_refusal_name(wsm_refusal_t why)
@@ -35,7 +36,8 @@ const char *wsm_refusal_name(wsm_refusal_t why)
 int wsm__refusal_status(wsm_refusal_t why)
 {
 	switch (why) {
-	case WSM_REFUSAL_BAD_PATH: return 404;
+	case WSM_REFUSAL_BAD_PATH:
+	case WSM_REFUSAL_UNKNOWN_SESSION: return 404;
 	case WSM_REFUSAL_BAD_VERSION: return 426;
 	case WSM_REFUSAL_ORIGIN:
 	case WSM_REFUSAL_DENIED: return 403;

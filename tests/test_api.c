@@ -290,6 +290,7 @@ static const struct int_opt {
 	{ WSM_OPT_APP_PING, 0, 1, 0, "appPing" },
 	{ WSM_OPT_MAX_CONNECTIONS_PER_IP, 0, 1000000, 0, "maxConnectionsPerIp" },
 	{ WSM_OPT_MAX_UPGRADE_RATE, 0, 1000000, 0, "maxUpgradeRate" },
+	{ WSM_OPT_ANNOUNCED_ONLY, 0, 1, 0, "announcedOnly" },
 	{ WSM_OPT_SESSION_ID_MAX_LEN, 1, 128, 64, "sessionIdMaxLen" },
 	{ WSM_OPT_MAX_MESSAGE_SIZE, 16, 1048576, 1024, "maxMessageSize" },
 	{ WSM_OPT_RX_BUFFER_SIZE, 128, 65536, 512, "rxBufferSize" },
@@ -748,6 +749,24 @@ static void test_manager_new_cross_checks(void **state)
 	assert_non_null(m);
 	assert_string_equal(wsm_error_detail(), "");
 	wsm_manager_destroy(m);
+
+	/* Announced sessions are held by retention: it cannot be 0. */
+	{
+		wsm_config_t *a = wsm_config_new();
+
+		assert_non_null(a);
+		assert_int_equal(wsm_config_set_int(a, WSM_OPT_ANNOUNCED_ONLY, 1), 0);
+		assert_int_equal(wsm_config_set_int(a, WSM_OPT_RETENTION_MS, 0), 0);
+		assert_null(wsm_manager_new(a, &err));
+		assert_int_equal(err, WSM_ERANGE);
+		assert_non_null(strstr(wsm_error_detail(), "WSM_OPT_ANNOUNCED_ONLY"));
+		assert_int_equal(wsm_config_set_int(a, WSM_OPT_ANNOUNCED_ONLY, 0), 0);
+		m = wsm_manager_new(a, NULL);
+		assert_non_null(m);
+		assert_int_equal(wsm_session_open(m, "x"), WSM_ERANGE);
+		wsm_manager_destroy(m);
+		wsm_config_free(a);
+	}
 
 	/* Per-session limit above the global one. */
 	assert_int_equal(wsm_config_set_int(cfg, WSM_OPT_MAX_CONNECTIONS, 3), 0);

@@ -298,6 +298,56 @@ static void test_upgrade_rate(void **state)
 	harness_stop(h);
 }
 
+static void open_session(harness_t *h, void *arg)
+{
+	*(int *)arg = wsm_session_open(harness_mgr(h), "known");
+}
+
+static bool retained_two(void *arg)
+{
+	return harness_metrics(arg).retained_sessions == 2;
+}
+
+/* Under WSM_OPT_ANNOUNCED_ONLY an unknown id holds nothing and gets 404. */
+static void test_announced_only(void **state)
+{
+	harness_t *h = HARNESS_START(NULL, { WSM_OPT_ANNOUNCED_ONLY, 1 });
+	wsm_manager_t *m;
+	wsc_t *c;
+	json_t *j;
+	int status = 0, rc = 1;
+	uint64_t held;
+
+	(void)state;
+	assert_non_null(h);
+	m = harness_mgr(h);
+	held = harness_metrics(h).held_bytes;
+	assert_null(join_session(h, "known", &status));
+	assert_int_equal(status, 404);
+	assert_int_equal(harness_metrics(h).refused[WSM_REFUSAL_UNKNOWN_SESSION], 1);
+	assert_int_equal(harness_metrics(h).sessions, 0);
+	assert_int_equal(harness_metrics(h).held_bytes, held);
+	/* Announced on the service thread: admitted at once. */
+	assert_int_equal(harness_call(h, open_session, &rc), 0);
+	assert_int_equal(rc, 0);
+	assert_int_equal(harness_metrics(h).retained_sessions, 1);
+	c = must_join(h, "known");
+	wsc_free(c);
+	/* A broadcast announces too: the job knows its own session. (The
+	 * first is retained now that its client left.) */
+	assert_int_equal(wsm_broadcast_progress(m, "by-job", 5, NULL, NULL), 0);
+	assert_int_equal(harness_wait_until(retained_two, h, 5000), 0);
+	c = must_join(h, "by-job");
+	j = recv_type(c, "progress", 5000);
+	assert_non_null(j);
+	json_decref(j);
+	wsc_free(c);
+	/* Bad ids are refused before any announcement is made. */
+	assert_int_equal(wsm_session_open(m, "bad.id"), WSM_ESESSIONID);
+	assert_int_equal(wsm_session_open(NULL, "x"), WSM_EINVAL);
+	harness_stop(h);
+}
+
 /* A host routing itself can have libwsm's admission before the upgrade. */
 static void test_admit_before_register(void **state)
 {
@@ -335,6 +385,7 @@ int main(void)
 		cmocka_unit_test(test_authorize_hook),
 		cmocka_unit_test(test_register_limits),
 		cmocka_unit_test(test_admit_before_register),
+		cmocka_unit_test(test_announced_only),
 		cmocka_unit_test(test_per_ip_cap),
 		cmocka_unit_test(test_origin_allow_list),
 		cmocka_unit_test(test_upgrade_rate),

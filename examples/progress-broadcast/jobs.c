@@ -549,6 +549,8 @@ int jobs_start(struct jobs *jobs, const char *id, bool fail,
 	record_save(slot, saved);
 	if (launch(slot) != JOBS_OK)
 		return JOBS_SYSTEM;
+	/* Its browsers may come now (--announced-only admits no other id). */
+	wsm_session_open(jobs->m, slot->id);
 	memcpy(id_out, slot->id, sizeof(slot->id));
 	return JOBS_OK;
 }

@@ -42,6 +42,8 @@ static const struct manager_flag {
 	  "connections one peer address may hold, 0: no cap" },
 	{ "max-upgrade-rate", WSM_OPT_MAX_UPGRADE_RATE, KIND_INT, "N",
 	  "upgrades admitted per second, 0: no limit" },
+	{ "announced-only", WSM_OPT_ANNOUNCED_ONLY, KIND_INT, "0|1",
+	  "1: WebSockets for this server's jobs only" },
 	{ "limit-policy", WSM_OPT_SESSION_LIMIT_POLICY, KIND_POLICY, "P",
 	  "full session: reject (429) or evict-oldest" },
 	{ "max-lifetime-ms", WSM_OPT_MAX_LIFETIME_MS, KIND_INT, "MS",

@@ -412,6 +412,21 @@ test('no subprotocol bypasses libwsm, and a flood of them leaves the server answ
   assert.equal((await stopServer(s)).code, 0);
 });
 
+test('--announced-only: WebSockets for the jobs this server started, 404 for any other id', async () => {
+  const s = await startServer([...FAST, '--announced-only', '1']);
+  const id = await startJob(s);
+  const ok = await wsConnect(s, PROGRESS + id);
+  assert.equal(ok.status, 101);
+  const other = await wsConnect(s, PROGRESS + 'never-started');
+  assert.equal(other.status, 404);
+  assert.equal(other.body, '{"error":"unknown_session"}\n');
+  const doc = (await request(s, 'GET', STATUS)).json();
+  assert.equal(doc.config.announcedOnly, 1);
+  assert.equal(doc.metrics.refused.unknown_session, 1);
+  ok.ws.end();
+  assert.equal((await stopServer(s)).code, 0);
+});
+
 test('SIGTERM drains: 503 for newcomers, 1001 with a retry hint, exit 0 in time', async () => {
   const s = await startServer(['--port', '0', '--drain-ms', '2000', '--lifetime-jitter-percent', '0']);
   const id = await startJob(s);

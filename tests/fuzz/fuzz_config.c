@@ -34,6 +34,7 @@ static const struct ref_opt {
 	{ 102, 0, 1, 0, NULL },
 	{ 103, 0, 1000000, 0, "maxConnectionsPerIp" },
 	{ 104, 0, 1000000, 0, "maxUpgradeRate" },
+	{ 105, 0, 1, 0, "announcedOnly" },
 	{ 200, 10, 2592000000LL, 300000, "maxLifetimeMs" },
 	{ 201, 10, 86400000, 30000, "pingIntervalMs" },
 	{ 202, 11, 172800000, 120000, "staleTimeoutMs" },
@@ -206,7 +207,8 @@ static void tame_protocol(wsm_config_t *cfg, struct shadow *sh)
 
 static void check_manager(wsm_config_t *cfg, struct shadow *sh)
 {
-	bool want_ok = sv(sh, 202) > sv(sh, 201) && sv(sh, 100) <= sv(sh, 101);
+	bool want_ok = sv(sh, 202) > sv(sh, 201) && sv(sh, 100) <= sv(sh, 101) &&
+		       !(sv(sh, 105) && !sv(sh, 600));
 	const struct lws_protocols *proto;
 	wsm_manager_t *m;
 	wsm_metrics_t s;
