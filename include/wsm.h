@@ -333,6 +333,13 @@ WSM_EXTERN int wsm_metrics(wsm_manager_t *m, wsm_metrics_t *out);
  * (without the NUL) or a negative error. Any thread. wsm_status_json(3).
  */
 WSM_EXTERN int wsm_status_json(wsm_manager_t *m, char *buf, size_t size);
+/*
+ * Since 1.1: the metrics in the Prometheus text format (0.0.4), with the
+ * same buffer rules as wsm_status_json(). Any thread.
+ * wsm_metrics_prometheus(3).
+ */
+WSM_EXTERN int wsm_metrics_prometheus(wsm_manager_t *m, char *buf,
+				      size_t size);
 
 #ifdef __cplusplus
 }

@@ -229,6 +229,42 @@ static void test_error_details(void **state)
 	wsm_config_free(cfg);
 }
 
+/* The Prometheus text: snprintf-style buffer rules, every reason labelled. */
+static void test_metrics_prometheus(void **state)
+{
+	wsm_manager_t *m = new_manager(NULL);
+	char small[16], *text;
+	int n;
+
+	(void)state;
+	assert_int_equal(wsm_broadcast_error(m, "p", "e"), 0);
+	n = wsm_metrics_prometheus(m, NULL, 0);
+	assert_true(n > 1000);
+	text = malloc((size_t)n + 1);
+	assert_non_null(text);
+	assert_int_equal(wsm_metrics_prometheus(m, text, (size_t)n + 1), n);
+	assert_int_equal(strlen(text), n);
+	assert_int_equal(text[n - 1], '\n');
+	assert_non_null(strstr(text, "# TYPE wsm_connections_refused_total counter\n"));
+	assert_non_null(strstr(text,
+		"\nwsm_connections_refused_total{reason=\"unknown_session\"} 0\n"));
+	assert_non_null(strstr(text, "\nwsm_connections_closed_total{cause=\"stale\"} 0\n"));
+	assert_non_null(strstr(text, "\nwsm_broadcasts_total 1\n"));
+	assert_null(strstr(text, "reason=\"none\""));
+	assert_null(strstr(text, "=\"unknown\""));
+	/* One byte short: nothing half-written, the length still told. */
+	assert_int_equal(wsm_metrics_prometheus(m, text, (size_t)n), n);
+	assert_string_equal(text, "");
+	assert_int_equal(wsm_metrics_prometheus(m, small, sizeof(small)), n);
+	assert_string_equal(small, "");
+	assert_int_equal(wsm_metrics_prometheus(m, NULL, 5), WSM_EINVAL);
+	assert_int_equal(wsm_metrics_prometheus(NULL, text, (size_t)n), WSM_EINVAL);
+	free(text);
+	wsm_manager_destroy(m);
+	assert_int_equal(wsm_metrics_prometheus(m, small, sizeof(small)),
+			 WSM_ESHUTDOWN);
+}
+
 static void test_version(void **state)
 {
 	(void)state;
@@ -1563,6 +1599,7 @@ int main(void)
 		cmocka_unit_test(test_strerror),
 		cmocka_unit_test(test_version),
 		cmocka_unit_test(test_error_details),
+		cmocka_unit_test(test_metrics_prometheus),
 		cmocka_unit_test(test_cause_names),
 		cmocka_unit_test(test_option_bounds),
 		cmocka_unit_test(test_option_bounds_consistent),

@@ -26,7 +26,6 @@
 #include "http.h"
 #include "index_html.h"
 #include "jobs.h"
-#include "prometheus.h"
 
 #define JOBS_PATH "/api/images_mvp/jobs"
 #define STATUS_PATH "/api/images_mvp/websocket/status"
@@ -216,44 +215,82 @@ static enum auth check_auth(struct lws *wsi, const char *token)
 
 /* ---- routes -------------------------------------------------------- */
 
-static int respond_status(struct lws *wsi, struct pss *pss,
-			  struct http_app *app)
+/*
+ * A document from libwsm's snprintf-style calls, in a buffer of room extra
+ * bytes more. The figures may grow between two calls: retry a few times.
+ * NULL with *err set on failure.
+ */
+static char *library_doc(wsm_manager_t *m,
+			 int (*render)(wsm_manager_t *, char *, size_t),
+			 size_t room, size_t *len, int *err)
 {
 	size_t size = 1024;
 	char *doc;
 	int n, tries;
 
-	/* The figures may grow between two calls: retry a few times. */
 	for (tries = 0; tries < 4; tries++) {
-		if (!(doc = malloc(size)))
-			return -1;
-		n = wsm_status_json(app->m, doc, size);
+		if (!(doc = malloc(size + room))) {
+			*err = WSM_ENOMEM;
+			return NULL;
+		}
+		n = render(m, doc, size);
 		if (n < 0) {
 			free(doc);
-			return respond_error(wsi, pss, 500, wsm_strerror(n));
+			*err = n;
+			return NULL;
 		}
 		if ((size_t)n < size) {
-			pss->owned = doc;
-			return respond(wsi, pss, 200, "application/json", doc,
-				       (size_t)n);
+			*len = (size_t)n;
+			return doc;
 		}
 		free(doc);
-		size = (size_t)n + 64;
+		size = (size_t)n + 256;
 	}
-	return respond_error(wsi, pss, 500, "status document kept growing");
+	*err = WSM_EAGAIN;
+	return NULL;
 }
 
-static int respond_metrics(struct lws *wsi, struct pss *pss,
-			   struct http_app *app)
+static int respond_status(struct lws *wsi, struct pss *pss,
+			  struct http_app *app)
 {
 	size_t len;
 	int err;
-	char *text = prometheus_render(app->m, app->jobs, &len, &err);
+	char *doc = library_doc(app->m, wsm_status_json, 0, &len, &err);
+
+	if (!doc)
+		return respond_error(wsi, pss, 500, wsm_strerror(err));
+	pss->owned = doc;
+	return respond(wsi, pss, 200, "application/json", doc, len);
+}
+
+#define PROMETHEUS_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
+#define JOBS_FAMILY_ROOM 512 /* the example's own family, after libwsm's */
+
+/* libwsm's metrics, then the example's jobs by state. */
+static int respond_metrics(struct lws *wsi, struct pss *pss,
+			   struct http_app *app)
+{
+	struct jobs_counts jc = { 0, 0, 0 };
+	size_t len;
+	int err, n;
+	char *text = library_doc(app->m, wsm_metrics_prometheus,
+				 JOBS_FAMILY_ROOM, &len, &err);
 
 	if (!text)
 		return respond_error(wsi, pss, 500, wsm_strerror(err));
+	if (app->jobs)
+		jobs_count(app->jobs, &jc);
+	n = snprintf(text + len, JOBS_FAMILY_ROOM,
+		     "# HELP progress_broadcast_jobs Jobs the example server "
+		     "knows, by state.\n"
+		     "# TYPE progress_broadcast_jobs gauge\n"
+		     "progress_broadcast_jobs{state=\"running\"} %u\n"
+		     "progress_broadcast_jobs{state=\"complete\"} %u\n"
+		     "progress_broadcast_jobs{state=\"failed\"} %u\n",
+		     jc.running, jc.complete, jc.failed);
 	pss->owned = text;
-	return respond(wsi, pss, 200, PROMETHEUS_CONTENT_TYPE, text, len);
+	return respond(wsi, pss, 200, PROMETHEUS_CONTENT_TYPE, text,
+		       len + (size_t)n);
 }
 
 static int start_job(struct lws *wsi, struct pss *pss, struct http_app *app)

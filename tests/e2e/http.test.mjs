@@ -178,7 +178,10 @@ test('WebSocket: live progress, complete, late join, resume, reset, 400 and 404'
     assert.equal((await wsConnect(s, p)).status, 400, p);
   assert.equal((await wsConnect(s, '/elsewhere/abc')).status, 404);
   const m = await metrics(s);
-  assert.ok(sample(m, 'wsm_connections_refused_total', { reason: 'bad_request' }) >= 4);
+  const refused = (reason) => sample(m, 'wsm_connections_refused_total', { reason });
+  assert.equal(refused('bad_id'), 1);
+  assert.equal(refused('bad_resume'), 2);
+  assert.equal(refused('bad_path'), 1);
   assert.ok(sample(m, 'wsm_resets_total') >= 1);
   assert.equal((await stopServer(s)).code, 0);
 });
@@ -263,7 +266,8 @@ test('GET /metrics: Prometheus text format, line by line, with the right figures
     wsm_connections: 'gauge', wsm_sessions: 'gauge', wsm_retained_sessions: 'gauge',
     wsm_held_bytes: 'gauge', wsm_queued_bytes: 'gauge', wsm_retained_bytes: 'gauge',
     wsm_connections_opened_total: 'counter', wsm_connections_refused_total: 'counter',
-    wsm_connections_closed_total: 'counter', wsm_broadcasts_total: 'counter',
+    wsm_connections_closed_total: 'counter', wsm_setup_problem: 'gauge',
+    wsm_broadcasts_total: 'counter',
     wsm_broadcasts_unrouted_total: 'counter', wsm_messages_queued_total: 'counter',
     wsm_messages_sent_total: 'counter', wsm_sent_bytes_total: 'counter',
     wsm_messages_coalesced_total: 'counter', wsm_pings_sent_total: 'counter',
@@ -273,9 +277,13 @@ test('GET /metrics: Prometheus text format, line by line, with the right figures
   });
   const labels = (name, key) => fam.get(name).samples.map((x) => x.labels[key]);
   assert.deepEqual(labels('wsm_connections', 'state'), ['active', 'stale', 'closing']);
+  // Every reason wsm_refusal_name() knows, but "none".
   assert.deepEqual(labels('wsm_connections_refused_total', 'reason'),
-    ['bad_request', 'denied', 'session_limit', 'global_limit', 'shutdown', 'origin',
-      'per_ip', 'rate']);
+    ['bad_path', 'bad_id', 'bad_resume', 'bad_handshake', 'bad_version', 'subprotocol',
+      'origin', 'per_ip', 'rate', 'denied', 'session_full', 'global_limit', 'shutdown',
+      'unknown_session']);
+  assert.deepEqual(labels('wsm_setup_problem', 'problem'), ['not_default', 'unguarded']);
+  assert.equal(sample(fam, 'wsm_setup_problem', { problem: 'unguarded' }), 0);
   // Every cause wsm_cause_name() knows, but "none", which is no close.
   assert.deepEqual(labels('wsm_connections_closed_total', 'cause'),
     ['peer', 'error', 'stale', 'lifetime', 'evicted', 'session_closed', 'shutdown',
@@ -296,7 +304,7 @@ test('GET /metrics: Prometheus text format, line by line, with the right figures
   await waitFor('the close to be counted', async () => {
     const m = await metrics(s);
     return sample(m, 'wsm_connections_closed_total', { cause: 'peer' }) === 1 &&
-      sample(m, 'wsm_connections_refused_total', { reason: 'bad_request' }) === 1 &&
+      sample(m, 'wsm_connections_refused_total', { reason: 'bad_id' }) === 1 &&
       sample(m, 'wsm_connections', { state: 'active' }) === 0;
   });
   assert.equal((await stopServer(s)).code, 0);

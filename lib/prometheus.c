@@ -1,0 +1,159 @@
+/*
+ * The metrics in the Prometheus text exposition format (0.0.4): one
+ * snapshot rendered as families, each a "# HELP" and a "# TYPE" line and
+ * its samples. Counters end in _total, units are in the names (bytes,
+ * seconds), and label values are fixed words, so nothing needs escaping.
+ * Written into the caller's buffer, snprintf-style, like the status
+ * document.
+ */
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "internal.h"
+
+/* The caller's buffer; len counts what the whole text needs. */
+struct out {
+	char *buf;
+	size_t size, len;
+};
+
+static void put(struct out *o, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void put(struct out *o, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(o->len < o->size ? o->buf + o->len : NULL,
+		      o->len < o->size ? o->size - o->len : 0, fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		o->len += (size_t)n;
+}
+
+static void family(struct out *o, const char *name, const char *type,
+		   const char *help)
+{
+	put(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* A family of one sample without labels. */
+static void single(struct out *o, const char *name, const char *type,
+		   const char *help, uint64_t value)
+{
+	family(o, name, type, help);
+	put(o, "%s %" PRIu64 "\n", name, value);
+}
+
+static void labelled(struct out *o, const char *name, const char *label,
+		     const char *value, uint64_t n)
+{
+	put(o, "%s{%s=\"%s\"} %" PRIu64 "\n", name, label, value, n);
+}
+
+static void connections(struct out *o, const wsm_metrics_t *mx)
+{
+	family(o, "wsm_connections", "gauge",
+	       "WebSocket connections held, by state.");
+	labelled(o, "wsm_connections", "state", "active", mx->active);
+	labelled(o, "wsm_connections", "state", "stale", mx->stale);
+	labelled(o, "wsm_connections", "state", "closing", mx->closing);
+	single(o, "wsm_sessions", "gauge",
+	       "Sessions held, retained ones included.", mx->sessions);
+	single(o, "wsm_retained_sessions", "gauge",
+	       "Sessions kept for replay without a connection.",
+	       mx->retained_sessions);
+	single(o, "wsm_held_bytes", "gauge",
+	       "Heap bytes libwsm holds right now.", mx->held_bytes);
+	single(o, "wsm_queued_bytes", "gauge",
+	       "Payload bytes waiting in connection queues.", mx->queued_bytes);
+	single(o, "wsm_retained_bytes", "gauge",
+	       "Bytes held by replay state, all sessions.", mx->retained_bytes);
+}
+
+static void admissions(struct out *o, const wsm_metrics_t *mx)
+{
+	static const char refused[] = "wsm_connections_refused_total",
+			  closed[] = "wsm_connections_closed_total";
+	int i;
+
+	single(o, "wsm_connections_opened_total", "counter",
+	       "Connections admitted.", mx->opened);
+	family(o, refused, "counter", "Upgrades refused, by reason.");
+	for (i = 1; i < WSM_REFUSAL_SLOTS; i++)
+		if (strcmp(wsm_refusal_name((wsm_refusal_t)i), "unknown"))
+			labelled(o, refused, "reason",
+				 wsm_refusal_name((wsm_refusal_t)i),
+				 mx->refused[i]);
+	family(o, closed, "counter", "Connections torn down, by cause.");
+	for (i = 1; i < WSM_CAUSE_SLOTS; i++)
+		if (strcmp(wsm_cause_name((wsm_close_cause_t)i), "unknown"))
+			labelled(o, closed, "cause",
+				 wsm_cause_name((wsm_close_cause_t)i),
+				 mx->closed[i]);
+	family(o, "wsm_setup_problem", "gauge",
+	       "1 when the vhost checks found this setup problem.");
+	labelled(o, "wsm_setup_problem", "problem", "not_default",
+		 !!(mx->setup_problems & WSM_SETUP_NOT_DEFAULT));
+	labelled(o, "wsm_setup_problem", "problem", "unguarded",
+		 !!(mx->setup_problems & WSM_SETUP_UNGUARDED));
+}
+
+static void delivery(struct out *o, const wsm_metrics_t *mx)
+{
+	single(o, "wsm_broadcasts_total", "counter", "Broadcasts accepted.",
+	       mx->broadcasts);
+	single(o, "wsm_broadcasts_unrouted_total", "counter",
+	       "Broadcasts to sessions with no connection.", mx->unrouted);
+	single(o, "wsm_messages_queued_total", "counter",
+	       "Message copies queued to connections.", mx->messages_queued);
+	single(o, "wsm_messages_sent_total", "counter", "Data frames written.",
+	       mx->messages_sent);
+	single(o, "wsm_sent_bytes_total", "counter", "Payload bytes written.",
+	       mx->bytes_sent);
+	single(o, "wsm_messages_coalesced_total", "counter",
+	       "Queued progress messages replaced by a newer one.",
+	       mx->coalesced);
+	single(o, "wsm_pings_sent_total", "counter", "WebSocket pings sent.",
+	       mx->pings_sent);
+	single(o, "wsm_app_pings_sent_total", "counter",
+	       "JSON pings sent (WSM_OPT_APP_PING).", mx->app_pings_sent);
+	single(o, "wsm_retained_evicted_total", "counter",
+	       "Idle sessions dropped to stay within the retention bounds.",
+	       mx->retained_evicted);
+	single(o, "wsm_resets_total", "counter",
+	       "Reconnecting clients told to reset.", mx->resets);
+	family(o, "wsm_app_ping_rtt_seconds", "summary",
+	       "Round trips of the JSON pings.");
+	put(o, "wsm_app_ping_rtt_seconds_sum %.6f\n",
+	    (double)mx->rtt_sum_us / 1e6);
+	put(o, "wsm_app_ping_rtt_seconds_count %" PRIu64 "\n", mx->rtt_samples);
+	family(o, "wsm_app_ping_rtt_max_seconds", "gauge",
+	       "Longest round trip of a JSON ping.");
+	put(o, "wsm_app_ping_rtt_max_seconds %.6f\n",
+	    (double)mx->rtt_max_us / 1e6);
+}
+
+int wsm_metrics_prometheus(wsm_manager_t *m, char *buf, size_t size)
+{
+	struct out o = { buf, size, 0 };
+	wsm_metrics_t mx;
+	int rc;
+
+	if (!buf && size)
+		return WSM_EINVAL;
+	memset(&mx, 0, sizeof(mx));
+	mx.size = sizeof(mx);
+	if ((rc = wsm_metrics(m, &mx)))
+		return rc;
+	connections(&o, &mx);
+	admissions(&o, &mx);
+	delivery(&o, &mx);
+	if (o.len >= size && size)
+		buf[0] = '\0'; /* too small: nothing half-written */
+	return o.len > INT32_MAX ? WSM_ENOMEM : (int)o.len;
+}
