@@ -62,7 +62,8 @@ enum wsm_error {
 	WSM_ESHUTDOWN = -114,    /* manager destroyed, or being destroyed */
 	WSM_EAGAIN = -115,       /* cross-thread inbox full; try again later */
 	WSM_ETHREAD = -116,      /* call belongs on the lws service thread */
-	WSM_ENOTBOUND = -117     /* manager not yet attached to an lws context */
+	WSM_ENOTBOUND = -117,    /* manager not yet attached to an lws context */
+	WSM_ETIMEDOUT = -118     /* since 1.1: the wait ended before the event */
 };
 
 /* Static, never NULL, for every input. wsm_strerror(3). */
@@ -277,6 +278,13 @@ WSM_EXTERN int wsm_sweep(wsm_manager_t *m);
  * close every connection with 1001 spread over window_ms. wsm_drain(3).
  */
 WSM_EXTERN int wsm_drain(wsm_manager_t *m, int64_t window_ms);
+/*
+ * Since 1.1: services the manager's lws context (poll loop) until the
+ * manager holds no connection or timeout_ms passes: the bounded wait
+ * between wsm_drain() and wsm_manager_destroy(). Service thread, outside
+ * callbacks. wsm_drain_wait(3).
+ */
+WSM_EXTERN int wsm_drain_wait(wsm_manager_t *m, int64_t timeout_ms);
 
 /*
  * Metrics snapshot. Set size to sizeof(wsm_metrics_t) before the call; the

@@ -3,12 +3,17 @@
  * ones included) go out, then close every connection with 1001, spread over
  * a window so clients do not all reconnect at once, and report when done.
  */
+#include <string.h>
+
 #include "internal.h"
 
 void wsm__drain_check(wsm_manager_t *m)
 {
 	wsm_event_cb cb = m->cfg.on_event;
 
+	/* lws may be about to poll until its next timer: wake the wait. */
+	if (m->drain_waiting && wsm_list_empty(&m->conns))
+		lws_cancel_service(m->context);
 	if (!atomic_load(&m->draining) || m->drained_reported ||
 	    !wsm_list_empty(&m->conns))
 		return;
@@ -58,6 +63,62 @@ int wsm_drain(wsm_manager_t *m, int64_t window_ms)
 		wsm__drain_check(m);
 		rc = (int)n;
 	}
+	wsm__release(m);
+	return rc;
+}
+
+/* Ends an lws_service() wait at the deadline. */
+struct drain_alarm {
+	lws_sorted_usec_list_t sul;
+	struct lws_context *ctx;
+	bool rung;
+};
+
+static void alarm_ring(lws_sorted_usec_list_t *sul)
+{
+	struct drain_alarm *a = lws_container_of(sul, struct drain_alarm, sul);
+
+	a->rung = true;
+	/* lws runs timers before it polls: make that poll return at once. */
+	lws_cancel_service(a->ctx);
+}
+
+static uint64_t held(wsm_manager_t *m)
+{
+	return atomic_load_explicit(&m->c.open, memory_order_relaxed) +
+	       atomic_load_explicit(&m->c.closing, memory_order_relaxed);
+}
+
+int wsm_drain_wait(wsm_manager_t *m, int64_t timeout_ms)
+{
+	struct drain_alarm a;
+	int rc = wsm__acquire(m);
+
+	if (rc)
+		return rc;
+	if (timeout_ms < 0 || timeout_ms > 3600000)
+		rc = WSM_ERANGE;
+	else
+		rc = wsm__service_check(m);
+	if (rc) {
+		wsm__release(m);
+		return rc;
+	}
+	memset(&a, 0, sizeof(a));
+	a.ctx = m->context;
+	lws_sul_schedule(a.ctx, 0, &a.sul, alarm_ring,
+			 (lws_usec_t)timeout_ms * LWS_US_PER_MS);
+	/*
+	 * Each close finishes within the close grace (lws's timeout), so the
+	 * loop ends: the last teardown wakes it (wsm__drain_check()), or the
+	 * alarm does.
+	 */
+	m->drain_waiting = true;
+	while (held(m) && !a.rung && lws_service(a.ctx, 0) >= 0)
+		continue;
+	m->drain_waiting = false;
+	lws_sul_cancel(&a.sul);
+	rc = held(m) ? WSM_ETIMEDOUT : WSM_OK;
 	wsm__release(m);
 	return rc;
 }

@@ -52,6 +52,7 @@ const char *wsm_strerror(int code)
 	case WSM_EAGAIN: return "inbox full, try again";
 	case WSM_ETHREAD: return "must be called on the lws service thread";
 	case WSM_ENOTBOUND: return "manager not attached to an lws context";
+	case WSM_ETIMEDOUT: return "timed out";
 	default: return "unknown error";
 	}
 }

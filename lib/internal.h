@@ -396,6 +396,7 @@ struct wsm_manager {
 	struct wsm_deadline_queue q_drain; /* staggered shutdown closes */
 	atomic_bool draining;
 	bool drained_reported;
+	bool drain_waiting; /* inside wsm_drain_wait() */
 	struct wsm_deadline_queue q_retain; /* idle sessions, oldest first */
 	uint64_t rng;                       /* xorshift state for epochs */
 	lws_sorted_usec_list_t sul;

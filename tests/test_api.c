@@ -158,9 +158,9 @@ static void test_strerror(void **state)
 		WSM_EOPTION,    WSM_ESESSIONID,  WSM_EUTF8,     WSM_ETOOLONG,
 		WSM_EJSON,      WSM_ESESSIONFULL, WSM_EFULL,    WSM_EDENIED,
 		WSM_ENOTFOUND,  WSM_EEXIST,      WSM_ESHUTDOWN, WSM_EAGAIN,
-		WSM_ETHREAD,    WSM_ENOTBOUND,
+		WSM_ETHREAD,    WSM_ENOTBOUND,   WSM_ETIMEDOUT,
 	};
-	static const int unknown[] = { 1, -1, -100, -118, -999, 100, 899,
+	static const int unknown[] = { 1, -1, -100, -119, -999, 100, 899,
 				       INT_MIN, INT_MAX };
 	const size_t n = sizeof(codes) / sizeof(codes[0]);
 	size_t i, k;
@@ -271,6 +271,7 @@ static void test_version(void **state)
 	assert_int_equal(wsm_version(), WSM_VERSION_HEX);
 	assert_int_equal(WSM_VERSION_HEX, 0x010100);
 	assert_string_equal(WSM_VERSION_STRING, "1.1.0");
+	assert_string_equal(wsm_strerror(WSM_ETIMEDOUT), "timed out");
 }
 
 static void test_cause_names(void **state)

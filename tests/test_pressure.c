@@ -5,6 +5,7 @@
  * reset); retention is bounded and expires; lifetime closes are spread; a
  * drain closes everyone with 1001 after their messages.
  */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -419,6 +420,93 @@ static void test_drain(void **state)
 	harness_stop(h);
 }
 
+struct wait_args {
+	int64_t window_ms, timeout_ms;
+	int drained, waited;
+	uint64_t held_after;
+};
+
+/* What a host does at shutdown: drain, then wait, bounded, on its thread. */
+static void drain_and_wait(harness_t *h, void *arg)
+{
+	struct wait_args *a = arg;
+	wsm_metrics_t mx;
+
+	a->drained = wsm_drain(harness_mgr(h), a->window_ms);
+	a->waited = wsm_drain_wait(harness_mgr(h), a->timeout_ms);
+	memset(&mx, 0, sizeof(mx));
+	mx.size = sizeof(mx);
+	wsm_metrics(harness_mgr(h), &mx);
+	a->held_after = mx.connections;
+}
+
+static void *answer_close(void *arg)
+{
+	wsc_wait_close(arg, 10000);
+	return NULL;
+}
+
+/*
+ * wsm_drain_wait(): returns once every connection is gone, whether the
+ * clients answer the close (they do here) or not (the close grace ends
+ * them), and with WSM_ETIMEDOUT when its own bound comes first.
+ */
+static void test_drain_wait(void **state)
+{
+	struct wait_args quick = { 100, 10000, -1, -1, 99 };
+	struct wait_args slow = { 3000, 50, -1, -1, 0 };
+	struct wait_args deaf = { 0, 9000, -1, -1, 99 };
+	pthread_t th[3];
+	harness_t *h;
+	wsc_t *c[3];
+	int i;
+
+	(void)state;
+	h = HARNESS_START(NULL, { WSM_OPT_CLOSE_GRACE_MS, 1000 });
+	assert_non_null(h);
+	for (i = 0; i < 3; i++) {
+		c[i] = must_join(h, "dw");
+		assert_int_equal(pthread_create(&th[i], NULL, answer_close, c[i]), 0);
+	}
+	assert_int_equal(harness_call(h, drain_and_wait, &quick), 0);
+	for (i = 0; i < 3; i++) {
+		pthread_join(th[i], NULL);
+		assert_int_equal(wsc_close_code(c[i]), WSM_CLOSE_GOING_AWAY);
+		wsc_free(c[i]);
+	}
+	assert_int_equal(quick.drained, 3);
+	assert_int_equal(quick.waited, 0);
+	assert_int_equal(quick.held_after, 0);
+	assert_int_equal(harness_events(h, WSM_EVENT_DRAINED, -1, NULL), 1);
+	assert_int_equal(wsm_drain_wait(harness_mgr(h), 10), WSM_ETHREAD);
+	harness_stop(h);
+
+	/*
+	 * The window outlasts the wait (the second of two closes is due
+	 * 1.5 s in): told so, that connection still held.
+	 */
+	h = HARNESS_START(NULL, { WSM_OPT_CLOSE_GRACE_MS, 1000 });
+	assert_non_null(h);
+	c[0] = must_join(h, "dw");
+	c[1] = must_join(h, "dw");
+	assert_int_equal(harness_call(h, drain_and_wait, &slow), 0);
+	assert_int_equal(slow.waited, WSM_ETIMEDOUT);
+	assert_true(slow.held_after >= 1);
+	wsc_free(c[0]);
+	wsc_free(c[1]);
+	harness_stop(h);
+
+	/* A client that never reads: the close grace ends it, the wait too. */
+	h = HARNESS_START(NULL, { WSM_OPT_CLOSE_GRACE_MS, 1000 });
+	assert_non_null(h);
+	c[0] = must_join(h, "dw");
+	assert_int_equal(harness_call(h, drain_and_wait, &deaf), 0);
+	assert_int_equal(deaf.waited, 0);
+	assert_int_equal(deaf.held_after, 0);
+	wsc_free(c[0]);
+	harness_stop(h);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -427,6 +515,7 @@ int main(void)
 		cmocka_unit_test(test_epoch_mismatch_resets),
 		cmocka_unit_test(test_seq_beyond_session_resets),
 		cmocka_unit_test(test_replay_fits_smallest_queue),
+		cmocka_unit_test(test_drain_wait),
 		cmocka_unit_test(test_retention_expires_and_is_bounded),
 		cmocka_unit_test(test_slow_consumer_is_bounded),
 		cmocka_unit_test(test_lifetime_closes_are_spread),
