@@ -20,7 +20,7 @@ set -eu
 me=check-man
 
 if [ "$#" -ne 3 ]; then
-	echo "usage: $me MANDIR HEADER VERSION_SCRIPT" >&2
+	echo "usage: $me MANROOT HEADER VERSION_SCRIPT" >&2
 	exit 99
 fi
 mandir=$1
@@ -40,7 +40,7 @@ if ! command -v mandoc >/dev/null 2>&1; then
 	exit 77
 fi
 
-mandir=$(cd "$mandir" && pwd -P)
+root=$(cd "$mandir" && pwd -P)
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/check-man.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 trap 'exit 1' HUP INT TERM
@@ -50,6 +50,23 @@ fail() {
 	printf '%s: FAIL: %s\n' "$me" "$*" >&2
 	failures=$((failures + 1))
 }
+
+# The pages live in MANROOT/man<N>/, each in the directory of its section,
+# as man(1) expects; the checks below read them from one flat directory.
+mandir=$tmp/flat
+mkdir "$mandir"
+for page in "$root"/*.[1-9]; do
+	[ -f "$page" ] && fail "${page##*/}: not in a man<N>/ directory"
+done
+for page in "$root"/man[1-9]/*; do
+	[ -f "$page" ] || continue
+	sec=${page%/*}
+	sec=${sec##*/man}
+	case ${page##*/} in
+	*."$sec") ln -s "$page" "$mandir/${page##*/}" ;;
+	*) fail "${page#"$root"/}: a page of another section than man$sec/" ;;
+	esac
+done
 
 # ---------------------------------------------------------------------------
 # Classify the pages: a real page, or a one-line `.so` alias.
@@ -434,7 +451,7 @@ nreal=$(wc -l <"$tmp/real")
 nalias=$(wc -l <"$tmp/alias")
 nsym=$(wc -l <"$tmp/symbols")
 if [ "$failures" -ne 0 ]; then
-	echo "$me: $failures problem(s) in $mandir" >&2
+	echo "$me: $failures problem(s) in $root" >&2
 	exit 1
 fi
 echo "$me: ok: $((nreal + 0)) pages and $((nalias + 0)) aliases lint clean;" \
