@@ -65,6 +65,7 @@ struct pss {
 	char body[MAX_BODY];
 
 	bool responding, headers_sent, retry_after;
+	bool close_after; /* the request said "Connection: close" */
 	const char *www_authenticate;
 	unsigned status;
 	const char *content_type;
@@ -168,6 +169,12 @@ static int write_some(struct lws *wsi, struct pss *pss)
 		return 0;
 	}
 	response_free(pss);
+	/*
+	 * lws 4.1 keeps a POST without Content-Length open for the next
+	 * request even when it asked for "Connection: close": honour it.
+	 */
+	if (pss->close_after)
+		return -1;
 	return lws_http_transaction_completed(wsi) ? -1 : 0;
 }
 
@@ -202,13 +209,15 @@ static enum auth check_auth(struct lws *wsi, const char *token)
 	if (len <= 0)
 		return AUTH_MISSING;
 	if (len >= (int)sizeof(h) ||
-	    lws_hdr_copy(wsi, h, sizeof(h), WSI_TOKEN_HTTP_AUTHORIZATION) < 0)
+	    (len = lws_hdr_copy(wsi, h, sizeof(h),
+				WSI_TOKEN_HTTP_AUTHORIZATION)) < 0)
 		return AUTH_WRONG;
-	if (strncasecmp(h, "Bearer ", 7) != 0)
+	if (len < 7 || strncasecmp(h, "Bearer ", 7) != 0)
 		return AUTH_MISSING; /* another scheme: no bearer token */
-	for (p = h + 7; *p == ' '; p++)
+	/* The whole value as copied: a NUL inside must not end the token. */
+	for (p = h + 7; p < h + len && *p == ' '; p++)
 		continue;
-	for (n = strlen(p); n > 0 && p[n - 1] == ' '; n--)
+	for (n = (size_t)(h + len - p); n > 0 && p[n - 1] == ' '; n--)
 		continue;
 	return same_secret(p, n, token) ? AUTH_OK : AUTH_WRONG;
 }
@@ -501,6 +510,19 @@ static bool has_body(struct lws *wsi, int method)
 	return method == LWSHUMETH_POST || atoll(cl) > 0;
 }
 
+/* "Connection: close", among the header's comma-separated options. */
+static bool asks_close(struct lws *wsi)
+{
+	char v[64], *tok, *save = NULL;
+
+	if (lws_hdr_copy(wsi, v, sizeof(v), WSI_TOKEN_CONNECTION) <= 0)
+		return false;
+	for (tok = strtok_r(v, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save))
+		if (!strcasecmp(tok, "close"))
+			return true;
+	return false;
+}
+
 /* ---- the protocol callback ----------------------------------------- */
 
 static int http_callback(struct lws *wsi, enum lws_callback_reasons reason,
@@ -518,12 +540,18 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason,
 		memset(pss, 0, sizeof(*pss));
 		method = lws_http_get_uri_and_method(wsi, &uri, &uri_len);
 		pss->route = route_of(pss, method, uri, uri_len);
+		pss->close_after = asks_close(wsi);
 		if (pss->route == ROUTE_CLEANUP)
 			pss->auth = check_auth(wsi, app->admin_token);
 		if (has_body(wsi, method))
 			return 0; /* answered at LWS_CALLBACK_HTTP_BODY_COMPLETION */
-		if (method == LWSHUMETH_POST && pss->route == ROUTE_START_JOB)
-			/* Without a length lws would read until the peer closes. */
+		/*
+		 * No Content-Length and no Transfer-Encoding is an empty body
+		 * (RFC 9112 6.3), what `curl -X POST` sends. A chunked body
+		 * lws 4.1 does not read for us: ask for a length.
+		 */
+		if (method == LWSHUMETH_POST && pss->route == ROUTE_START_JOB &&
+		    lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING))
 			return respond_error(wsi, pss, 411,
 					     "Content-Length required");
 		return answer(wsi, pss);

@@ -8,6 +8,7 @@
 // set to the server binary.
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
 import { test } from 'node:test';
 
 import { parseExposition } from './exposition.mjs';
@@ -25,6 +26,20 @@ const STATUS = '/api/images_mvp/websocket/status';
 const CLEANUP = '/api/images_mvp/websocket/cleanup/';
 // Short drains and reconnect hints keep the tests quick.
 const FAST = ['--port', '0', '--drain-ms', '300', '--lifetime-jitter-percent', '0'];
+
+// Bytes sent as they are, on their own connection; resolves to everything
+// the server sent once it closes (Connection: close in the request).
+function raw(server, text, ms = 5000) {
+  return new Promise((resolve, reject) => {
+    const sock = net.connect({ host: '127.0.0.1', port: server.port });
+    let out = '';
+    const timer = setTimeout(() => { sock.destroy(); reject(new Error('raw: timeout')); }, ms);
+    sock.on('data', (d) => { out += d.toString('latin1'); });
+    sock.on('error', (e) => { clearTimeout(timer); reject(e); });
+    sock.on('close', () => { clearTimeout(timer); resolve(out); });
+    sock.write(Buffer.from(text, 'latin1'));
+  });
+}
 
 async function startJob(server, fail = false, opts = {}) {
   const r = await request(server, 'POST', JOBS,
@@ -82,7 +97,11 @@ test('unknown paths are 404, known paths with another method 405 with Allow', as
 
 test('POST /api/images_mvp/jobs: 200, 400, 411, 413, and 503 when full', async () => {
   const s = await startServer([...FAST, '--max-jobs', '2']);
-  await startJob(s);
+  // No Content-Length and no Transfer-Encoding (curl -X POST) is an empty
+  // body (RFC 9112 6.3): a job starts.
+  const bare = await raw(s, `POST ${JOBS} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);
+  assert.match(bare, /^HTTP\/1\.1 200 /);
+  assert.match(bare, /\{"sessionId":"[A-Za-z0-9_-]+"\}/);
   // An empty body is fine: a job that succeeds.
   const empty = await request(s, 'POST', JOBS, { body: '' });
   assert.equal(empty.status, 200, empty.body);
@@ -203,6 +222,10 @@ test('POST .../websocket/cleanup/<id>: 401, 400, 404, 200 and the clients get 40
     assert.equal(r.status, 401, auth.slice(0, 40));
     assert.match(r.headers['www-authenticate'], /^Bearer realm="progress-broadcast"/);
   }
+  // The whole value is compared: a NUL does not end the token.
+  const nul = await raw(srv, `POST ${CLEANUP}${id} HTTP/1.1\r\nHost: x\r\n` +
+    `Authorization: Bearer ${TOKEN}\0junk\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`);
+  assert.match(nul, /^HTTP\/1\.1 401 /);
   const wrong = await request(srv, 'POST', CLEANUP + id, bearer('Bearer nope'));
   assert.match(wrong.headers['www-authenticate'], /error="invalid_token"/);
   // Another scheme carries no bearer token.
