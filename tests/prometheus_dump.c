@@ -11,6 +11,7 @@
 int main(void)
 {
 	harness_t *h = harness_start(NULL, NULL);
+	json_t *got = NULL;
 	wsc_t *c;
 	char *text;
 	int status, n, rc = 1;
@@ -21,7 +22,7 @@ int main(void)
 	wsc_free(join_session(h, "bad.id", &status));
 	if (c && wsm_broadcast_progress(harness_mgr(h), "prom", 50, "half",
 					NULL) == 0 &&
-	    recv_json(c, 5000) &&
+	    (got = recv_json(c, 5000)) &&
 	    (n = wsm_metrics_prometheus(harness_mgr(h), NULL, 0)) > 0 &&
 	    (text = malloc((size_t)n + 1))) {
 		if (wsm_metrics_prometheus(harness_mgr(h), text, (size_t)n + 1) == n &&
@@ -29,6 +30,7 @@ int main(void)
 			rc = 0;
 		free(text);
 	}
+	json_decref(got);
 	wsc_free(c);
 	harness_stop(h);
 	return rc;
