@@ -14,9 +14,11 @@
  * lws calls the first protocol's callback for other wsis too (poll, thread
  * and wsi-destroy reasons), so a guard cannot find the host's callback
  * through the wsi. Each guard is therefore a function of its own, one per
- * slot of a fixed table. A slot lives while its manager or any vhost made
- * from it does: lws calls a protocol for the last time with
- * LWS_CALLBACK_PROTOCOL_DESTROY.
+ * slot of a fixed table. A slot keeps the host callback it was made for
+ * for the life of the process, since lws may call it before the vhost's
+ * LWS_CALLBACK_PROTOCOL_INIT and after the manager is gone (a context
+ * destroyed before it was ever serviced); it serves a new manager guarding
+ * the same callback once no manager and no initialised vhost use it.
  */
 #include <pthread.h>
 #include <string.h>
@@ -28,19 +30,13 @@
 #define GUARD_SLOTS 64
 
 struct guard {
-	lws_callback_function *orig; /* the host's; set while the slot is used */
+	lws_callback_function *orig; /* the host's; never changes once set */
 	wsm_manager_t *m;            /* NULL once the manager is destroyed */
 	unsigned vhosts;             /* vhosts initialised and not destroyed */
 };
 
 static pthread_mutex_t guard_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct guard guards[GUARD_SLOTS];
-
-static void slot_free_if_unused(struct guard *g)
-{
-	if (!g->m && !g->vhosts)
-		g->orig = NULL;
-}
 
 /* Takes a reference on the slot's manager, or gives NULL if it is gone. */
 static wsm_manager_t *slot_manager(struct guard *g)
@@ -98,7 +94,6 @@ static int guard_call(unsigned k, struct lws *wsi,
 		rc = orig(wsi, reason, user, in, len);
 		pthread_mutex_lock(&guard_lock);
 		g->vhosts--;
-		slot_free_if_unused(g);
 		pthread_mutex_unlock(&guard_lock);
 		return rc;
 	case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
@@ -149,16 +144,22 @@ lws_callback_function *wsm__guard_new(wsm_manager_t *m,
 				      lws_callback_function *orig)
 {
 	lws_callback_function *fn = NULL;
-	unsigned k;
+	unsigned k, free_k = GUARD_SLOTS;
 
 	pthread_mutex_lock(&guard_lock);
 	for (k = 0; k < GUARD_SLOTS && !fn; k++) {
-		if (guards[k].orig)
-			continue;
-		guards[k].orig = orig;
-		guards[k].m = m;
-		guards[k].vhosts = 0;
-		fn = guard_fns[k];
+		if (guards[k].orig == orig && !guards[k].m &&
+		    !guards[k].vhosts) {
+			guards[k].m = m; /* idle, for the same callback */
+			fn = guard_fns[k];
+		} else if (!guards[k].orig && free_k == GUARD_SLOTS) {
+			free_k = k;
+		}
+	}
+	if (!fn && free_k < GUARD_SLOTS) {
+		guards[free_k].orig = orig;
+		guards[free_k].m = m;
+		fn = guard_fns[free_k];
 	}
 	pthread_mutex_unlock(&guard_lock);
 	return fn;
@@ -170,10 +171,8 @@ void wsm__guard_release(wsm_manager_t *m)
 
 	pthread_mutex_lock(&guard_lock);
 	for (k = 0; k < GUARD_SLOTS; k++)
-		if (guards[k].orig && guards[k].m == m) {
+		if (guards[k].m == m)
 			guards[k].m = NULL;
-			slot_free_if_unused(&guards[k]);
-		}
 	pthread_mutex_unlock(&guard_lock);
 }
 

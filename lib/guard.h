@@ -14,13 +14,14 @@
 
 /*
  * A guarding callback for orig on behalf of m: NULL when every guard is in
- * use. The guard lives while m or any vhost created with it does.
+ * use. A guard forwards to orig for the life of the process; it serves m
+ * until m is destroyed.
  */
 lws_callback_function *wsm__guard_new(wsm_manager_t *m,
 				      lws_callback_function *orig);
 /* Whether cb is one of the guards (a list set up twice stays as it is). */
 bool wsm__guard_is(lws_callback_function *cb);
-/* m is being destroyed: its guards serve their vhosts, then go. */
+/* m is being destroyed: its guards forward, and refuse every upgrade. */
 void wsm__guard_release(wsm_manager_t *m);
 
 /*

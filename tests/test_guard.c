@@ -492,6 +492,41 @@ static void test_setup_info_api(void **state)
 	assert_int_equal(wsm_setup_info(m, &info), WSM_ESHUTDOWN);
 }
 
+/*
+ * A context torn down without ever being serviced, after its manager: lws
+ * still calls the guarded first protocol (the listen socket's wsi-destroy).
+ * Many times over, more than there are guards: each is used again.
+ */
+static void test_guards_outlive_and_are_reused(void **state)
+{
+	static const struct lws_protocols host[] = {
+		{ "http", lws_callback_http_dummy, 0, 0, 0, NULL, 0 },
+		{ NULL, NULL, 0, 0, 0, NULL, 0 }
+	};
+	struct lws_context_creation_info info;
+	struct lws_context *ctx;
+	wsm_manager_t *m;
+	int i;
+
+	(void)state;
+	for (i = 0; i < 100; i++) {
+		m = wsm_manager_new(NULL, NULL);
+		assert_non_null(m);
+		memset(&info, 0, sizeof(info));
+		info.port = 0;
+		info.iface = "127.0.0.1";
+		info.protocols = host;
+		assert_int_equal(wsm_setup_info(m, &info), WSM_OK);
+		ctx = lws_create_context(&info);
+		assert_non_null(ctx);
+		if (i % 2)
+			lws_context_destroy(ctx); /* the other order too */
+		wsm_manager_destroy(m);
+		if (!(i % 2))
+			lws_context_destroy(ctx);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -504,6 +539,7 @@ int main(void)
 		cmocka_unit_test(test_upgrades_after_destroy),
 		cmocka_unit_test(test_setup_problems_reported),
 		cmocka_unit_test(test_setup_info_api),
+		cmocka_unit_test(test_guards_outlive_and_are_reused),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
