@@ -234,7 +234,8 @@ static void test_isolation_under_load(void **state)
 	assert_non_null(h);
 	if (!files_enough) {
 		harness_stop(h);
-		skip(); /* main() said why */
+		harness_note_skip(__func__, "the open-file limit is too low");
+		skip();
 	}
 	for (i = 0; i < SESSIONS; i++) {
 		snprintf(session, sizeof(session), "iso-%d", i);
@@ -316,5 +317,5 @@ int main(void)
 	};
 
 	files_enough = raise_file_limit();
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return harness_exit(cmocka_run_group_tests(tests, NULL, NULL));
 }

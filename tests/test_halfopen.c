@@ -91,7 +91,10 @@ static void test_vanished_peer_is_detected(void **state)
 	(void)state;
 	if (getuid() != 0 || net_up()) {
 		net_down();
-		skip(); /* cmocka prints it as SKIPPED */
+		harness_note_skip(__func__, getuid() != 0
+						    ? "needs root for a network namespace"
+						    : "the network namespace could not be set up");
+		skip();
 	}
 	h = HARNESS_START(&opts, { WSM_OPT_PING_INTERVAL_MS, 100 },
 			  { WSM_OPT_STALE_TIMEOUT_MS, 600 });
@@ -139,5 +142,5 @@ int main(void)
 	if (getuid() != 0)
 		fprintf(stderr, "test_halfopen: not root: network namespaces "
 				"unavailable, the test is skipped\n");
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return harness_exit(cmocka_run_group_tests(tests, NULL, NULL));
 }

@@ -77,8 +77,7 @@ static void test_unfinished_handshakes_time_out(void **state)
 
 	(void)state;
 	if (make_pair()) {
-		fprintf(stderr, "test_tls: openssl cannot make a certificate: "
-				"skipped\n");
+		harness_note_skip(__func__, "openssl cannot make a certificate");
 		skip();
 	}
 	opts.tls_cert = cert;
@@ -113,5 +112,5 @@ int main(void)
 					  cleanup),
 	};
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return harness_exit(cmocka_run_group_tests(tests, NULL, NULL));
 }
