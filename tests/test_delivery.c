@@ -178,6 +178,50 @@ static void test_isolation(void **state)
 }
 
 /* A burst of progress collapses to the newest; complete is never merged. */
+/*
+ * Latest wins wherever the old progress is in the queue: everything below
+ * reaches the connection's queue in one inbox drain, before lws can write
+ * anything, so the queue really holds it all.
+ */
+static void test_progress_latest_wins_in_queue(void **state)
+{
+	harness_t *h = harness_start(NULL, NULL);
+	wsm_manager_t *m = harness_mgr(h);
+	struct harness_hold *hold;
+	wsc_t *c;
+	json_t *j;
+	int i;
+
+	(void)state;
+	join_n(h, "held", &c, 1);
+	hold = harness_hold(h);
+	assert_non_null(hold);
+	for (i = 0; i <= 100; i++)
+		assert_int_equal(wsm_broadcast_progress(m, "held", i, NULL, NULL), 0);
+	/* A terminal in the middle: the next progress replaces the one before
+	 * it and goes after it, so the order of seqs holds. */
+	assert_int_equal(wsm_broadcast_error(m, "held", "halfway"), 0);
+	assert_int_equal(wsm_broadcast_progress(m, "held", 50, "late", NULL), 0);
+	harness_release(hold);
+	j = recv_json(c, 5000);
+	assert_non_null(j);
+	assert_string_equal(str(j, "type"), "error");
+	assert_int_equal(num(j, "seq"), 102);
+	json_decref(j);
+	j = recv_json(c, 5000);
+	assert_non_null(j);
+	assert_string_equal(str(j, "type"), "progress");
+	assert_int_equal(num(j, "seq"), 103);
+	assert_string_equal(str(j, "message"), "late");
+	json_decref(j);
+	/* Nothing else: 101 progress were replaced, each by the next. */
+	assert_int_equal(wsc_recv(c, NULL, NULL, 200), 0);
+	assert_int_equal(harness_metrics(h).coalesced, 101);
+	assert_int_equal(harness_metrics(h).messages_sent, 2);
+	wsc_free(c);
+	harness_stop(h);
+}
+
 static void test_progress_coalesces(void **state)
 {
 	harness_t *h = harness_start(NULL, NULL);
@@ -185,6 +229,7 @@ static void test_progress_coalesces(void **state)
 	wsc_t *c;
 	json_t *j;
 	double last = -1;
+	bool completed = false;
 	int i, got = 0;
 
 	(void)state;
@@ -197,6 +242,7 @@ static void test_progress_coalesces(void **state)
 			assert_int_equal(num(j, "seq"), 102);
 			assert_int_equal(json_object_size(json_object_get(j, "metadata")), 0);
 			json_decref(j);
+			completed = true;
 			break;
 		}
 		assert_true(json_real_value(json_object_get(j, "progress")) > last);
@@ -204,6 +250,8 @@ static void test_progress_coalesces(void **state)
 		got++;
 		json_decref(j);
 	}
+	/* Outside the loop: a timeout must not pass for a complete. */
+	assert_true(completed);
 	assert_true(last == 100.0);
 	assert_true(got >= 1 && got <= 101);
 	assert_int_equal(harness_metrics(h).coalesced, (uint64_t)(101 - got));
@@ -293,6 +341,7 @@ int main(void)
 		cmocka_unit_test(test_delivery_libuv_foreign_loop),
 		cmocka_unit_test(test_isolation),
 		cmocka_unit_test(test_progress_coalesces),
+		cmocka_unit_test(test_progress_latest_wins_in_queue),
 		cmocka_unit_test(test_manual_cleanup),
 		cmocka_unit_test(test_unrouted),
 	};

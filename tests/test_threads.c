@@ -218,43 +218,6 @@ static void test_concurrent_broadcasts(void **state)
 #define FLOODERS 4
 #define INBOX 16
 
-struct gate {
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	bool entered, open;
-};
-
-/* Holds the service thread, so that nothing drains the inbox meanwhile. */
-static void hold_service(harness_t *h, void *arg)
-{
-	struct gate *g = arg;
-	struct timespec until;
-
-	(void)h;
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += 10;
-	pthread_mutex_lock(&g->lock);
-	g->entered = true;
-	pthread_cond_broadcast(&g->cond);
-	while (!g->open &&
-	       pthread_cond_timedwait(&g->cond, &g->lock, &until) == 0)
-		;
-	pthread_mutex_unlock(&g->lock);
-}
-
-struct holder {
-	harness_t *h;
-	struct gate *g;
-};
-
-static void *hold_thread(void *arg)
-{
-	struct holder *x = arg;
-
-	harness_call(x->h, hold_service, x->g);
-	return NULL;
-}
-
 struct flooder {
 	wsm_manager_t *m;
 	char session[16];
@@ -280,12 +243,10 @@ static void *flood(void *arg)
 
 static void test_full_inbox_keeps_terminals(void **state)
 {
-	struct gate g = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER,
-			  false, false };
 	harness_t *h = HARNESS_START(NULL, { WSM_OPT_INBOX_CAPACITY, INBOX });
+	struct harness_hold *hold;
 	struct flooder f[FLOODERS];
-	pthread_t th[FLOODERS], holder_th;
-	struct holder x = { h, &g };
+	pthread_t th[FLOODERS];
 	wsc_t *c[FLOODERS];
 	int i, progress = 0, refused = 0;
 	json_t *j;
@@ -299,20 +260,13 @@ static void test_full_inbox_keeps_terminals(void **state)
 		c[i] = join_and_wait(h, f[i].session, NULL);
 		assert_non_null(c[i]);
 	}
-	assert_int_equal(pthread_create(&holder_th, NULL, hold_thread, &x), 0);
-	pthread_mutex_lock(&g.lock);
-	while (!g.entered)
-		pthread_cond_wait(&g.cond, &g.lock);
-	pthread_mutex_unlock(&g.lock);
+	hold = harness_hold(h); /* nothing drains the inbox meanwhile */
+	assert_non_null(hold);
 	for (i = 0; i < FLOODERS; i++)
 		assert_int_equal(pthread_create(&th[i], NULL, flood, &f[i]), 0);
 	for (i = 0; i < FLOODERS; i++)
 		pthread_join(th[i], NULL);
-	pthread_mutex_lock(&g.lock);
-	g.open = true;
-	pthread_cond_broadcast(&g.cond);
-	pthread_mutex_unlock(&g.lock);
-	pthread_join(holder_th, NULL);
+	harness_release(hold);
 	/* Asserted here, on the test's thread, from what the threads saw. */
 	for (i = 0; i < FLOODERS; i++) {
 		progress += f[i].progress_ok;

@@ -515,3 +515,74 @@ int harness_exit(int cmocka_rc)
 {
 	return cmocka_rc ? cmocka_rc : skipped ? 77 : 0;
 }
+
+struct harness_hold {
+	harness_t *h;
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool entered, open;
+};
+
+static void hold_here(harness_t *h, void *arg)
+{
+	struct harness_hold *x = arg;
+	struct timespec until = deadline_in(10000);
+
+	(void)h;
+	pthread_mutex_lock(&x->lock);
+	x->entered = true;
+	pthread_cond_broadcast(&x->cond);
+	while (!x->open &&
+	       pthread_cond_timedwait(&x->cond, &x->lock, &until) == 0)
+		;
+	pthread_mutex_unlock(&x->lock);
+}
+
+static void *hold_thread(void *arg)
+{
+	struct harness_hold *x = arg;
+
+	harness_call(x->h, hold_here, x);
+	return NULL;
+}
+
+struct harness_hold *harness_hold(harness_t *h)
+{
+	struct harness_hold *x = calloc(1, sizeof(*x));
+	struct timespec until = deadline_in(10000);
+	int rc = 0;
+
+	if (!x)
+		return NULL;
+	x->h = h;
+	pthread_mutex_init(&x->lock, NULL);
+	pthread_cond_init(&x->cond, NULL);
+	if (pthread_create(&x->thread, NULL, hold_thread, x)) {
+		free(x);
+		return NULL;
+	}
+	pthread_mutex_lock(&x->lock);
+	while (!x->entered && rc == 0)
+		rc = pthread_cond_timedwait(&x->cond, &x->lock, &until);
+	pthread_mutex_unlock(&x->lock);
+	if (!x->entered) {
+		harness_release(x);
+		return NULL;
+	}
+	return x;
+}
+
+void harness_release(struct harness_hold *x)
+{
+	if (!x)
+		return;
+	pthread_mutex_lock(&x->lock);
+	x->open = true;
+	pthread_cond_broadcast(&x->cond);
+	pthread_mutex_unlock(&x->lock);
+	pthread_join(x->thread, NULL);
+	pthread_mutex_destroy(&x->lock);
+	pthread_cond_destroy(&x->cond);
+	free(x);
+}

@@ -52,6 +52,13 @@ wsm_manager_t *harness_mgr(const harness_t *h);
 
 /* Runs fn on the service thread, between loop iterations; waits for it. */
 int harness_call(harness_t *h, void (*fn)(harness_t *h, void *arg), void *arg);
+/*
+ * Holds the service thread (inside a harness_call(), so lws services
+ * nothing and the inbox is not drained) until harness_release(), at most
+ * 10 s. Returns once the thread is held; NULL on failure.
+ */
+struct harness_hold *harness_hold(harness_t *h);
+void harness_release(struct harness_hold *hold);
 /* wsm_manager_destroy() on the service thread; the loop keeps running. */
 void harness_destroy_manager(harness_t *h);
 /* wsm_sweep() on the service thread; returns its result. */
