@@ -102,7 +102,7 @@ static void stale(bool libuv)
 	assert_int_equal(harness_metrics(h).connections, 1);
 	/* The healthy one still gets broadcasts. */
 	assert_int_equal(wsm_broadcast_error(harness_mgr(h), "st", "e"), 0);
-	json_decref(recv_type(alive, "error", 5000));
+	must_recv_type(alive, "error");
 	assert_int_equal(wsc_close_code(alive), 0);
 	wsc_free(alive);
 	harness_stop(h);

@@ -174,9 +174,14 @@ static void context_first(bool libuv)
 
 	assert_int_equal(wsm_broadcast_progress(harness_mgr(h), "ctx", 1, NULL,
 						NULL), 0);
-	json_decref(recv_json(c, 5000));
+	must_recv_type(c, "progress");
 	harness_stop(h);
-	assert_true(wsc_wait_close(c, 5000) > 0);
+	/* The context went first: lws ends it, with or without a frame. */
+	{
+		int code = wsc_wait_close(c, 5000);
+
+		assert_true(code == 1006 || code == WSM_CLOSE_GOING_AWAY);
+	}
 	wsc_free(c);
 }
 

@@ -86,8 +86,6 @@ static void *read_all(void *arg)
 		if (seq <= r->last_seq)
 			r->bad_order++;
 		r->last_seq = seq;
-		if (r->completes)
-			r->after_complete++;
 		if (!strcmp(type, "progress")) {
 			double v = json_real_value(json_object_get(j, "progress"));
 
@@ -99,6 +97,11 @@ static void *read_all(void *arg)
 		} else if (!strcmp(type, "complete")) {
 			r->completes++;
 			json_decref(j);
+			/* complete is the last word: nothing may follow it. */
+			while ((j = recv_json(r->c, 100))) {
+				r->after_complete++;
+				json_decref(j);
+			}
 			break;
 		}
 		json_decref(j);
@@ -200,6 +203,7 @@ static void test_concurrent_broadcasts(void **state)
 		struct reader *r = &readers[i];
 
 		assert_int_equal(r->completes, 1);
+		assert_int_equal(r->after_complete, 0);
 		assert_int_equal(r->errors, 1);
 		assert_int_equal(r->foreign, 0);
 		assert_int_equal(r->bad_order, 0);

@@ -13,4 +13,12 @@ static inline wsc_t *must_join(harness_t *h, const char *path)
 	return c;
 }
 
+/* The next message of this type must arrive; it is checked and freed. */
+#define must_recv_type(c, type)                                              \
+	do {                                                                  \
+		json_t *must_j_ = recv_type((c), (type), 5000);               \
+		assert_non_null(must_j_);                                     \
+		json_decref(must_j_);                                         \
+	} while (0)
+
 #endif
