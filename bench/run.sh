@@ -100,7 +100,10 @@ start_host() {
 	return 0
 }
 
+# A host that does not exit 0 on SIGTERM (a sanitizer or valgrind report,
+# a crash, a hang cut by SIGKILL) fails the run.
 stop_host() {
+	local st
 	[ -n "$HP" ] || return 0
 	kill -TERM $HP 2>/dev/null
 	for _ in $(seq 1 300); do
@@ -109,6 +112,12 @@ stop_host() {
 	done
 	kill -KILL $HP 2>/dev/null
 	wait $HP 2>/dev/null
+	st=$?
+	if [ $st -ne 0 ]; then
+		echo "run.sh: the host exited with status $st" >&2
+		cat "$HOST_OUT.err" >&2
+		FAILED=1
+	fi
 	HP=""
 }
 
