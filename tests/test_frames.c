@@ -208,13 +208,15 @@ struct fx {
 	int round;
 };
 
+/* On the service thread: no cmocka assertion here, the caller checks. */
 static void read_metrics(harness_t *h, void *arg)
 {
 	wsm_metrics_t *s = arg;
 
 	memset(s, 0, sizeof(*s));
 	s->size = sizeof(*s);
-	assert_int_equal(wsm_metrics(harness_mgr(h), s), 0);
+	if (wsm_metrics(harness_mgr(h), s) != 0)
+		s->size = 0;
 }
 
 /*
