@@ -325,17 +325,25 @@ static void test_unrouted(void **state)
 	join_n(h, "empty", &c, 1);
 	assert_int_equal(wsm_broadcast_progress(harness_mgr(h), "empty", 6, NULL,
 						NULL), 0);
-	/* The first, unrouted, was retained: replayed, then the second. */
+	/*
+	 * The first, unrouted, was retained and is replayed, unless the
+	 * second replaced it in the queue before it was written (latest
+	 * wins): 5 then 6, or 6 alone.
+	 */
 	{
 		json_t *j = recv_json(c, 5000);
+		double v;
 
 		assert_non_null(j);
-		assert_true(json_real_value(json_object_get(j, "progress")) == 5.0);
+		v = json_real_value(json_object_get(j, "progress"));
 		json_decref(j);
-		j = recv_json(c, 5000);
-		assert_non_null(j);
-		assert_true(json_real_value(json_object_get(j, "progress")) == 6.0);
-		json_decref(j);
+		if (v == 5.0) {
+			j = recv_json(c, 5000);
+			assert_non_null(j);
+			v = json_real_value(json_object_get(j, "progress"));
+			json_decref(j);
+		}
+		assert_true(v == 6.0);
 	}
 	assert_int_equal(harness_metrics(h).unrouted, 1);
 	assert_int_equal(harness_metrics(h).broadcasts, 2);
