@@ -157,6 +157,10 @@ test('start a job: it reaches 100% and shows complete; a late joiner sees the sa
     (await page.locator('#mem-line').getAttribute('points')).split(' ').length >= 3, 10000);
   assert.match(await text(page, '#m-held'), /\d+(\.\d+)? (B|kB|MB)/);
   assert.match(await text(page, '#config'), /ping every30 s/);
+  assert.match(await text(page, '#config'), /sessions admittedany id/);
+  assert.match(await text(page, '#m-refused'), /^\d+$/);
+  // Set up with wsm_setup_info(): the monitor shows no setup problem.
+  assert.doesNotMatch(await text(page, '#monitor-state'), /setup problem/);
   const row = page.locator(`#sessions tr[data-session="${id}"]`);
   await waitFor('the finished job in the list', async () =>
     /complete/.test(await row.textContent()), 10000);
