@@ -11,14 +11,21 @@ static uint64_t rd(_Atomic uint64_t *c)
 
 static void snapshot(wsm_manager_t *m, wsm_metrics_t *s)
 {
+	uint64_t open;
 	size_t i;
 
 	memset(s, 0, sizeof(*s));
 	s->size = sizeof(*s);
+
 	s->closing = rd(&m->c.closing);
 	s->stale = rd(&m->c.stale);
-	s->active = rd(&m->c.open) - s->stale;
-	s->connections = rd(&m->c.open) + s->closing;
+	/* One read of open for both figures, and stale within it: another
+	 * thread's snapshot must still find active + stale <= connections. */
+	open = rd(&m->c.open);
+	if (s->stale > open)
+		s->stale = open;
+	s->active = open - s->stale;
+	s->connections = open + s->closing;
 	s->sessions = rd(&m->c.sessions);
 	s->held_bytes = rd(&m->c.held_bytes);
 	s->opened = rd(&m->c.opened);

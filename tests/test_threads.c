@@ -130,17 +130,21 @@ static void *churn(void *arg)
 	return NULL;
 }
 
+/* Inconsistencies the watcher saw; asserted on the test's thread. */
+static atomic_int watch_failures;
+
 static void *watch(void *arg)
 {
 	harness_t *h = arg;
-	char buf[2048];
+	char buf[4096];
 	int i = 0;
 
 	while (!atomic_load(&stop_side_threads) && i++ < 100000) {
 		wsm_metrics_t s = harness_metrics(h);
 
-		assert_true(s.active + s.stale <= s.connections);
-		assert_true(wsm_status_json(harness_mgr(h), buf, sizeof(buf)) > 0);
+		if (s.active + s.stale > s.connections ||
+		    wsm_status_json(harness_mgr(h), buf, sizeof(buf)) <= 0)
+			atomic_fetch_add(&watch_failures, 1);
 		wsm_session_close(harness_mgr(h), "nobody-here");
 	}
 	return NULL;
@@ -198,6 +202,7 @@ static void test_concurrent_broadcasts(void **state)
 	atomic_store(&stop_side_threads, true);
 	pthread_join(ct, NULL);
 	pthread_join(wt, NULL);
+	assert_int_equal(atomic_load(&watch_failures), 0);
 
 	for (i = 0; i < READERS; i++) {
 		struct reader *r = &readers[i];
