@@ -110,8 +110,7 @@ int wsm_session_open(wsm_manager_t *m, const char *session_id)
 	if (rc)
 		return rc;
 	if (!m->cfg.retention_ms) /* nothing could hold it */
-		rc = wsm__fail(WSM_ERANGE, "wsm_session_open() needs "
-					   "WSM_OPT_RETENTION_MS above 0");
+		rc = WSM_ERANGE;
 	if (rc || (rc = wsm__msg_new_open(m, session_id, &msg))) {
 		wsm__release(m);
 		return rc;

@@ -23,11 +23,6 @@ bool wsm__peer_address(struct lws *wsi, char *ip, size_t size)
 	return true;
 }
 
-static bool peer_ip(struct lws *wsi, char *ip, size_t size)
-{
-	return wsm__peer_address(wsi, ip, size);
-}
-
 static struct wsm_peer **slot(wsm_manager_t *m, const char *ip, size_t len)
 {
 	struct wsm_peer **p;
@@ -53,7 +48,7 @@ struct wsm_peer *wsm__peer_ref(wsm_manager_t *m, struct lws *wsi)
 	struct wsm_peer **p, *peer;
 	size_t len;
 
-	if (!m->cfg.max_per_ip || !peer_ip(wsi, ip, sizeof(ip)))
+	if (!m->cfg.max_per_ip || !wsm__peer_address(wsi, ip, sizeof(ip)))
 		return NULL;
 	if (!m->peers &&
 	    !(m->peers = wsm__alloc(m, PEER_BUCKETS * sizeof(*m->peers))))
@@ -137,7 +132,7 @@ wsm_refusal_t wsm__edge_admit(wsm_manager_t *m, struct lws *wsi)
 		if (n < 0 || (n > 0 && !origin_allowed(m->cfg.origin_allow, buf)))
 			return WSM_REFUSAL_ORIGIN;
 	}
-	if (m->cfg.max_per_ip && peer_ip(wsi, buf, sizeof(buf)) &&
+	if (m->cfg.max_per_ip && wsm__peer_address(wsi, buf, sizeof(buf)) &&
 	    peer_count(m, buf) >= (uint64_t)m->cfg.max_per_ip)
 		return WSM_REFUSAL_PER_IP;
 	if (!rate_ok(m))
