@@ -328,6 +328,8 @@ typedef struct wsm_metrics {
 	/* Since 1.1. */
 	uint64_t refused[WSM_REFUSAL_SLOTS]; /* by wsm_refusal_t */
 	uint64_t setup_problems; /* WSM_SETUP_* bits seen as vhosts started */
+	uint64_t queue_peak_bytes;    /* most bytes one queue has held */
+	uint64_t queue_peak_messages; /* most messages one queue has held */
 } wsm_metrics_t;
 
 /* Bits of wsm_metrics_t.setup_problems. */

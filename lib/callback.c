@@ -119,8 +119,12 @@ int wsm__dispatch(wsm_manager_t *m, struct lws *wsi, int reason, void *user,
 		c = conn_of(wsi);
 		return c ? wsm__conn_writeable(m, c) : 0;
 	case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
-		if ((c = conn_of(wsi)))
-			c->peer_closed = 1;
+		if (!(c = conn_of(wsi)))
+			return 0;
+		/* The answer to libwsm's own close frame: the handshake is done. */
+		if (c->close_sent)
+			return -1;
+		c->peer_closed = 1;
 		return 0;
 	case LWS_CALLBACK_CLOSED:
 	case LWS_CALLBACK_WSI_DESTROY:

@@ -99,50 +99,30 @@ static bool drops_queue(wsm_close_cause_t cause)
 }
 
 /*
- * The close frame is sent by lws itself once we ask it to close the wsi from
- * outside that wsi's callbacks (a timer): returning nonzero from a callback
- * instead loses the frame on lws 4.1's libuv loop (a debug-build re-close).
+ * libwsm writes the close frame itself, from the writeable callback once
+ * the queue is flushed or dropped, and then waits for the client's answer
+ * within the grace that conn_close() armed. Handing the close to lws
+ * instead (lws_close_reason() and a kill) would re-arm lws's own 5 s
+ * timeouts, twice, after libwsm had already been told CLOSED: a client
+ * that never answers would hold its socket for up to 10 s, whatever
+ * WSM_OPT_CLOSE_GRACE_MS says. lws_write() frames the close opcode; its
+ * value, 4, is kept out of lws's public header (which points to
+ * lws_close_reason()) but has not changed since lws 1.x, and every close
+ * code test reads what it frames.
  */
-static void queue_close(wsm_manager_t *m, struct wsm_conn *c)
-{
-	wsm_list_append(&m->close_queue, &c->in_session);
-	wsm__timer_rearm(m);
-}
+#define WSM_LWS_WRITE_CLOSE ((enum lws_write_protocol)4)
 
-static void set_close_reason(wsm_manager_t *m, struct wsm_conn *c);
-
-void wsm__flush_closes(wsm_manager_t *m)
-{
-	while (!wsm_list_empty(&m->close_queue)) {
-		struct wsm_conn *c = wsm_container_of(m->close_queue.next,
-						      struct wsm_conn, in_session);
-
-		wsm_link_remove(&c->in_session);
-		/*
-		 * lws drops the close frame of a wsi still flushing a partial
-		 * write: wait for its writeable callback, which queues it again.
-		 */
-		if (lws_partial_buffered(c->wsi)) {
-			lws_callback_on_writable(c->wsi);
-			continue;
-		}
-		set_close_reason(m, c);
-		/* May tear c down right here, if the socket is already dead. */
-		lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_SYNC);
-	}
-}
-
-/*
- * lws keeps the close reason in the buffer it also uses for pong payloads,
- * so a client ping arriving meanwhile would overwrite it: set it only as the
- * close is handed to lws.
- */
-static void set_close_reason(wsm_manager_t *m, struct wsm_conn *c)
+/* Code and reason, as RFC 6455 5.5.1 lays them out; at most 125 bytes. */
+static int write_close_frame(wsm_manager_t *m, struct wsm_conn *c)
 {
 	wsm_close_cause_t cause = (wsm_close_cause_t)c->cause;
 	const char *text = close_text(cause, c->close_code);
-	char hint[64];
+	unsigned char frame[LWS_PRE + 125];
+	unsigned char *p = &frame[LWS_PRE];
+	int n;
 
+	p[0] = (unsigned char)(c->close_code >> 8);
+	p[1] = (unsigned char)c->close_code;
 	if (cause == WSM_CAUSE_LIFETIME || cause == WSM_CAUSE_SHUTDOWN) {
 		/* Spread the reconnects too: suggest a delay in the reason. */
 		int64_t spread = m->cfg.max_lifetime_ms *
@@ -150,12 +130,18 @@ static void set_close_reason(wsm_manager_t *m, struct wsm_conn *c)
 
 		if (spread < 1000)
 			spread = 1000;
-		snprintf(hint, sizeof(hint), "%s; retry_ms=%lld", text,
-			 (long long)(wsm__new_epoch(m) % (uint64_t)(spread + 1)));
-		text = hint;
+		n = snprintf((char *)p + 2, 123, "%s; retry_ms=%lld", text,
+			     (long long)(wsm__new_epoch(m) %
+					 (uint64_t)(spread + 1)));
+	} else {
+		n = snprintf((char *)p + 2, 123, "%s", text);
 	}
-	lws_close_reason(c->wsi, (enum lws_close_status)c->close_code,
-			 (unsigned char *)(uintptr_t)text, strlen(text));
+	if (n < 0 || n > 122)
+		n = 0;
+	c->close_sent = 1;
+	return lws_write(c->wsi, p, (size_t)n + 2, WSM_LWS_WRITE_CLOSE) < n + 2
+		       ? -1
+		       : 0;
 }
 
 void wsm__conn_close(wsm_manager_t *m, struct wsm_conn *c,
@@ -174,10 +160,8 @@ void wsm__conn_close(wsm_manager_t *m, struct wsm_conn *c,
 		wsm__queue_free(m, &c->out);
 	/* Bounds the whole close, however the peer behaves. */
 	lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, grace_s);
-	if (!wsm__queue_empty(&c->out))
-		lws_callback_on_writable(c->wsi); /* flush first */
-	else
-		queue_close(m, c);
+	/* Flushed first, if anything is left: the callback sends the close. */
+	lws_callback_on_writable(c->wsi);
 }
 
 void wsm__conn_teardown(wsm_manager_t *m, struct wsm_conn *c,
@@ -186,7 +170,6 @@ void wsm__conn_teardown(wsm_manager_t *m, struct wsm_conn *c,
 	struct wsm_session *s = c->session;
 
 	if (c->closing) {
-		wsm_link_remove(&c->in_session); /* the close queue */
 		wsm__bump(&m->c.closing, -1);
 	} else {
 		detach_open(m, c);
@@ -257,32 +240,32 @@ int wsm__conn_writeable(wsm_manager_t *m, struct wsm_conn *c)
 	struct wsm_msg *msg;
 	int n;
 
+	if (c->close_sent)
+		return 0; /* nothing follows the close frame */
+	if (c->closing)
+		c->ping_due = c->app_ping_due = 0; /* the close is the answer */
 	if (c->ping_due) {
 		c->ping_due = 0;
-		if (!c->closing) {
-			/* lws hides pongs with no payload, so carry the send time. */
-			for (n = 0; n < 8; n++)
-				ping[LWS_PRE + n] =
-					(unsigned char)(c->last_ping_us >> (56 - 8 * n));
-			if (lws_write(c->wsi, &ping[LWS_PRE], 8, LWS_WRITE_PING) < 8)
-				goto failed;
-			wsm__bump(&m->c.pings_sent, 1);
-		}
+		/* lws hides pongs with no payload, so carry the send time. */
+		for (n = 0; n < 8; n++)
+			ping[LWS_PRE + n] =
+				(unsigned char)(c->last_ping_us >> (56 - 8 * n));
+		if (lws_write(c->wsi, &ping[LWS_PRE], 8, LWS_WRITE_PING) < 8)
+			goto failed;
+		wsm__bump(&m->c.pings_sent, 1);
 		if (!wsm__queue_empty(&c->out) || c->app_ping_due)
 			lws_callback_on_writable(c->wsi);
 		return 0;
 	}
-	if (c->app_ping_due && !c->closing) {
+	if (c->app_ping_due) {
 		if (wsm__app_ping_send(m, c))
 			goto failed;
 		if (!wsm__queue_empty(&c->out))
 			lws_callback_on_writable(c->wsi);
 		return 0;
 	}
-	if (c->closing && wsm__queue_empty(&c->out)) {
-		queue_close(m, c); /* a partial write has been flushed */
-		return 0;
-	}
+	if (c->closing && wsm__queue_empty(&c->out))
+		return write_close_frame(m, c);
 	if ((msg = wsm__queue_pop(m, &c->out))) {
 		n = lws_write(c->wsi, msg->payload, msg->payload_len,
 			      LWS_WRITE_TEXT);
@@ -293,10 +276,8 @@ int wsm__conn_writeable(wsm_manager_t *m, struct wsm_conn *c)
 		wsm__bump(&m->c.messages_sent, 1);
 		wsm__bump(&m->c.bytes_sent, (int64_t)msg->payload_len);
 		wsm__msg_unref(m, msg);
-		if (!wsm__queue_empty(&c->out))
+		if (!wsm__queue_empty(&c->out) || c->closing)
 			lws_callback_on_writable(c->wsi);
-		else if (c->closing)
-			queue_close(m, c);
 		return 0;
 	}
 	return 0;

@@ -260,6 +260,7 @@ struct wsm_conn {
 	uint8_t is_stale;    /* counted in the stale gauge */
 	uint8_t ping_due;
 	uint8_t peer_closed; /* client sent a close frame */
+	uint8_t close_sent;  /* written: waiting for the client's answer */
 	uint8_t app_ping_due;
 	uint64_t app_nonce;  /* of the JSON ping awaiting its pong */
 	int64_t app_ping_us;
@@ -332,6 +333,8 @@ struct wsm_counters {
 	_Atomic uint64_t refused_rate;
 	_Atomic uint64_t refused[WSM_REFUSAL_SLOTS]; /* by reason */
 	_Atomic uint64_t setup_problems;              /* WSM_SETUP_* bits */
+	_Atomic uint64_t queue_peak_bytes;    /* (svc) live bytes, one queue */
+	_Atomic uint64_t queue_peak_messages; /* (svc) live positions, one queue */
 };
 
 /* Single-writer increment: a plain load and store, no locked instruction. */
@@ -386,7 +389,6 @@ struct wsm_manager {
 
 	/* Service thread only below. */
 	struct wsm_link conns; /* every connection, open or closing */
-	struct wsm_link close_queue; /* closing, queue flushed, close not sent */
 	int bound_vhosts;
 	struct wsm_binding *bindings;
 	struct wsm_deadline_queue q_ping;
@@ -556,7 +558,6 @@ void wsm__drain_expire(wsm_manager_t *m, int64_t now_us);
 /* ---- timers (timer.c) --------------------------------------------------- */
 void wsm__timer_rearm(wsm_manager_t *m);
 /* Hands queued closes to lws; never from a callback of the wsi closed. */
-void wsm__flush_closes(wsm_manager_t *m);
 int wsm__expire(wsm_manager_t *m, int64_t now_us);
 
 /* ---- binding to lws (callback.c) ---------------------------------------- */

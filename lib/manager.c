@@ -67,7 +67,6 @@ wsm_manager_t *wsm_manager_new(const wsm_config_t *cfg, int *err)
 	pthread_mutex_init(&m->table_lock, NULL);
 	m->inbox_tail = &m->inbox_head;
 	wsm_list_init(&m->conns);
-	wsm_list_init(&m->close_queue);
 	wsm__dq_init(&m->q_ping, m->cfg.ping_interval_ms * 1000);
 	wsm__dq_init(&m->q_stale, m->cfg.stale_timeout_ms * 1000);
 	/* Slot k closes at lifetime - jitter + k/(slots-1) of the jitter. */

@@ -58,6 +58,8 @@ static void snapshot(wsm_manager_t *m, wsm_metrics_t *s)
 	for (i = 0; i < WSM_REFUSAL_SLOTS; i++)
 		s->refused[i] = rd(&m->c.refused[i]);
 	s->setup_problems = rd(&m->c.setup_problems);
+	s->queue_peak_bytes = rd(&m->c.queue_peak_bytes);
+	s->queue_peak_messages = rd(&m->c.queue_peak_messages);
 }
 
 int wsm_metrics(wsm_manager_t *m, wsm_metrics_t *out)

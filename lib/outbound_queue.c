@@ -51,6 +51,25 @@ static bool over_bounds(wsm_manager_t *m, const struct wsm_queue *q,
 		       (uint64_t)m->cfg.max_queued_bytes;
 }
 
+/*
+ * High-water marks of what the bounds limit (the replay aside), so tests
+ * and operators read the worst case rather than sample for it.
+ */
+static void note_peak(wsm_manager_t *m, const struct wsm_queue *q)
+{
+	uint64_t bytes = q->bytes - q->replay_bytes;
+	uint64_t msgs = live_positions(q);
+
+	if (bytes > atomic_load_explicit(&m->c.queue_peak_bytes,
+					 memory_order_relaxed))
+		atomic_store_explicit(&m->c.queue_peak_bytes, bytes,
+				      memory_order_relaxed);
+	if (msgs > atomic_load_explicit(&m->c.queue_peak_messages,
+					memory_order_relaxed))
+		atomic_store_explicit(&m->c.queue_peak_messages, msgs,
+				      memory_order_relaxed);
+}
+
 /* Takes the queued message at relative position pos out of the counts. */
 static void forget(wsm_manager_t *m, struct wsm_queue *q, uint32_t pos,
 		   const struct wsm_msg *msg)
@@ -105,6 +124,8 @@ enum wsm_push wsm__queue_push(wsm_manager_t *m, struct wsm_queue *q,
 		q->replay_span++;
 		q->replay_left++;
 		q->replay_bytes += msg->payload_len;
+	} else {
+		note_peak(m, q);
 	}
 	wsm__bump(&m->c.queued_bytes, (int64_t)msg->payload_len);
 	msg->refs++;

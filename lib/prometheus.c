@@ -73,6 +73,12 @@ static void connections(struct out *o, const wsm_metrics_t *mx)
 	       "Payload bytes waiting in connection queues.", mx->queued_bytes);
 	single(o, "wsm_retained_bytes", "gauge",
 	       "Bytes held by replay state, all sessions.", mx->retained_bytes);
+	single(o, "wsm_queue_peak_bytes", "gauge",
+	       "Most payload bytes one connection queue has held.",
+	       mx->queue_peak_bytes);
+	single(o, "wsm_queue_peak_messages", "gauge",
+	       "Most messages one connection queue has held.",
+	       mx->queue_peak_messages);
 }
 
 static void admissions(struct out *o, const wsm_metrics_t *mx)

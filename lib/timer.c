@@ -16,7 +16,6 @@ static void on_timer(lws_sorted_usec_list_t *sul)
 
 	m->sul_at_us = 0;
 	wsm__expire(m, wsm__now_us());
-	wsm__flush_closes(m);
 	wsm__timer_rearm(m);
 }
 
@@ -33,8 +32,6 @@ void wsm__timer_rearm(wsm_manager_t *m)
 				 wsm__dq_next(&m->q_drain)));
 	for (i = 0; i < WSM_LIFETIME_SLOTS; i++)
 		next = min64(next, wsm__dq_next(&m->q_lifetime[i]));
-	if (!wsm_list_empty(&m->close_queue))
-		next = now; /* as soon as the loop is back from callbacks */
 	/* Already due no later: firing early just finds nothing and rearms. */
 	if (m->sul_at_us && m->sul_at_us <= next)
 		return;
@@ -96,7 +93,6 @@ int wsm_sweep(wsm_manager_t *m)
 	rc = wsm__service_check(m);
 	if (!rc) {
 		rc = wsm__expire(m, wsm__now_us());
-		wsm__flush_closes(m);
 		wsm__timer_rearm(m);
 	}
 	wsm__release(m);

@@ -287,6 +287,11 @@ static void test_retention_expires_and_is_bounded(void **state)
 	harness_stop(h);
 }
 
+static bool nothing_queued(void *arg)
+{
+	return harness_metrics(arg).queued_bytes == 0;
+}
+
 static bool closing_started(void *arg)
 {
 	return harness_metrics(arg).closing == 1 ||
@@ -294,9 +299,13 @@ static bool closing_started(void *arg)
 }
 
 /*
- * A client that never reads: its queue never holds more than the bound,
- * it is closed with 4004 once an error cannot be queued, and another
- * session's client keeps receiving throughout.
+ * A client that never reads: its queue never holds more than the bound
+ * (the library's own high-water mark says so), it is closed with 4004 once
+ * an error cannot be queued, and another session's client keeps receiving
+ * throughout. What the stuck client then reads is a prefix of what was
+ * broadcast, every error of it in order (progress may be superseded), and
+ * nothing after the close; the complete sent once the queue was full is
+ * not lost: a resume from the last seq it read gets it.
  */
 static void test_slow_consumer_is_bounded(void **state)
 {
@@ -304,7 +313,9 @@ static void test_slow_consumer_is_bounded(void **state)
 	wsm_manager_t *m = harness_mgr(h);
 	wsc_t *stuck = must_join(h, "stuck"), *fine = must_join(h, "fine");
 	static char big[60001];
-	uint64_t peak = 0;
+	json_int_t seq = 0, errors = 0, epoch = 0, sent;
+	char path[128];
+	wsm_metrics_t mx;
 	json_t *j;
 	int i;
 
@@ -318,60 +329,145 @@ static void test_slow_consumer_is_bounded(void **state)
 							NULL), 0);
 		j = recv_json(fine, 5000);
 		assert_non_null(j);
+		assert_string_equal(type_of(j), "progress");
 		json_decref(j);
-		if (harness_metrics(h).queued_bytes > peak)
-			peak = harness_metrics(h).queued_bytes;
 	}
 	assert_int_equal(harness_wait_until(closing_started, h, 5000), 0);
-	assert_true(peak <= 262144 + 64 * 1024);
+	sent = 2 * (json_int_t)i; /* error, progress: seqs 2k+1, 2k+2 */
+	mx = harness_metrics(h);
+	assert_true(mx.queue_peak_bytes <= 262144);
+	assert_true(mx.queue_peak_bytes > 262144 - 60100); /* it was full */
+	/* Dropped at the close, not flushed: gone while the client reads nothing. */
+	assert_int_equal(harness_wait_until(nothing_queued, h, 5000), 0);
 	assert_int_equal(wsm_broadcast_complete(m, "stuck", NULL), 0);
-	/* Now read: everything queued before the close, then 4004. */
-	assert_int_equal(wsc_wait_close(stuck, 10000), WSM_CLOSE_SLOW_CONSUMER);
+
+	/* Now read what the kernel holds: errors 1..k in order, then 4004. */
+	while ((j = recv_json(stuck, 10000))) {
+		assert_true(int_of(j, "seq") > seq);
+		seq = int_of(j, "seq");
+		epoch = int_of(j, "epoch");
+		if (strcmp(type_of(j), "error") == 0) {
+			assert_int_equal(seq, 2 * errors + 1);
+			errors++;
+		} else {
+			assert_string_equal(type_of(j), "progress");
+			assert_int_equal(seq % 2, 0);
+		}
+		json_decref(j);
+	}
+	assert_int_equal(wsc_close_code(stuck), WSM_CLOSE_SLOW_CONSUMER);
+	assert_true(errors >= 1);
+	assert_true(seq < sent); /* the queue was dropped, not flushed */
 	wsc_free(stuck);
 	assert_int_equal(harness_wait_events(h, WSM_EVENT_CLOSE,
 					     WSM_CAUSE_SLOW_CONSUMER, "stuck", 1,
 					     5000), 0);
+	snprintf(path, sizeof(path), "stuck?lastSeq=%lld&epoch=%lld",
+		 (long long)seq, (long long)epoch);
+	stuck = must_join(h, path);
+	j = recv_type(stuck, "complete", 5000);
+	assert_non_null(j);
+	assert_int_equal(int_of(j, "seq"), sent + 1);
+	json_decref(j);
+	wsc_free(stuck);
+
 	assert_int_equal(wsm_broadcast_complete(m, "fine", NULL), 0);
 	must_recv_type(fine, "complete");
 	assert_int_equal(wsc_close_code(fine), 0);
 	wsc_free(fine);
+	assert_int_equal(harness_events(h, WSM_EVENT_CLOSE,
+					WSM_CAUSE_SLOW_CONSUMER, NULL), 1);
 	harness_stop(h);
 }
 
-/* Connections opened together do not all expire together. */
+/*
+ * Watches n clients at once (answering pings) and notes when each one's
+ * close arrived and its code; 0 once all closed within timeout_ms.
+ */
+static int watch_closes(wsc_t **c, int n, int64_t *closed_at, int *code,
+			int timeout_ms)
+{
+	int64_t end = now_ms() + timeout_ms;
+	int i, open = n;
+
+	for (i = 0; i < n; i++)
+		code[i] = 0;
+	while (open && now_ms() < end)
+		for (i = 0; i < n; i++) {
+			if (code[i] || !(code[i] = wsc_wait_close(c[i], 1)))
+				continue;
+			closed_at[i] = now_ms();
+			open--;
+		}
+	return open ? -1 : 0;
+}
+
+/*
+ * Connections opened together do not all expire together: with 50 %
+ * jitter on 600 ms each lives between 300 and 600 ms. Timed from before
+ * its upgrade, a connection can only look longer-lived than it was, so
+ * one that looks shorter than 550 ms proves the jitter (with it off, none
+ * can; with it on, all 12 above 550 ms has odds of (50/300)^12, ~1e-9).
+ */
 static void test_lifetime_closes_are_spread(void **state)
 {
-	wsm_config_t *cfg = wsm_config_new();
-	int64_t first = INT64_MAX, last = 0, end;
-	int code[12] = { 0 }, open = 12;
+	harness_t *h = HARNESS_START(NULL, { WSM_OPT_MAX_LIFETIME_MS, 600 },
+				     { WSM_OPT_LIFETIME_JITTER_PERCENT, 50 },
+				     { WSM_OPT_MAX_CONNECTIONS_PER_SESSION, 20 });
+	int64_t asked[12], closed_at[12], shortest = INT64_MAX;
+	int code[12];
 	wsc_t *c[12];
-	harness_t *h;
 	int i;
 
 	(void)state;
-	wsm_config_set_int(cfg, WSM_OPT_MAX_LIFETIME_MS, 600);
-	wsm_config_set_int(cfg, WSM_OPT_LIFETIME_JITTER_PERCENT, 50);
-	wsm_config_set_int(cfg, WSM_OPT_MAX_CONNECTIONS_PER_SESSION, 20);
-	h = harness_start(cfg, NULL);
-	wsm_config_free(cfg);
-	for (i = 0; i < 12; i++)
+	assert_non_null(h);
+	for (i = 0; i < 12; i++) {
+		asked[i] = now_ms();
 		c[i] = must_join(h, "herd");
-	/* Watch all of them at once, noting when each one closes. */
-	end = now_ms() + 5000;
-	while (open && now_ms() < end)
-		for (i = 0; i < 12; i++) {
-			if (code[i] || !(code[i] = wsc_wait_close(c[i], 1)))
-				continue;
-			assert_int_equal(code[i], WSM_CLOSE_LIFETIME);
-			first = now_ms() < first ? now_ms() : first;
-			last = now_ms();
-			open--;
-		}
-	assert_int_equal(open, 0);
-	/* 12 random slots over 300 ms: all in one 50 ms burst is ~1e-10. */
-	assert_true(last - first >= 50);
-	for (i = 0; i < 12; i++)
+	}
+	assert_int_equal(watch_closes(c, 12, closed_at, code, 5000), 0);
+	for (i = 0; i < 12; i++) {
+		assert_int_equal(code[i], WSM_CLOSE_LIFETIME);
+		/* Never before the jitter's floor, half the lifetime. */
+		assert_true(closed_at[i] - asked[i] >= 300);
+		if (closed_at[i] - asked[i] < shortest)
+			shortest = closed_at[i] - asked[i];
 		wsc_free(c[i]);
+	}
+	print_message("shortest lifetime seen: %lld ms\n", (long long)shortest);
+	assert_true(shortest < 550);
+	harness_stop(h);
+}
+
+/*
+ * With no jitter every connection lives its whole lifetime: never closed
+ * before it (timed from before the upgrade), and closed once it is over
+ * (timed from after the upgrade, well within a second more).
+ */
+static void test_lifetime_exact_without_jitter(void **state)
+{
+	harness_t *h = HARNESS_START(NULL, { WSM_OPT_MAX_LIFETIME_MS, 500 },
+				     { WSM_OPT_LIFETIME_JITTER_PERCENT, 0 },
+				     { WSM_OPT_MAX_CONNECTIONS_PER_SESSION, 20 });
+	int64_t asked[4], opened[4], closed_at[4];
+	int code[4];
+	wsc_t *c[4];
+	int i;
+
+	(void)state;
+	assert_non_null(h);
+	for (i = 0; i < 4; i++) {
+		asked[i] = now_ms();
+		c[i] = must_join(h, "exact");
+		opened[i] = now_ms();
+	}
+	assert_int_equal(watch_closes(c, 4, closed_at, code, 5000), 0);
+	for (i = 0; i < 4; i++) {
+		assert_int_equal(code[i], WSM_CLOSE_LIFETIME);
+		assert_true(closed_at[i] - asked[i] >= 500);
+		assert_true(closed_at[i] - opened[i] < 1500);
+		wsc_free(c[i]);
+	}
 	harness_stop(h);
 }
 
@@ -419,6 +515,49 @@ static void test_drain(void **state)
 					     5000), 0);
 	assert_int_equal(harness_events(h, WSM_EVENT_CLOSE, WSM_CAUSE_SHUTDOWN,
 					"dr"), 4);
+	harness_stop(h);
+}
+
+/*
+ * The drain's closes are spread over its window, evenly (the i-th of n at
+ * i/n of it), not sent together; WSM_EVENT_DRAINED comes once, after the
+ * last, and never again.
+ */
+static void test_drain_spreads_closes(void **state)
+{
+	harness_t *h = start(60000, 100);
+	struct drain_args args = { 1000, -1, -1 };
+	int64_t begun, closed_at[5], first = INT64_MAX, last = 0;
+	int code[5], i;
+	wsc_t *c[5];
+
+	(void)state;
+	for (i = 0; i < 5; i++)
+		c[i] = must_join(h, "spread");
+	begun = now_ms();
+	assert_int_equal(harness_call(h, drain_on_service_thread, &args), 0);
+	assert_int_equal(args.result, 5);
+	assert_int_equal(watch_closes(c, 5, closed_at, code, 10000), 0);
+	for (i = 0; i < 5; i++) {
+		assert_int_equal(code[i], WSM_CLOSE_GOING_AWAY);
+		first = closed_at[i] < first ? closed_at[i] : first;
+		last = closed_at[i] > last ? closed_at[i] : last;
+		wsc_free(c[i]);
+	}
+	/* Due at 0, 200, 400, 600 and 800 ms: never sooner. */
+	print_message("drain closes from %lld to %lld ms\n",
+		      (long long)(first - begun), (long long)(last - begun));
+	assert_true(last - begun >= 800);
+	assert_int_equal(harness_wait_events(h, WSM_EVENT_DRAINED, -1, NULL, 1,
+					     5000), 0);
+	assert_int_equal(harness_events(h, WSM_EVENT_CLOSE, WSM_CAUSE_SHUTDOWN,
+					"spread"), 5);
+	/* Once: a later sweep or drain call finds nothing to report. */
+	assert_int_equal(harness_sweep(h), 0);
+	assert_int_equal(harness_call(h, drain_on_service_thread, &args), 0);
+	assert_int_equal(args.result, 0);
+	assert_int_equal(harness_wait_events(h, WSM_EVENT_DRAINED, -1, NULL, 2,
+					     300), -1);
 	harness_stop(h);
 }
 
@@ -521,6 +660,8 @@ int main(void)
 		cmocka_unit_test(test_retention_expires_and_is_bounded),
 		cmocka_unit_test(test_slow_consumer_is_bounded),
 		cmocka_unit_test(test_lifetime_closes_are_spread),
+		cmocka_unit_test(test_lifetime_exact_without_jitter),
+		cmocka_unit_test(test_drain_spreads_closes),
 		cmocka_unit_test(test_drain),
 	};
 

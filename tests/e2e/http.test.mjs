@@ -287,7 +287,8 @@ test('GET /metrics: Prometheus text format, line by line, with the right figures
   const types = Object.fromEntries([...fam].map(([n, f]) => [n, f.type]));
   assert.deepEqual(types, {
     wsm_connections: 'gauge', wsm_sessions: 'gauge', wsm_retained_sessions: 'gauge',
-    wsm_held_bytes: 'gauge', wsm_queued_bytes: 'gauge', wsm_retained_bytes: 'gauge',
+    wsm_held_bytes: 'gauge', wsm_queued_bytes: 'gauge',
+    wsm_queue_peak_bytes: 'gauge', wsm_queue_peak_messages: 'gauge', wsm_retained_bytes: 'gauge',
     wsm_connections_opened_total: 'counter', wsm_connections_refused_total: 'counter',
     wsm_connections_closed_total: 'counter', wsm_setup_problem: 'gauge',
     wsm_broadcasts_total: 'counter',
