@@ -23,18 +23,6 @@
 #define BIG_LEN 32768
 #define BACKLOG (512 * 1024) /* queued in libwsm, beyond the kernel's */
 
-struct progress {
-	harness_t *h;
-	uint64_t queued; /* messages_queued to wait for */
-};
-
-static bool all_queued(void *arg)
-{
-	struct progress *p = arg;
-
-	return harness_metrics(p->h).messages_queued >= p->queued;
-}
-
 static bool nothing_queued(void *arg)
 {
 	return harness_metrics(arg).queued_bytes == 0;
@@ -50,29 +38,6 @@ static bool closing_one(void *arg)
 static bool all_gone(void *arg)
 {
 	return harness_metrics(arg).connections == 0;
-}
-
-/*
- * Broadcasts errors (never coalesced) to a session whose one client reads
- * nothing, until libwsm itself holds BACKLOG bytes for it. Returns how
- * many were broadcast.
- */
-static int back_up(harness_t *h, const char *session)
-{
-	static char big[BIG_LEN + 1];
-	struct progress p = { h, harness_metrics(h).messages_queued };
-	int sent = 0, k;
-
-	memset(big, 'x', BIG_LEN);
-	while (sent < 2000 && harness_metrics(h).queued_bytes < BACKLOG) {
-		for (k = 0; k < 8; k++, sent++)
-			assert_int_equal(wsm_broadcast_error(harness_mgr(h),
-							     session, big), 0);
-		p.queued += 8;
-		assert_int_equal(harness_wait_until(all_queued, &p, 5000), 0);
-	}
-	assert_true(harness_metrics(h).queued_bytes >= BACKLOG);
-	return sent;
 }
 
 /* Reads to the close: the errors must be seq 1, 2, ... with no gap. */
@@ -134,7 +99,8 @@ static void run_close_case(const struct close_case *cc)
 	assert_non_null(h);
 	c = must_join(h, "q");
 	wsc_set_auto_pong(c, 0);
-	sent = back_up(h, "q");
+	sent = back_up_queues(h, "q", 1, BIG_LEN, BACKLOG);
+	assert_true(sent > 0);
 	assert_int_equal(harness_metrics(h).closing, 0); /* not begun yet */
 	switch (cc->how) {
 	case BY_LIFETIME:

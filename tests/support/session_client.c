@@ -71,3 +71,41 @@ json_t *recv_type(wsc_t *c, const char *type, int timeout_ms)
 	}
 	return NULL;
 }
+
+struct queued_target {
+	harness_t *h;
+	uint64_t count;
+};
+
+static bool queued_reached(void *arg)
+{
+	struct queued_target *t = arg;
+
+	return harness_metrics(t->h).messages_queued >= t->count;
+}
+
+int back_up_queues(harness_t *h, const char *session, unsigned conns,
+		   size_t len, uint64_t min_bytes)
+{
+	struct queued_target t = { h, harness_metrics(h).messages_queued };
+	char *big = repeat_char('x', len);
+	int sent = 0, k;
+
+	if (!big)
+		return -1;
+	while (sent < 4000 && harness_metrics(h).queued_bytes < min_bytes) {
+		for (k = 0; k < 8; k++, sent++)
+			if (wsm_broadcast_error(harness_mgr(h), session, big)) {
+				free(big);
+				return -1;
+			}
+		/* Each broadcast queues one copy per connection. */
+		t.count += 8 * (uint64_t)conns;
+		if (harness_wait_until(queued_reached, &t, 5000)) {
+			free(big);
+			return -1;
+		}
+	}
+	free(big);
+	return harness_metrics(h).queued_bytes >= min_bytes ? sent : -1;
+}

@@ -25,4 +25,12 @@ json_t *recv_json(wsc_t *c, int timeout_ms);
 /* Reads messages until one of this type arrives; NULL otherwise. */
 json_t *recv_type(wsc_t *c, const char *type, int timeout_ms);
 
+/*
+ * Broadcasts errors of len bytes (errors are never coalesced) to session,
+ * whose conns clients read nothing, until libwsm itself holds min_bytes
+ * for them: the kernel's socket buffers are full by then. Returns how
+ * many were broadcast, or -1 (a call failed, or nothing backed up).
+ */
+int back_up_queues(harness_t *h, const char *session, unsigned conns,
+		   size_t len, uint64_t min_bytes);
 #endif
