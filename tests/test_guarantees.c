@@ -2,8 +2,9 @@
  * Guarantees of wsm(7) that no other test would catch breaking: the count
  * bound of a connection's queue, a slow consumer's queue dropped, exactly
  * one close event per connection, replay for wsm_register() connections,
- * and the byte bound of retained state.
+ * the byte bound of retained state, and one lws timer per manager.
  */
+#include <dlfcn.h> /* dladdr(), RTLD_NEXT: meson sets _GNU_SOURCE */
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,6 +14,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <libwebsockets.h>
 
 #include "support/must.h"
 
@@ -192,6 +194,82 @@ static void test_retained_bytes_bound(void **state)
 	harness_stop(h);
 }
 
+/*
+ * Every lws_sul_schedule() call libwsm makes comes through here first (the
+ * executable's definition interposes on lws's for libwsm.so): the distinct
+ * timers it arms are noted, then lws's own function does the work.
+ */
+static struct {
+	pthread_mutex_t lock;
+	const void *suls[16];
+	unsigned distinct, calls;
+} armed = { PTHREAD_MUTEX_INITIALIZER, { 0 }, 0, 0 };
+
+void lws_sul_schedule(struct lws_context *ctx, int tsi,
+		      lws_sorted_usec_list_t *sul, sul_cb_t cb, lws_usec_t us)
+{
+	static void (*real)(struct lws_context *, int, lws_sorted_usec_list_t *,
+			    sul_cb_t, lws_usec_t);
+	Dl_info caller;
+	unsigned i;
+
+	if (!real)
+		*(void **)&real = dlsym(RTLD_NEXT, "lws_sul_schedule");
+	if (dladdr(__builtin_return_address(0), &caller) && caller.dli_fname &&
+	    strstr(caller.dli_fname, "libwsm")) {
+		pthread_mutex_lock(&armed.lock);
+		armed.calls++;
+		for (i = 0; i < armed.distinct && armed.suls[i] != sul; i++)
+			;
+		if (i == armed.distinct && i < 16)
+			armed.suls[armed.distinct++] = sul;
+		pthread_mutex_unlock(&armed.lock);
+	}
+	real(ctx, tsi, sul, cb, us);
+}
+
+static bool pinged_all(void *arg)
+{
+	return harness_metrics(arg).pings_sent >= 3 * 40;
+}
+
+/*
+ * Forty connections, each with its ping, stale and lifetime deadlines, in
+ * sessions kept for replay: libwsm arms one lws timer for all of it.
+ */
+static void test_one_timer_per_manager(void **state)
+{
+	harness_t *h;
+	char id[16];
+	wsc_t *c[40];
+	int i;
+
+	(void)state;
+	pthread_mutex_lock(&armed.lock);
+	armed.distinct = armed.calls = 0; /* other tests' managers had theirs */
+	pthread_mutex_unlock(&armed.lock);
+	h = HARNESS_START(NULL, { WSM_OPT_PING_INTERVAL_MS, 50 },
+				     { WSM_OPT_STALE_TIMEOUT_MS, 5000 },
+				     { WSM_OPT_MAX_LIFETIME_MS, 60000 },
+				     { WSM_OPT_RETENTION_MS, 60000 },
+				     { WSM_OPT_SWEEP_INTERVAL_MS, 100 });
+	assert_non_null(h);
+	for (i = 0; i < 40; i++) {
+		snprintf(id, sizeof(id), "tm-%d", i % 8);
+		c[i] = must_join(h, id);
+	}
+	assert_int_equal(harness_wait_until(pinged_all, h, 10000), 0);
+	for (i = 0; i < 40; i++)
+		wsc_free(c[i]);
+	pthread_mutex_lock(&armed.lock);
+	print_message("%u lws_sul_schedule() calls, %u distinct timers\n",
+		      armed.calls, armed.distinct);
+	assert_true(armed.calls > 1);
+	assert_int_equal(armed.distinct, 1);
+	pthread_mutex_unlock(&armed.lock);
+	harness_stop(h);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -199,6 +277,7 @@ int main(void)
 		cmocka_unit_test(test_one_close_event_each),
 		cmocka_unit_test(test_register_gets_replay),
 		cmocka_unit_test(test_retained_bytes_bound),
+		cmocka_unit_test(test_one_timer_per_manager),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
