@@ -714,6 +714,7 @@ static void test_client_ping_is_not_activity(void **state)
 	size_t len;
 	wsc_t *c;
 	int op, code = 0;
+	int64_t asked, closed;
 
 	(void)state;
 	assert_non_null(cfg);
@@ -722,6 +723,7 @@ static void test_client_ping_is_not_activity(void **state)
 	h = keep_harness(harness_start(cfg, NULL));
 	wsm_config_free(cfg);
 	assert_non_null(h);
+	asked = now_ms();
 	c = join(h, "keepalive");
 	while (server_pings < 40) {
 		op = read_frame(c, buf, sizeof(buf), &len, WAIT_MS);
@@ -737,7 +739,11 @@ static void test_client_ping_is_not_activity(void **state)
 			assert_int_equal(wsc_send_frame(c, OP_PING, 1, "ka", 2), 0);
 		}
 	}
+	closed = now_ms();
 	assert_int_equal(code, WSM_CLOSE_STALE);
+	/* At the stale timeout after the upgrade, its last activity. */
+	assert_true(closed - asked >= 600);
+	assert_true(closed - asked < 600 + 1500);
 	assert_true(server_pings >= 1);
 	assert_true(pongs >= 1);
 	close_client(c);

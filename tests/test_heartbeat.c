@@ -36,14 +36,22 @@ static void pump_until_pings(wsc_t *c, unsigned n, int timeout_ms)
 	assert_true(wsc_pings(c) >= n);
 }
 
-/* Pings arrive every interval and pongs keep the connection alive. */
+/*
+ * Pings arrive every interval (never sooner than the interval less its
+ * 1/16 slack, and not much later) and pongs keep the connection alive.
+ */
 static void heartbeat(bool libuv)
 {
 	harness_t *h = start(100, 500, 600000, libuv);
 	wsc_t *c = must_join(h, "beat");
+	int64_t t0 = now_ms(), took;
 
 	/* 12 pings at 100 ms span over twice the stale timeout: pongs count. */
 	pump_until_pings(c, 12, 10000);
+	took = now_ms() - t0;
+	print_message("12 pings in %lld ms\n", (long long)took);
+	assert_true(took >= 12 * (100 - 100 / 16) - 100); /* the first: at 1 interval */
+	assert_true(took < 12 * 100 * 3);
 	assert_int_equal(wsc_close_code(c), 0);
 	assert_true(harness_metrics(h).pings_sent >= 10);
 	assert_int_equal(harness_metrics(h).stale, 0);

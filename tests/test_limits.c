@@ -293,6 +293,25 @@ static void test_upgrade_rate(void **state)
 	assert_true(ok >= 5 && ok < 20);
 	assert_int_equal(ok + busy, 20);
 	assert_int_equal(harness_metrics(h).refused_rate, (uint64_t)busy);
+	/* The bucket is empty: the next refusal's head says when to retry. */
+	for (i = 0; i < 10; i++) {
+		char *resp = NULL;
+
+		st = wsc_exchange(harness_port(h),
+				  "GET " PREFIX "rate HTTP/1.1\r\nHost: x\r\n"
+				  "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+				  "Sec-WebSocket-Version: 13\r\n"
+				  "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+				  &resp, 2000);
+		if (st == 503) {
+			assert_non_null(resp);
+			assert_non_null(strstr(resp, "\r\nRetry-After: 1\r\n"));
+		}
+		free(resp);
+		if (st == 503)
+			break;
+	}
+	assert_int_equal(st, 503);
 	for (i = 0; i < 20; i++)
 		wsc_free(c[i]);
 	harness_stop(h);

@@ -136,8 +136,15 @@ static void test_epoch_mismatch_resets(void **state)
 	json_decref(j);
 	assert_int_equal(harness_metrics(h).resets, 1);
 	wsc_free(c);
-	/* A malformed resume is refused before the upgrade. */
-	assert_null(join_session(h, "ep?lastSeq=x1", NULL));
+	/* A malformed resume is refused with 400 before the upgrade. */
+	{
+		int status = 0;
+
+		assert_null(join_session(h, "ep?lastSeq=x1", &status));
+		assert_int_equal(status, 400);
+		assert_int_equal(harness_metrics(h).refused[WSM_REFUSAL_BAD_RESUME],
+				 1);
+	}
 	harness_stop(h);
 }
 
