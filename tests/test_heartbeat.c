@@ -179,9 +179,10 @@ static void test_sweep(void **state)
 
 static harness_t *start_app_ping(void)
 {
+	/* A stale window wide enough for the echoing client under TSan. */
 	harness_t *h = HARNESS_START(NULL, { WSM_OPT_APP_PING, 1 },
-				     { WSM_OPT_PING_INTERVAL_MS, 80 },
-				     { WSM_OPT_STALE_TIMEOUT_MS, 600 });
+				     { WSM_OPT_PING_INTERVAL_MS, 100 },
+				     { WSM_OPT_STALE_TIMEOUT_MS, 1500 });
 
 	assert_non_null(h);
 	return h;
@@ -195,7 +196,7 @@ static void test_app_ping(void **state)
 {
 	harness_t *h = start_app_ping();
 	wsc_t *echoes = must_join(h, "app"), *silent = must_join(h, "app");
-	int64_t end = now_ms() + 5000;
+	int64_t end = now_ms() + 10000;
 	char pong[128];
 	json_t *j;
 	int pongs = 0, rc = 0;
