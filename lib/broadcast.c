@@ -6,7 +6,10 @@
 
 #include "internal.h"
 
-/* Takes msg (built by the caller) into the inbox, or frees it. */
+/*
+ * Takes msg (built by the caller) into the inbox, or runs it at once on
+ * the service thread, or frees it.
+ */
 static int submit(wsm_manager_t *m, int rc, struct wsm_msg *msg)
 {
 	if (!rc) {

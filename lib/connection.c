@@ -19,9 +19,12 @@ static void set_stale(wsm_manager_t *m, struct wsm_conn *c, bool stale)
 static void emit(wsm_manager_t *m, wsm_event_t ev, struct wsm_conn *c,
 		 wsm_close_cause_t cause)
 {
-	if (m->cfg.on_event)
-		m->cfg.on_event(m->cfg.event_user, ev, c->id, c->session->id,
-				cause);
+	if (!m->cfg.on_event)
+		return;
+	/* Its broadcasts wait in the inbox: the connection is half made. */
+	m->in_event++;
+	m->cfg.on_event(m->cfg.event_user, ev, c->id, c->session->id, cause);
+	m->in_event--;
 }
 
 int64_t wsm__conn_open(wsm_manager_t *m, struct lws *wsi, const char *id,

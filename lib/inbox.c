@@ -8,16 +8,42 @@
  * separately, each by WSM_OPT_INBOX_CAPACITY: a producer flooding progress
  * can fill only its own share, so a terminal message is never refused
  * because progress is pending.
+ *
+ * A call made on the service thread itself (from a callback or an lws
+ * timer) skips the inbox: it is run at once, after whatever other threads
+ * queued before it, so no wake-up, no lock round trip per message and no
+ * reordering against a worker's earlier calls. Not from inside the host's
+ * event callback, though: the connection it reports is still being made
+ * (an open's replay must go first) or unmade.
  */
 #include "internal.h"
 
+static void run(wsm_manager_t *m, struct wsm_msg *msg)
+{
+	msg->next = NULL;
+	msg->refs = 1;
+	if (msg->kind == WSM_MSG_CLOSE_SESSION)
+		wsm__session_close_now(m, msg->session_id, msg->session_id_len);
+	else if (msg->kind == WSM_MSG_OPEN_SESSION)
+		wsm__session_open_now(m, msg->session_id, msg->session_id_len);
+	else
+		wsm__session_deliver(m, msg);
+	wsm__msg_unref(m, msg);
+}
+
 int wsm__inbox_push(wsm_manager_t *m, struct wsm_msg *msg)
 {
-	bool wake;
-
+	bool wake, here;
 	size_t *share;
 
 	pthread_mutex_lock(&m->inbox_lock);
+	here = m->context && pthread_equal(m->service_thread, pthread_self()) &&
+	       !m->in_event;
+	if (here && !m->inbox_progress && !m->inbox_other) {
+		pthread_mutex_unlock(&m->inbox_lock);
+		run(m, msg);
+		return WSM_OK;
+	}
 	share = msg->kind == WSM_MSG_PROGRESS ? &m->inbox_progress
 					      : &m->inbox_other;
 	if (*share >= (size_t)m->cfg.inbox_capacity) {
@@ -30,9 +56,11 @@ int wsm__inbox_push(wsm_manager_t *m, struct wsm_msg *msg)
 	m->inbox_tail = &msg->next;
 	(*share)++;
 	/* Under the lock, so the context cannot be unbound meanwhile. */
-	if (wake && m->context)
+	if (wake && m->context && !here)
 		lws_cancel_service(m->context);
 	pthread_mutex_unlock(&m->inbox_lock);
+	if (here)
+		wsm__inbox_drain(m); /* others' earlier calls, then this one */
 	return WSM_OK;
 }
 
@@ -55,17 +83,7 @@ void wsm__inbox_drain(wsm_manager_t *m)
 
 	for (; msg; msg = next) {
 		next = msg->next;
-		msg->next = NULL;
-		msg->refs = 1;
-		if (msg->kind == WSM_MSG_CLOSE_SESSION)
-			wsm__session_close_now(m, msg->session_id,
-					       msg->session_id_len);
-		else if (msg->kind == WSM_MSG_OPEN_SESSION)
-			wsm__session_open_now(m, msg->session_id,
-					      msg->session_id_len);
-		else
-			wsm__session_deliver(m, msg);
-		wsm__msg_unref(m, msg);
+		run(m, msg);
 	}
 }
 

@@ -399,6 +399,7 @@ struct wsm_manager {
 	atomic_bool draining;
 	bool drained_reported;
 	bool drain_waiting; /* inside wsm_drain_wait() */
+	unsigned in_event; /* (svc) inside the host's event callback */
 	struct wsm_deadline_queue q_retain; /* idle sessions, oldest first */
 	uint64_t rng;                       /* xorshift state for epochs */
 	lws_sorted_usec_list_t sul;
@@ -456,6 +457,11 @@ struct wsm_session *wsm__table_get(wsm_manager_t *m, const char *id,
 void wsm__table_remove(wsm_manager_t *m, struct wsm_session *s);
 
 /* ---- messages (message.c) ---------------------------------------------- */
+/* json_text.c: jansson's bytes for strings and reals, without jansson. */
+size_t wsm__json_str_len(const char *s, size_t n);
+char *wsm__json_str(char *out, const char *s, size_t n);
+int wsm__json_real(char *out, size_t size, double v);
+
 int wsm__msg_new_progress(wsm_manager_t *m, const char *id, double progress,
 			  const char *message, const char *stage,
 			  struct wsm_msg **out);

@@ -2,6 +2,8 @@
  * Broadcast messages: validated and rendered to JSON once, on the calling
  * thread, into a buffer with LWS_PRE headroom and room to put the session's
  * seq in front on the service thread; then shared by every connection.
+ * Progress, error and reset are written directly (json_text.c); complete
+ * goes through jansson, which parses and validates its metadata.
  */
 #include <jansson.h>
 #include <math.h>
@@ -64,6 +66,77 @@ static int render(wsm_manager_t *m, enum wsm_msg_kind kind, const char *id,
 	return WSM_OK;
 }
 
+/*
+ * A fixed-shape body: "type", "sessionId", up to three more fields (a
+ * number or strings; NULL ones left out) and "timestamp", without the
+ * opening brace. Returns its length; writes it too when out is not NULL.
+ */
+struct fixed {
+	const char *type;
+	const char *id;
+	size_t id_len;
+	const char *key[3];
+	const char *text[3]; /* a JSON string's content, or... */
+	const char *number;  /* ...for key[0] when set: written as it is */
+	char stamp[24];      /* the timestamp's digits */
+};
+
+static size_t put(char *out, size_t at, const char *raw)
+{
+	size_t n = strlen(raw);
+
+	if (out)
+		memcpy(out + at, raw, n);
+	return at + n;
+}
+
+static size_t put_str(char *out, size_t at, const char *s, size_t n)
+{
+	if (!out)
+		return at + wsm__json_str_len(s, n);
+	return (size_t)(wsm__json_str(out + at, s, n) - out);
+}
+
+static size_t fixed_body(char *out, const struct fixed *f)
+{
+	size_t at = put(out, 0, "\"type\":\"");
+	int i;
+
+	at = put(out, at, f->type);
+	at = put(out, at, "\",\"sessionId\":");
+	at = put_str(out, at, f->id, f->id_len);
+	for (i = 0; i < 3; i++) {
+		if (!f->key[i] || (!f->text[i] && !(i == 0 && f->number)))
+			continue;
+		at = put(out, at, ",\"");
+		at = put(out, at, f->key[i]);
+		at = put(out, at, "\":");
+		if (i == 0 && f->number)
+			at = put(out, at, f->number);
+		else
+			at = put_str(out, at, f->text[i], strlen(f->text[i]));
+	}
+	at = put(out, at, ",\"timestamp\":");
+	at = put(out, at, f->stamp);
+	return put(out, at, "}");
+}
+
+static int render_fixed(wsm_manager_t *m, enum wsm_msg_kind kind,
+			struct fixed *f, struct wsm_msg **out)
+{
+	struct wsm_msg *msg;
+	size_t n;
+
+	snprintf(f->stamp, sizeof(f->stamp), "%lld", (long long)wsm__wall_ms());
+	n = fixed_body(NULL, f);
+	msg = msg_alloc(m, kind, f->id, f->id_len, n);
+	if (!msg)
+		return WSM_ENOMEM;
+	fixed_body((char *)msg->buf + LWS_PRE + WSM_SEQ_ROOM, f);
+	*out = msg;
+	return WSM_OK;
+}
+
 static json_t *header(const char *type, const char *id, size_t id_len)
 {
 	json_t *obj = json_object();
@@ -78,19 +151,14 @@ static json_t *header(const char *type, const char *id, size_t id_len)
 	return obj;
 }
 
-static int add_string(json_t *obj, const char *key, const char *value)
-{
-	return json_object_set_new(obj, key, json_string(value)) ? WSM_ENOMEM
-								 : WSM_OK;
-}
-
 int wsm__msg_new_progress(wsm_manager_t *m, const char *id, double progress,
 			  const char *message, const char *stage,
 			  struct wsm_msg **out)
 {
-	size_t id_len;
-	json_t *obj;
-	int rc = check_id(m, id, &id_len);
+	struct fixed f = { "progress", id, 0, { "progress", "message", "stage" },
+			   { NULL, message, stage }, NULL, "" };
+	char number[40];
+	int rc = check_id(m, id, &f.id_len);
 
 	if (rc)
 		return rc;
@@ -100,24 +168,18 @@ int wsm__msg_new_progress(wsm_manager_t *m, const char *id, double progress,
 		return rc;
 	if (stage && (rc = wsm__check_text(stage, m->cfg.max_text_len)))
 		return rc;
-	obj = header("progress", id, id_len);
-	if (!obj)
-		return WSM_ENOMEM;
-	if (json_object_set_new(obj, "progress", json_real(progress)) ||
-	    (message && add_string(obj, "message", message)) ||
-	    (stage && add_string(obj, "stage", stage))) {
-		json_decref(obj);
-		return WSM_ENOMEM;
-	}
-	return render(m, WSM_MSG_PROGRESS, id, id_len, obj, out);
+	if (wsm__json_real(number, sizeof(number), progress) < 0)
+		return WSM_ERANGE;
+	f.number = number;
+	return render_fixed(m, WSM_MSG_PROGRESS, &f, out);
 }
 
 int wsm__msg_new_error(wsm_manager_t *m, const char *id, const char *error,
 		       struct wsm_msg **out)
 {
-	size_t id_len;
-	json_t *obj;
-	int rc = check_id(m, id, &id_len);
+	struct fixed f = { "error", id, 0, { "error", NULL, NULL },
+			   { error, NULL, NULL }, NULL, "" };
+	int rc = check_id(m, id, &f.id_len);
 
 	if (rc)
 		return rc;
@@ -125,12 +187,7 @@ int wsm__msg_new_error(wsm_manager_t *m, const char *id, const char *error,
 		return WSM_EINVAL;
 	if ((rc = wsm__check_text(error, m->cfg.max_text_len)))
 		return rc;
-	obj = header("error", id, id_len);
-	if (!obj || add_string(obj, "error", error)) {
-		json_decref(obj);
-		return WSM_ENOMEM;
-	}
-	return render(m, WSM_MSG_ERROR, id, id_len, obj, out);
+	return render_fixed(m, WSM_MSG_ERROR, &f, out);
 }
 
 static int parse_metadata(wsm_manager_t *m, const char *text, json_t **out)
@@ -201,11 +258,10 @@ int wsm__msg_new_open(wsm_manager_t *m, const char *id, struct wsm_msg **out)
 int wsm__msg_new_reset(wsm_manager_t *m, const char *id, size_t id_len,
 		       struct wsm_msg **out)
 {
-	json_t *obj = header("reset", id, id_len);
+	struct fixed f = { "reset", id, id_len, { NULL, NULL, NULL },
+			   { NULL, NULL, NULL }, NULL, "" };
 
-	if (!obj)
-		return WSM_ENOMEM;
-	return render(m, WSM_MSG_RESET, id, id_len, obj, out);
+	return render_fixed(m, WSM_MSG_RESET, &f, out);
 }
 
 void wsm__msg_stamp(struct wsm_msg *msg, uint64_t seq, uint32_t epoch)

@@ -4,6 +4,7 @@
  * libwsm in (ready protocol, delegating callback, explicit register) and on
  * both the poll loop and a libuv loop the host owns.
  */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -313,6 +314,80 @@ static void test_manual_cleanup(void **state)
 }
 
 /* Broadcasting to a session nobody watches is fine and counted. */
+struct on_loop {
+	uint64_t queued_before, queued_after;
+	int rc_worker, rc_here;
+};
+
+static void *worker_progress(void *arg)
+{
+	harness_t *h = arg;
+
+	return (void *)(intptr_t)wsm_broadcast_progress(harness_mgr(h), "svc", 10,
+							NULL, NULL);
+}
+
+static uint64_t queued_now(harness_t *h)
+{
+	wsm_metrics_t mx;
+
+	memset(&mx, 0, sizeof(mx));
+	mx.size = sizeof(mx);
+	return wsm_metrics(harness_mgr(h), &mx) ? 0 : mx.messages_queued;
+}
+
+/*
+ * On the service thread: a worker's progress waits in the inbox (this
+ * thread is busy), then a complete made here is delivered before the call
+ * returns, after the worker's earlier progress.
+ */
+static void broadcast_on_loop(harness_t *h, void *arg)
+{
+	struct on_loop *o = arg;
+	pthread_t th;
+	void *rc;
+
+	o->rc_worker = -1;
+	if (pthread_create(&th, NULL, worker_progress, h) == 0) {
+		pthread_join(th, &rc);
+		o->rc_worker = (int)(intptr_t)rc;
+	}
+	o->queued_before = queued_now(h);
+	o->rc_here = wsm_broadcast_complete(harness_mgr(h), "svc", NULL);
+	o->queued_after = queued_now(h);
+}
+
+/* A broadcast made on the service thread skips the inbox, keeping order. */
+static void test_service_thread_broadcast(void **state)
+{
+	harness_t *h = harness_start(NULL, NULL);
+	struct on_loop o;
+	wsc_t *c;
+	json_t *j;
+
+	(void)state;
+	assert_non_null(h);
+	c = join_and_wait(h, "svc", NULL);
+	assert_non_null(c);
+	assert_int_equal(harness_call(h, broadcast_on_loop, &o), 0);
+	assert_int_equal(o.rc_worker, 0);
+	assert_int_equal(o.rc_here, 0);
+	/* Both queued by the time the call returned: no trip through the loop. */
+	assert_int_equal(o.queued_after, o.queued_before + 2);
+	j = recv_json(c, 5000);
+	assert_non_null(j);
+	assert_string_equal(json_string_value(json_object_get(j, "type")), "progress");
+	assert_int_equal(json_integer_value(json_object_get(j, "seq")), 1);
+	json_decref(j);
+	j = recv_json(c, 5000);
+	assert_non_null(j);
+	assert_string_equal(json_string_value(json_object_get(j, "type")), "complete");
+	assert_int_equal(json_integer_value(json_object_get(j, "seq")), 2);
+	json_decref(j);
+	wsc_free(c);
+	harness_stop(h);
+}
+
 static void test_unrouted(void **state)
 {
 	harness_t *h = harness_start(NULL, NULL);
@@ -363,6 +438,7 @@ int main(void)
 		cmocka_unit_test(test_progress_latest_wins_in_queue),
 		cmocka_unit_test(test_manual_cleanup),
 		cmocka_unit_test(test_unrouted),
+		cmocka_unit_test(test_service_thread_broadcast),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

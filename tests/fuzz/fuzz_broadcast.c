@@ -5,7 +5,8 @@
  * the exact error code a rejected call must return, no byte held after a
  * rejection, and for an accepted call the rendered message itself, stamped
  * with a fuzzed seq and epoch and parsed back, must hold exactly the fields
- * given. Every FLUSH_EVERY inputs the held bytes must equal the baseline plus
+ * given; progress and error, which libwsm writes without jansson, must be
+ * byte for byte what jansson makes of the same object. Every FLUSH_EVERY inputs the held bytes must equal the baseline plus
  * the messages waiting in the inbox, and the baseline once they are dropped.
  * Also: wsm__utf8_feed() over random chunk splits agrees with one call over
  * the whole text, prefix by prefix, and with the reference decoder.
@@ -249,6 +250,42 @@ struct call {
 	uint32_t epoch;
 };
 
+/*
+ * What jansson writes for this call, with libwsm's dump flags and key order
+ * and the timestamp the message got, the body only (no stamp, no brace).
+ */
+static char *jansson_body(const struct call *c, json_int_t timestamp)
+{
+	json_t *obj = json_object();
+	char *text, *body;
+
+	if (!obj)
+		abort();
+	json_object_set_new(obj, "type", json_string(c->op ? "error" : "progress"));
+	json_object_set_new(obj, "sessionId", json_string(c->id));
+	if (c->op == 0) {
+		json_object_set_new(obj, "progress", json_real(c->progress));
+		if (c->text)
+			json_object_set_new(obj, "message", json_string(c->text));
+		if (c->stage)
+			json_object_set_new(obj, "stage", json_string(c->stage));
+	} else {
+		json_object_set_new(obj, "error", json_string(c->text));
+	}
+	json_object_set_new(obj, "timestamp", json_integer(timestamp));
+	text = json_dumps(obj, JSON_COMPACT | JSON_PRESERVE_ORDER |
+				       JSON_REAL_PRECISION(15));
+	json_decref(obj);
+	if (!text)
+		abort();
+	body = strdup(text + 1);
+	free(text);
+	if (!body)
+		abort();
+	return body;
+}
+
+
 /* An accepted broadcast, as a client would receive it. */
 static void check_rendered(const struct mgr *g, struct wsm_msg *msg,
 			   const struct call *c)
@@ -295,6 +332,17 @@ static void check_rendered(const struct mgr *g, struct wsm_msg *msg,
 	expect_string(doc, "type", types[c->op]);
 	expect_string(doc, "sessionId", c->id);
 	FZ_CHECK(json_is_integer(json_object_get(doc, "timestamp")), "timestamp");
+	if (c->op < 2) {
+		char *want = jansson_body(
+			c, json_integer_value(json_object_get(doc, "timestamp")));
+
+		FZ_CHECK(msg->payload_len - (size_t)n == strlen(want) &&
+				 !memcmp(msg->payload + n, want, strlen(want)),
+			 "not jansson's bytes: %.*s, jansson: %s",
+			 (int)(msg->payload_len - (size_t)n), msg->payload + n,
+			 want);
+		free(want);
+	}
 	if (c->op == 0) {
 		json_t *p = json_object_get(doc, "progress");
 		double v = json_number_value(p);
