@@ -48,14 +48,12 @@ int64_t wsm__conn_open(wsm_manager_t *m, struct lws *wsi, const char *id,
 	s->refs++;
 	pthread_mutex_unlock(&m->table_lock);
 	wsm__session_busy(m, s);
-	if (resume)
-		c->resume = *resume;
 
 	wsm_list_append(&m->conns, &c->in_all);
 	c->wsi = wsi;
 	c->session = s;
 	c->id = ++m->next_conn_id;
-	c->opened_us = c->last_rx_us = now;
+	c->last_rx_us = now;
 	wsm__dq_arm(&m->q_ping, &c->ping, now);
 	wsm__dq_arm(&m->q_stale, &c->stale, now);
 	wsm__dq_arm(&m->q_lifetime[wsm__new_epoch(m) % WSM_LIFETIME_SLOTS],
@@ -66,7 +64,7 @@ int64_t wsm__conn_open(wsm_manager_t *m, struct lws *wsi, const char *id,
 	wsm__bump(&m->c.opened, 1);
 	wsm__timer_rearm(m);
 	emit(m, WSM_EVENT_OPEN, c, WSM_CAUSE_NONE);
-	wsm__replay(m, c);
+	wsm__replay(m, c, resume);
 	return (int64_t)c->id;
 }
 

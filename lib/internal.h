@@ -179,14 +179,19 @@ struct wsm_msg {
 #define WSM_REPLAY_MAX 3
 
 /* Service thread only. Slots are allocated on the first message. */
+/*
+ * Sized for the bounds (at most 4096 + WSM_REPLAY_MAX slots, 64 MiB plus a
+ * replay): one per connection, so every byte counts 15,000 times.
+ */
 struct wsm_queue {
 	struct wsm_msg **slots; /* NULL entries are coalesced-away progress */
-	uint32_t head, len, cap;
-	uint32_t progress_at; /* 1 + position of the queued progress, or 0 */
-	uint64_t bytes;       /* payload bytes of the queued messages */
-	uint32_t replay_span; /* leading positions (holes too) of the replay */
-	uint32_t replay_left; /* replay messages still queued */
-	uint64_t replay_bytes; /* their payload bytes, outside the bound */
+	uint16_t head, len;
+	uint16_t cap;         /* slots allocated: grows up to the bound */
+	uint16_t progress_at; /* 1 + position of the queued progress, or 0 */
+	uint32_t bytes;       /* payload bytes of the queued messages */
+	uint32_t replay_bytes; /* the replay's, outside the bound */
+	uint8_t replay_span;  /* leading positions (holes too) of the replay */
+	uint8_t replay_left;  /* replay messages still queued */
 };
 
 enum wsm_push {
@@ -248,7 +253,6 @@ struct wsm_conn {
 	struct wsm_session *session; /* held until teardown */
 	struct wsm_peer *peer;       /* held until teardown, if capped */
 	uint64_t id;
-	int64_t opened_us;
 	int64_t last_rx_us;
 	int64_t last_ping_us;
 	struct wsm_queue out;
@@ -262,9 +266,7 @@ struct wsm_conn {
 	uint8_t peer_closed; /* client sent a close frame */
 	uint8_t close_sent;  /* written: waiting for the client's answer */
 	uint8_t app_ping_due;
-	uint64_t app_nonce;  /* of the JSON ping awaiting its pong */
-	int64_t app_ping_us;
-	struct wsm_resume resume;
+	uint8_t app_ping_open; /* a JSON ping, sent at last_ping_us, unanswered */
 };
 
 /*
@@ -516,7 +518,8 @@ void wsm__session_busy(wsm_manager_t *m, struct wsm_session *s);
 bool wsm__session_keep(wsm_manager_t *m, struct wsm_session *s,
 		       struct wsm_msg *msg);
 /* Queues the replay state to a new connection, before any live message. */
-void wsm__replay(wsm_manager_t *m, struct wsm_conn *c);
+void wsm__replay(wsm_manager_t *m, struct wsm_conn *c,
+		 const struct wsm_resume *resume);
 /* Frees idle sessions past their retention; returns how many. */
 int wsm__retention_expire(wsm_manager_t *m, int64_t now_us);
 /* Drops replay state and frees s; caller holds the table lock. */

@@ -9,6 +9,10 @@
  * own: it never counts against the bounds, so any option values can hold
  * it, and live messages get the whole bound once it is out. The replay
  * holds the first 'replay_span' positions of the ring (holes included).
+ *
+ * The ring starts at four slots and doubles up to the bound as it fills:
+ * most connections never hold more than a message or two, and a slot
+ * array sized for the bound would cost 280 bytes each by default.
  */
 #include "internal.h"
 
@@ -70,6 +74,29 @@ static void note_peak(wsm_manager_t *m, const struct wsm_queue *q)
 				      memory_order_relaxed);
 }
 
+/* Doubles the ring, up to the bound, keeping the order from slot 0. */
+static enum wsm_push grow(wsm_manager_t *m, struct wsm_queue *q)
+{
+	uint32_t max = (uint32_t)m->cfg.max_queued + WSM_REPLAY_MAX;
+	uint32_t cap = q->cap ? 2u * q->cap : 4u, i;
+	struct wsm_msg **slots;
+
+	if (cap > max)
+		cap = max;
+	if (cap <= q->cap)
+		return WSM_PUSH_FULL;
+	slots = wsm__alloc(m, cap * sizeof(*slots));
+	if (!slots)
+		return WSM_PUSH_NOMEM;
+	for (i = 0; i < q->len; i++)
+		slots[i] = q->slots[slot(q, i)];
+	wsm__free(m, q->slots, q->cap * sizeof(*q->slots));
+	q->slots = slots;
+	q->head = 0;
+	q->cap = (uint16_t)cap;
+	return WSM_PUSH_QUEUED;
+}
+
 /* Takes the queued message at relative position pos out of the counts. */
 static void forget(wsm_manager_t *m, struct wsm_queue *q, uint32_t pos,
 		   const struct wsm_msg *msg)
@@ -85,15 +112,9 @@ static void forget(wsm_manager_t *m, struct wsm_queue *q, uint32_t pos,
 enum wsm_push wsm__queue_push(wsm_manager_t *m, struct wsm_queue *q,
 			      struct wsm_msg *msg, bool replay)
 {
-	enum wsm_push result = WSM_PUSH_QUEUED;
+	enum wsm_push result = WSM_PUSH_QUEUED, grown;
 	struct wsm_msg **old;
 
-	if (!q->slots) {
-		q->cap = (uint32_t)m->cfg.max_queued + WSM_REPLAY_MAX;
-		q->slots = wsm__alloc(m, q->cap * sizeof(*q->slots));
-		if (!q->slots)
-			return WSM_PUSH_NOMEM;
-	}
 	/* A replay goes first on an empty queue; anything else is a bug. */
 	if (replay && q->len != q->replay_span)
 		return WSM_PUSH_FULL;
@@ -107,14 +128,13 @@ enum wsm_push wsm__queue_push(wsm_manager_t *m, struct wsm_queue *q,
 		q->progress_at = 0;
 		result = WSM_PUSH_COALESCED;
 	}
-	if (!replay) {
-		if (over_bounds(m, q, msg) || q->len == q->cap)
-			compact(q);
-		if (over_bounds(m, q, msg) || q->len == q->cap)
+	if (!replay && (over_bounds(m, q, msg) || q->len == q->cap)) {
+		compact(q);
+		if (over_bounds(m, q, msg))
 			return WSM_PUSH_FULL;
-	} else if (q->len == q->cap) {
-		return WSM_PUSH_FULL;
 	}
+	if (q->len == q->cap && (grown = grow(m, q)) != WSM_PUSH_QUEUED)
+		return grown;
 	q->slots[slot(q, q->len)] = msg;
 	q->len++;
 	if (msg->kind == WSM_MSG_PROGRESS)
