@@ -136,7 +136,8 @@ static void send_reset(wsm_manager_t *m, struct wsm_conn *c)
 	wsm__bump(&m->c.resets, 1);
 }
 
-void wsm__replay(wsm_manager_t *m, struct wsm_conn *c)
+void wsm__replay(wsm_manager_t *m, struct wsm_conn *c,
+		 const struct wsm_resume *resume)
 {
 	struct wsm_session *s = c->session;
 	struct wsm_msg *first = s->last_progress, *second = s->terminal;
@@ -146,9 +147,9 @@ void wsm__replay(wsm_manager_t *m, struct wsm_conn *c)
 	 * A client that saw another epoch, or a seq this session never
 	 * reached, holds a state that is not this session's: start it over.
 	 */
-	if (c->resume.present) {
-		if (c->resume.epoch == s->epoch && c->resume.seq <= s->seq)
-			after = c->resume.seq;
+	if (resume && resume->present) {
+		if (resume->epoch == s->epoch && resume->seq <= s->seq)
+			after = resume->seq;
 		else
 			send_reset(m, c);
 	}
