@@ -241,8 +241,8 @@ int wsm__conn_writeable(wsm_manager_t *m, struct wsm_conn *c)
 	struct wsm_msg *msg;
 	int n;
 
-	if (c->close_sent)
-		return 0; /* nothing follows the close frame */
+	if (c->close_sent || c->peer_closed)
+		return 0; /* nothing follows a close frame; lws answers the peer's */
 	if (c->closing)
 		c->ping_due = c->app_ping_due = 0; /* the close is the answer */
 	if (c->ping_due) {
