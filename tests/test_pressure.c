@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -202,6 +203,63 @@ static void test_seq_beyond_session_resets(void **state)
 	assert_int_equal(harness_metrics(h).resets, 2);
 	wsc_free(up);
 	wsc_free(c);
+	harness_stop(h);
+}
+
+/* A NUL-terminated run of n copies of ch (n < 1024), in static storage. */
+static const char *repeat_char_static(char ch, size_t n)
+{
+	static char buf[1024];
+
+	memset(buf, ch, n);
+	buf[n] = '\0';
+	return buf;
+}
+
+static bool replay_held(void *arg)
+{
+	return harness_metrics(arg).queued_bytes > 1024;
+}
+
+/*
+ * A replay bigger than the byte bound, still queued: its complete (900
+ * KiB, which lws takes and keeps flushing to a client that reads nothing
+ * yet) and then a progress (a later one, over 1 KiB) that waits in libwsm
+ * meanwhile. A live error that fits the bound on its own is queued behind
+ * it, not refused, for the replay is outside the bound.
+ */
+static void test_replay_outside_the_byte_bound(void **state)
+{
+	harness_t *h = HARNESS_START(NULL, { WSM_OPT_RETENTION_MS, 60000 },
+				     { WSM_OPT_MAX_QUEUED_BYTES, 1024 },
+				     { WSM_OPT_MAX_METADATA_LEN, 1048576 });
+	wsm_manager_t *m = harness_mgr(h);
+	char *meta = malloc(900 * 1024);
+	wsc_t *c;
+	json_t *j;
+
+	(void)state;
+	assert_non_null(h);
+	assert_non_null(meta);
+	snprintf(meta, 900 * 1024, "{\"pad\":\"%0*d\"}", 900 * 1024 - 20, 0);
+	assert_int_equal(wsm_broadcast_complete(m, "huge", meta), 0);
+	assert_int_equal(wsm_broadcast_progress(m, "huge", 50,
+						repeat_char_static('p', 1000), NULL),
+			 0);
+	c = wsc_connect_rcvbuf(harness_port(h), PREFIX "huge", 4096, 5000, NULL);
+	assert_non_null(c);
+	/* The replay waits in libwsm, beyond what the kernel took. */
+	assert_int_equal(harness_wait_until(replay_held, h, 5000), 0);
+	assert_int_equal(wsm_broadcast_error(m, "huge", repeat_char_static('e', 600)), 0);
+	j = recv_type(c, "complete", 10000);
+	assert_non_null(j);
+	json_decref(j);
+	must_recv_type(c, "progress");
+	must_recv_type(c, "error");
+	assert_int_equal(wsc_close_code(c), 0);
+	assert_int_equal(harness_metrics(h).closed[WSM_CAUSE_SLOW_CONSUMER], 0);
+	wsc_free(c);
+	free(meta);
 	harness_stop(h);
 }
 
@@ -663,6 +721,7 @@ int main(void)
 		cmocka_unit_test(test_epoch_mismatch_resets),
 		cmocka_unit_test(test_seq_beyond_session_resets),
 		cmocka_unit_test(test_replay_fits_smallest_queue),
+		cmocka_unit_test(test_replay_outside_the_byte_bound),
 		cmocka_unit_test(test_drain_wait),
 		cmocka_unit_test(test_retention_expires_and_is_bounded),
 		cmocka_unit_test(test_slow_consumer_is_bounded),

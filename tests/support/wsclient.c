@@ -269,9 +269,13 @@ static int send_all(int fd, const void *data, size_t len, int64_t deadline)
 	return 0;
 }
 
-/* non-blocking TCP connect to dst_ip (NULL: 127.0.0.1):port, optionally from src_ip */
+/*
+ * non-blocking TCP connect to dst_ip (NULL: 127.0.0.1):port, optionally from
+ * src_ip, with a receive buffer of rcvbuf bytes if not 0 (set before the
+ * connect, so that the window the server sees is small from the start)
+ */
 static int tcp_connect(const char *src_ip, const char *dst_ip, int port,
-		       int64_t deadline)
+		       int rcvbuf, int64_t deadline)
 {
 	struct sockaddr_in sa;
 	int fd, one = 1;
@@ -281,6 +285,9 @@ static int tcp_connect(const char *src_ip, const char *dst_ip, int port,
 	fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -1;
+	if (rcvbuf &&
+	    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf)) < 0)
+		goto fail;
 
 	if (src_ip) {
 		memset(&sa, 0, sizeof(sa));
@@ -481,9 +488,9 @@ wsc_t *wsc_connect_from(const char *src_ip, int port, const char *path,
 			      timeout_ms, http_status);
 }
 
-wsc_t *wsc_connect_to(const char *src_ip, const char *dst_ip, int port,
-		      const char *path, const char *extra_headers,
-		      int timeout_ms, int *http_status)
+static wsc_t *connect_with(const char *src_ip, const char *dst_ip, int port,
+			   const char *path, const char *extra_headers,
+			   int rcvbuf, int timeout_ms, int *http_status)
 {
 	int64_t deadline = deadline_after(timeout_ms);
 	unsigned char raw[16];
@@ -499,7 +506,7 @@ wsc_t *wsc_connect_to(const char *src_ip, const char *dst_ip, int port,
 	if (!c)
 		return NULL;
 	c->auto_pong = 1;
-	c->fd = tcp_connect(src_ip, dst_ip, port, deadline);
+	c->fd = tcp_connect(src_ip, dst_ip, port, rcvbuf, deadline);
 	if (c->fd < 0)
 		goto fail;
 
@@ -527,6 +534,21 @@ fail:
 	free(req);
 	wsc_free(c);
 	return NULL;
+}
+
+wsc_t *wsc_connect_to(const char *src_ip, const char *dst_ip, int port,
+		      const char *path, const char *extra_headers,
+		      int timeout_ms, int *http_status)
+{
+	return connect_with(src_ip, dst_ip, port, path, extra_headers, 0,
+			    timeout_ms, http_status);
+}
+
+wsc_t *wsc_connect_rcvbuf(int port, const char *path, int rcvbuf,
+			  int timeout_ms, int *http_status)
+{
+	return connect_with(NULL, NULL, port, path, NULL, rcvbuf, timeout_ms,
+			    http_status);
 }
 
 wsc_t *wsc_connect(int port, const char *path, const char *extra_headers,
@@ -961,7 +983,7 @@ int wsc_http(int port, const char *method, const char *path,
 	if (body)
 		snprintf(clh, sizeof(clh), "Content-Length: %zu\r\n", body_len);
 
-	fd = tcp_connect(NULL, NULL, port, deadline);
+	fd = tcp_connect(NULL, NULL, port, 0, deadline);
 	if (fd < 0)
 		goto fail;
 
@@ -1063,7 +1085,7 @@ int wsc_exchange(int port, const char *request, char **response_out,
 {
 	int64_t deadline = deadline_after(timeout_ms);
 	struct rbuf rb = { 0 };
-	int fd = tcp_connect(NULL, NULL, port, deadline), status = 0, r;
+	int fd = tcp_connect(NULL, NULL, port, 0, deadline), status = 0, r;
 	size_t head;
 
 	if (response_out)

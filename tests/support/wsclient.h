@@ -25,6 +25,8 @@ wsc_t *wsc_connect_from(const char *src_ip, int port, const char *path, const ch
 
 /* Like wsc_connect_from, to dst_ip (NULL: 127.0.0.1) instead of loopback. */
 wsc_t *wsc_connect_to(const char *src_ip, const char *dst_ip, int port, const char *path, const char *extra_headers, int timeout_ms, int *http_status);
+/* Like wsc_connect, with a receive buffer of rcvbuf bytes set before the TCP connect: the server's writes back up quickly. */
+wsc_t *wsc_connect_rcvbuf(int port, const char *path, int rcvbuf, int timeout_ms, int *http_status);
 /* Answer server pings with pongs automatically (on != 0; default on). */
 void wsc_set_auto_pong(wsc_t *c, int on);
 
