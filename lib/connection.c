@@ -55,7 +55,6 @@ int64_t wsm__conn_open(wsm_manager_t *m, struct lws *wsi, const char *id,
 	c->id = ++m->next_conn_id;
 	c->last_rx_us = now;
 	wsm__dq_arm(&m->q_ping, &c->ping, now);
-	wsm__dq_arm(&m->q_stale, &c->stale, now);
 	wsm__dq_arm(&m->q_lifetime[wsm__new_epoch(m) % WSM_LIFETIME_SLOTS],
 		    &c->lifetime, now);
 	c->peer = wsm__peer_ref(m, wsi);
@@ -76,7 +75,6 @@ static void detach_open(wsm_manager_t *m, struct wsm_conn *c)
 	c->session->open--;
 	pthread_mutex_unlock(&m->table_lock);
 	wsm__dq_cancel(&c->ping);
-	wsm__dq_cancel(&c->stale);
 	wsm__dq_cancel(&c->lifetime);
 	set_stale(m, c, false);
 	wsm__bump(&m->c.open, -1);
@@ -192,7 +190,6 @@ void wsm__conn_activity(wsm_manager_t *m, struct wsm_conn *c)
 	c->last_rx_us = wsm__now_us();
 	if (c->closing)
 		return;
-	wsm__dq_arm(&m->q_stale, &c->stale, c->last_rx_us);
 	set_stale(m, c, false);
 }
 

@@ -247,7 +247,6 @@ struct wsm_conn {
 	struct wsm_link in_session; /* session's open list, oldest first;
 				     * once closing, the manager's close queue */
 	struct wsm_deadline ping;
-	struct wsm_deadline stale;
 	struct wsm_deadline lifetime;
 	struct lws *wsi;
 	struct wsm_session *session; /* held until teardown */
@@ -394,7 +393,6 @@ struct wsm_manager {
 	int bound_vhosts;
 	struct wsm_binding *bindings;
 	struct wsm_deadline_queue q_ping;
-	struct wsm_deadline_queue q_stale;
 	/* Lifetime deadlines, spread over slots: each slot is still FIFO. */
 	struct wsm_deadline_queue q_lifetime[WSM_LIFETIME_SLOTS];
 	struct wsm_deadline_queue q_drain; /* staggered shutdown closes */

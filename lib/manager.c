@@ -68,7 +68,6 @@ wsm_manager_t *wsm_manager_new(const wsm_config_t *cfg, int *err)
 	m->inbox_tail = &m->inbox_head;
 	wsm_list_init(&m->conns);
 	wsm__dq_init(&m->q_ping, m->cfg.ping_interval_ms * 1000);
-	wsm__dq_init(&m->q_stale, m->cfg.stale_timeout_ms * 1000);
 	/* Slot k closes at lifetime - jitter + k/(slots-1) of the jitter. */
 	jitter_us = m->cfg.max_lifetime_ms * 1000 * m->cfg.lifetime_jitter_pct / 100;
 	for (i = 0; i < WSM_LIFETIME_SLOTS; i++)

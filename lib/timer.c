@@ -1,7 +1,8 @@
 /*
  * Time-driven work: one lws_sul per manager, armed at the earliest deadline
- * of the three queues (ping, stale, lifetime) or the next sweep. Expiry only
- * looks at queue heads, so idle connections cost nothing until due.
+ * of its queues (pings, which also judge silence; lifetimes; retention; a
+ * drain's closes) or the next sweep. Expiry only looks at queue heads, so
+ * idle connections cost nothing until due.
  */
 #include "internal.h"
 
@@ -26,8 +27,7 @@ void wsm__timer_rearm(wsm_manager_t *m)
 
 	if (!m->context)
 		return;
-	next = min64(min64(wsm__dq_next(&m->q_ping), wsm__dq_next(&m->q_stale)),
-		     m->next_sweep_us);
+	next = min64(wsm__dq_next(&m->q_ping), m->next_sweep_us);
 	next = min64(next, min64(wsm__dq_next(&m->q_retain),
 				 wsm__dq_next(&m->q_drain)));
 	for (i = 0; i < WSM_LIFETIME_SLOTS; i++)
@@ -59,14 +59,20 @@ int wsm__expire(wsm_manager_t *m, int64_t now)
 			closed++;
 		}
 	wsm__drain_expire(m, now);
-	while ((d = wsm__dq_due(&m->q_stale, now))) {
-		c = conn_of(d, offsetof(struct wsm_conn, stale));
-		wsm__conn_close(m, c, WSM_CAUSE_STALE, WSM_CLOSE_STALE);
-		closed++;
-	}
 	/* Pings due a little later go now too: fewer wake-ups, same load. */
 	while ((d = wsm__dq_due(&m->q_ping, now + m->ping_slack_us))) {
 		c = conn_of(d, offsetof(struct wsm_conn, ping));
+		/*
+		 * Silence is judged at the ping ticks, so a connection needs no
+		 * deadline of its own for it (24 bytes each) and a frame from
+		 * the client moves nothing: stale closes come at most one
+		 * interval after the stale timeout.
+		 */
+		if (now - c->last_rx_us >= m->cfg.stale_timeout_ms * 1000) {
+			wsm__conn_close(m, c, WSM_CAUSE_STALE, WSM_CLOSE_STALE);
+			closed++;
+			continue;
+		}
 		if (c->last_ping_us && c->last_rx_us < c->last_ping_us &&
 		    !c->is_stale) {
 			c->is_stale = 1;
