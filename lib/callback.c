@@ -61,6 +61,7 @@ void wsm__unbind(wsm_manager_t *m)
 	m->sul_at_us = 0;
 	pthread_mutex_lock(&m->inbox_lock);
 	m->context = NULL;
+	m->wake_pending = false; /* a later context is woken afresh */
 	pthread_mutex_unlock(&m->inbox_lock);
 }
 

@@ -1,8 +1,12 @@
 /*
- * The cross-thread inbox. Any thread appends under a lock and wakes the
- * service loop with lws_cancel_service() only when the inbox was empty (one
- * wake-up per batch); the service thread takes the whole batch in
- * LWS_CALLBACK_EVENT_WAIT_CANCELLED and works on it without the lock.
+ * The cross-thread inbox. Any thread appends under a lock; the first to find
+ * no wake-up pending wakes the service loop with lws_cancel_service(). The
+ * service thread takes the whole batch in LWS_CALLBACK_EVENT_WAIT_CANCELLED
+ * and works on it without the lock, then takes what arrived meanwhile, and
+ * the wake-up stays pending until it finds the inbox empty: producers that
+ * keep calling while the loop works cost no further wake-ups (each is a
+ * pipe write, a context switch and a poll() over every socket). After a few
+ * rounds it lets lws write what was queued, waking itself to come back.
  *
  * Progress and the rest (error, complete, close-session) are bounded
  * separately, each by WSM_OPT_INBOX_CAPACITY: a producer flooding progress
@@ -50,26 +54,31 @@ int wsm__inbox_push(wsm_manager_t *m, struct wsm_msg *msg)
 		pthread_mutex_unlock(&m->inbox_lock);
 		return WSM_EAGAIN;
 	}
-	wake = m->inbox_progress + m->inbox_other == 0;
+	wake = !m->wake_pending && m->context && !here;
 	msg->next = NULL;
 	*m->inbox_tail = msg;
 	m->inbox_tail = &msg->next;
 	(*share)++;
 	/* Under the lock, so the context cannot be unbound meanwhile. */
-	if (wake && m->context && !here)
+	if (wake) {
+		m->wake_pending = true;
 		lws_cancel_service(m->context);
+	}
 	pthread_mutex_unlock(&m->inbox_lock);
 	if (here)
 		wsm__inbox_drain(m); /* others' earlier calls, then this one */
 	return WSM_OK;
 }
 
+/* The whole batch; none ends the pending wake-up. */
 static struct wsm_msg *take_all(wsm_manager_t *m)
 {
 	struct wsm_msg *batch;
 
 	pthread_mutex_lock(&m->inbox_lock);
 	batch = m->inbox_head;
+	if (!batch)
+		m->wake_pending = false;
 	m->inbox_head = NULL;
 	m->inbox_tail = &m->inbox_head;
 	m->inbox_progress = m->inbox_other = 0;
@@ -77,14 +86,28 @@ static struct wsm_msg *take_all(wsm_manager_t *m)
 	return batch;
 }
 
+#define DRAIN_ROUNDS 4
+
 void wsm__inbox_drain(wsm_manager_t *m)
 {
-	struct wsm_msg *msg = take_all(m), *next;
+	struct wsm_msg *msg, *next;
+	int round;
 
-	for (; msg; msg = next) {
-		next = msg->next;
-		run(m, msg);
+	for (round = 0; round < DRAIN_ROUNDS; round++) {
+		if (!(msg = take_all(m)))
+			return;
+		for (; msg; msg = next) {
+			next = msg->next;
+			run(m, msg);
+		}
 	}
+	/* Still coming: sockets first, then back (the wake-up stays pending). */
+	pthread_mutex_lock(&m->inbox_lock);
+	if (m->context)
+		lws_cancel_service(m->context);
+	else
+		m->wake_pending = false;
+	pthread_mutex_unlock(&m->inbox_lock);
 }
 
 void wsm__inbox_discard(wsm_manager_t *m)

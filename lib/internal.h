@@ -380,6 +380,7 @@ struct wsm_manager {
 	struct wsm_msg **inbox_tail;
 	size_t inbox_progress; /* progress messages in the inbox */
 	size_t inbox_other;    /* error, complete, close-session */
+	bool wake_pending;     /* lws_cancel_service() sent, inbox not yet empty */
 	struct lws_context *context; /* inbox lock for other threads */
 	pthread_t service_thread;
 	atomic_bool shutting_down;
