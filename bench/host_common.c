@@ -25,7 +25,7 @@
 volatile long host_producer_calls, host_producer_overruns;
 
 static volatile sig_atomic_t sig_stop, sig_report;
-static atomic_bool producer_stop;
+static atomic_bool producer_stop; /* set by SIGUSR2 too */
 static pthread_t producer;
 static bool producer_running;
 static int report_no;
@@ -130,6 +130,8 @@ static void on_signal(int sig)
 {
 	if (sig == SIGUSR1)
 		sig_report = 1;
+	else if (sig == SIGUSR2)
+		atomic_store(&producer_stop, true); /* lock-free: signal-safe */
 	else
 		sig_stop = 1;
 }
@@ -290,6 +292,7 @@ int host_create_context(struct host *h, struct lws_context_creation_info *info)
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_signal;
 	sigaction(SIGUSR1, &sa, NULL);
+	sigaction(SIGUSR2, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);

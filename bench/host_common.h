@@ -3,7 +3,9 @@
  * the producer thread, the service loop (lws poll or a libuv loop the host
  * owns), signals and the resource report.
  *
- * Signals: SIGUSR1 prints a report line, SIGINT/SIGTERM stop the host.
+ * Signals: SIGUSR1 prints a report line, SIGUSR2 stops the producer for
+ * good (the loop goes on, so that retained sessions can expire before the
+ * final report), SIGINT/SIGTERM stop the host, which then exits 0.
  * Stdout: "READY port=<n> pid=<n>" once listening, then one
  * "REPORT {json}" line per report; the last one is printed at exit.
  */

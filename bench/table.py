@@ -3,8 +3,25 @@
 
 Each figure: median [min-max] over repetitions, per host variant, and the
 ratio of the libwsm variant to its baseline (same loop, same 512-byte rx
-buffer; and to lws defaults). With --smoke=1 it checks that the tools work
-and exits 1 when they do not (speed is not checked).
+buffer; and to lws defaults).
+
+It also checks every run and lists what failed under "Problems", each
+tagged with its check (README.md, "Checks"):
+  host-exit        the host exited non-zero or was killed by a signal
+  sanitizer        a sanitizer (or valgrind) report in the host's stderr
+  loadgen          the loadgen failed: exit status, no result, protocol
+                   errors, connections not opened, nothing delivered,
+                   churn cycles missing, dead peers not closed with 4000
+  connections-left the host's final report holds connections
+  held-bytes       libwsm's held_bytes at the end differ from report 0
+                   (before any client), or sessions are left; only for
+                   runs that end idle (retention 0 or the smoke's short
+                   retention, which run.sh waits out): "idle_end"
+  seq-gaps         seq gaps in a run that may not lose messages
+                   ("lossless": the rule is in run.sh)
+  4004             a slow-consumer close seen by a reading client, or
+                   counted by the host in a run without slow consumers
+With --smoke=1 any of them fails (exit 1); speed is not checked.
 """
 import json
 import statistics
@@ -15,6 +32,55 @@ path = sys.argv[1]
 smoke = any(a == "--smoke=1" for a in sys.argv[2:])
 recs = [json.loads(l) for l in open(path) if l.strip()]
 problems = []
+failed_checks = []
+
+
+def problem(check, text):
+    problems.append(f"[{check}] {text}")
+    if check not in failed_checks:
+        failed_checks.append(check)
+
+
+def checks(r):
+    """The checks common to every run (see the module docstring)."""
+    s, v, lg = r["scenario"], r["variant"], r["loadgen"]
+    name = f"{s} {v}"
+    st = r.get("host_exit", 0)
+    if st > 128:
+        problem("host-exit", f"{name}: host killed by signal {st - 128}")
+    elif st:
+        problem("host-exit", f"{name}: host exited with status {st}")
+    if r.get("host_sanitizer"):
+        problem("sanitizer", f"{name}: sanitizer report in the host's stderr")
+    if r.get("loadgen_exit", 0):
+        problem("loadgen", f"{name}: loadgen exit status {r['loadgen_exit']}")
+    if lg and lg.get("proto_errors", 0):
+        problem("loadgen", f"{name}: {lg['proto_errors']} protocol errors")
+    r0, last = rep(r, 0), final(r)
+    if not r0 or not last or last is r0:
+        problem("host-exit", f"{name}: the host's reports are missing")
+        return
+    if last.get("connections", 0) != 0:
+        problem("connections-left",
+                f"{name}: {last['connections']} connections at the end")
+    if r.get("idle_end") and "held_bytes" in last:
+        if last["held_bytes"] != r0["held_bytes"]:
+            problem("held-bytes",
+                    f"{name}: held_bytes {last['held_bytes']} at the end, "
+                    f"{r0['held_bytes']} before any client "
+                    f"({last['held_bytes'] - r0['held_bytes']:+d})")
+        if last.get("sessions", 0) != 0:
+            problem("held-bytes",
+                    f"{name}: {last['sessions']} sessions at the end")
+    if lg and r.get("lossless") and lg.get("seq_gaps", 0):
+        problem("seq-gaps", f"{name}: {lg['seq_gaps']} seq gaps at a rate "
+                "that may not lose any")
+    if lg and lg.get("close_codes", {}).get("4004", 0):
+        problem("4004", f"{name}: {lg['close_codes']['4004']} reading "
+                "clients closed with 4004 (slow consumer)")
+    if not r.get("slow_conns") and last.get("closed_slow", 0):
+        problem("4004", f"{name}: the host closed {last['closed_slow']} "
+                "connections as slow consumers, with none in the run")
 
 
 def rep(r, n):
@@ -31,8 +97,9 @@ def final(r):
 def figures(r):
     """Figures of one run, by name."""
     s, lg, f = r["scenario"], r["loadgen"], {}
+    checks(r)
     if not lg:
-        problems.append(f"{s} {r['variant']}: no loadgen result")
+        problem("loadgen", f"{s} {r['variant']}: no loadgen result")
         return f
     r0, r1, r2 = rep(r, 0), rep(r, 1), rep(r, 2)
     if s.startswith("fanout") or s.startswith("slow") or s.startswith("maxrate"):
@@ -48,9 +115,9 @@ def figures(r):
         if r0 and r2:
             f["server RSS MiB"] = r2["rss"] / 1048576
         if lg["opened"] != lg["conns"]:
-            problems.append(f"{s} {r['variant']}: opened {lg['opened']} of {lg['conns']}")
+            problem("loadgen", f"{s} {r['variant']}: opened {lg['opened']} of {lg['conns']}")
         if lg["msgs"] == 0:
-            problems.append(f"{s} {r['variant']}: no message delivered")
+            problem("loadgen", f"{s} {r['variant']}: no message delivered")
         if r.get("offered_per_s"):
             f["offered msgs/s"] = r["offered_per_s"]
         if r2 and "queued_bytes" in r2:
@@ -62,7 +129,7 @@ def figures(r):
             if "held_bytes" in r1:
                 f["lib held bytes / conn"] = (r1["held_bytes"] - r0["held_bytes"]) / lg["opened"]
         if lg["opened"] != lg["conns"]:
-            problems.append(f"{s} {r['variant']}: opened {lg['opened']} of {lg['conns']}")
+            problem("loadgen", f"{s} {r['variant']}: opened {lg['opened']} of {lg['conns']}")
         if s.startswith("timers"):
             pings = (r2 or {}).get("pings_sent", 0) - (r1 or {}).get("pings_sent", 0)
             f["pings in window"] = pings
@@ -81,14 +148,14 @@ def figures(r):
             f["held bytes end - start"] = last["held_bytes"] - r0["held_bytes"]
             f["connections left"] = last["connections"]
         if lg["cycles"] < r.get("cycles_target", 0):
-            problems.append(f"churn {r['variant']}: {lg['cycles']} of {r['cycles_target']} cycles")
+            problem("loadgen", f"churn {r['variant']}: {lg['cycles']} of {r['cycles_target']} cycles")
     elif s == "dead":
         f["max open-to-close s"] = lg["dead_max_open_to_close_s"]
         f["all closed after s"] = lg["dead_all_closed_s"]
         f["target s"] = (r["ping_ms"] + r["stale_ms"]) / 1000 + 1
         f["closed with 4000"] = lg["close_codes"].get("4000", 0)
         if lg["close_codes"].get("4000", 0) != lg["opened"] or not lg["opened"]:
-            problems.append(f"dead {r['variant']}: {lg['close_codes']} for {lg['opened']} opened")
+            problem("loadgen", f"dead {r['variant']}: {lg['close_codes']} for {lg['opened']} opened")
     return f
 
 
@@ -145,6 +212,7 @@ if problems:
         print("- " + p)
 if smoke:
     if problems or not recs:
-        print("SMOKE: FAIL")
+        print("SMOKE: FAIL (checks failed: "
+              + (", ".join(failed_checks) or "no results") + ")")
         sys.exit(1)
     print("SMOKE: OK")
