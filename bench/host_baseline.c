@@ -4,6 +4,9 @@
  * connections per session, a producer thread rendering each broadcast once
  * into a locked queue and waking the loop with lws_cancel_service(), and a
  * per-connection pending slot (a newer progress replaces an unsent one).
+ * With --producer loop it is thinner still: the broadcasts come from an
+ * lws timer on the service thread and go straight into the pending slots,
+ * with no queue, no lock and no wake-up.
  * No limits, heartbeat, lifetime or replay. --rx 0 keeps lws's default
  * receive buffer; --rx 512 matches libwsm's default.
  */
@@ -50,6 +53,7 @@ struct app {
 	/* service thread only */
 	long connections, opened, closed, sent, bytes, coalesced, writes_failed;
 	long dropped_unrouted;
+	bool on_loop; /* broadcasts made on the service thread */
 };
 
 static struct app A;
@@ -58,6 +62,26 @@ static void msg_put(struct msg *m)
 {
 	if (--m->refs <= 0)
 		free(m);
+}
+
+/* Hands m to every connection of its session (service thread). */
+static void fan_out(struct app *a, struct msg *m)
+{
+	struct pss *p;
+
+	m->refs = 1; /* ours, during the fan-out */
+	for (p = a->sessions[m->session].head; p; p = p->next) {
+		if (p->pending) {
+			msg_put(p->pending);
+			a->coalesced++;
+		}
+		p->pending = m;
+		m->refs++;
+		lws_callback_on_writable(p->wsi);
+	}
+	if (m->refs == 1)
+		a->dropped_unrouted++;
+	msg_put(m);
 }
 
 static void broadcast(void *user, int session, double progress,
@@ -86,6 +110,10 @@ static void broadcast(void *user, int session, double progress,
 	m->refs = 0;
 	m->len = (size_t)n;
 	memcpy(m->buf + LWS_PRE, text, (size_t)n);
+	if (a->on_loop) {
+		fan_out(a, m);
+		return;
+	}
 	pthread_mutex_lock(&a->lock);
 	*a->q_tail = m;
 	a->q_tail = &m->next;
@@ -96,7 +124,6 @@ static void broadcast(void *user, int session, double progress,
 static void drain(struct app *a)
 {
 	struct msg *m, *next;
-	struct pss *p;
 
 	pthread_mutex_lock(&a->lock);
 	m = a->q_head;
@@ -105,19 +132,7 @@ static void drain(struct app *a)
 	pthread_mutex_unlock(&a->lock);
 	for (; m; m = next) {
 		next = m->next;
-		m->refs = 1; /* ours, during the fan-out */
-		for (p = a->sessions[m->session].head; p; p = p->next) {
-			if (p->pending) {
-				msg_put(p->pending);
-				a->coalesced++;
-			}
-			p->pending = m;
-			m->refs++;
-			lws_callback_on_writable(p->wsi);
-		}
-		if (m->refs == 1)
-			a->dropped_unrouted++;
-		msg_put(m);
+		fan_out(a, m);
 	}
 }
 
@@ -244,6 +259,7 @@ int main(int argc, char **argv)
 	lws_set_log_level(LLL_ERR, NULL);
 
 	A.nsessions = h.o.sessions;
+	A.on_loop = h.o.on_loop;
 	A.sessions = calloc((size_t)A.nsessions, sizeof(*A.sessions));
 	if (!A.sessions)
 		return 1;

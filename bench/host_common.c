@@ -54,7 +54,8 @@ static void usage(const char *prog)
 		"  [--lifetime MS] [--max-conns N] [--per-session N] "
 		"[--queue N]\n"
 		"  [--retention MS] [--lws-validity 0/1] [--duration S]\n"
-		"  [--max-per-ip N] [--max-upgrade-rate N]\n",
+		"  [--max-per-ip N] [--max-upgrade-rate N]\n"
+		"  [--producer thread|loop]\n",
 		prog);
 	exit(2);
 }
@@ -118,6 +119,12 @@ void host_parse(int argc, char **argv, struct host_opts *o, const char *prog)
 			o->lws_validity = atoi(v) != 0;
 		else if (!strcmp(a, "--duration"))
 			o->duration = atof(v);
+		else if (!strcmp(a, "--producer")) {
+			if (!strcmp(v, "loop"))
+				o->on_loop = true;
+			else if (strcmp(v, "thread"))
+				usage(prog);
+		}
 		else
 			usage(prog);
 	}
@@ -177,29 +184,55 @@ void host_print_report(struct host *h)
 		h->report(h->user, extra, sizeof(extra));
 	printf("REPORT {\"n\":%d,\"t_s\":%.3f,\"cpu_s\":%.4f,\"utime_s\":%.4f,"
 	       "\"stime_s\":%.4f,\"rss\":%ld,\"producer_calls\":%ld,"
-	       "\"producer_overruns\":%ld%s}\n",
+	       "\"producer_overruns\":%ld,\"ctx_switches\":%ld%s}\n",
 	       report_no++, (double)(host_now_ns() - t_start) / 1e9, ut + st,
 	       ut, st, rss_bytes(), host_producer_calls,
-	       host_producer_overruns, extra);
+	       host_producer_overruns, ru.ru_nvcsw + ru.ru_nivcsw, extra);
 	fflush(stdout);
+}
+
+/* The producer's schedule, on whichever thread runs it. */
+static struct {
+	int64_t step, next;
+	unsigned long tick;
+	double progress;
+} sched;
+static lws_sorted_usec_list_t produce_sul;
+
+static void sched_init(struct host *h)
+{
+	sched.step = (int64_t)(1e9 / h->o.rate) / h->o.subticks;
+	if (sched.step < 1)
+		sched.step = 1;
+	sched.next = host_now_ns() + sched.step;
+}
+
+/* One sub-tick's broadcasts: the sessions s = k mod subticks. */
+static void sched_run(struct host *h)
+{
+	int k = (int)(sched.tick % (unsigned long)h->o.subticks), s;
+
+	sched.progress = sched.progress >= 99.9 ? 0 : sched.progress + 0.1;
+	for (s = k; s < h->o.sessions; s += h->o.subticks) {
+		h->broadcast(h->user, s, sched.progress, host_now_ns());
+		host_producer_calls++;
+	}
+	sched.tick++;
+	sched.next += sched.step;
+	if (host_now_ns() > sched.next) {
+		host_producer_overruns++;
+		sched.next = host_now_ns();
+	}
 }
 
 static void *producer_main(void *arg)
 {
 	struct host *h = arg;
-	int64_t period = (int64_t)(1e9 / h->o.rate), step, next;
-	unsigned long tick = 0;
-	double progress = 0;
 
-	step = period / h->o.subticks;
-	if (step < 1)
-		step = 1;
-	next = host_now_ns() + step;
+	sched_init(h);
 	while (!atomic_load(&producer_stop)) {
-		struct timespec ts = { (time_t)(next / 1000000000),
-				       (long)(next % 1000000000) };
-		int k = (int)(tick % (unsigned long)h->o.subticks), s;
-		int64_t now;
+		struct timespec ts = { (time_t)(sched.next / 1000000000),
+				       (long)(sched.next % 1000000000) };
 
 		while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts,
 				       NULL) == EINTR &&
@@ -207,21 +240,21 @@ static void *producer_main(void *arg)
 			;
 		if (atomic_load(&producer_stop))
 			break;
-		now = host_now_ns();
-		progress = progress >= 99.9 ? 0 : progress + 0.1;
-		for (s = k; s < h->o.sessions; s += h->o.subticks) {
-			h->broadcast(h->user, s, progress, host_now_ns());
-			host_producer_calls++;
-		}
-		tick++;
-		next += step;
-		if (host_now_ns() > next) {
-			host_producer_overruns++;
-			next = host_now_ns();
-		}
-		(void)now;
+		sched_run(h);
 	}
 	return NULL;
+}
+
+/* --producer loop: the same schedule from an lws timer, on the loop. */
+static void on_produce_sul(lws_sorted_usec_list_t *sul)
+{
+	int64_t wait;
+
+	if (atomic_load(&producer_stop) || done)
+		return;
+	sched_run(H);
+	wait = (sched.next - host_now_ns()) / 1000;
+	lws_sul_schedule(H->ctx, 0, sul, on_produce_sul, wait > 0 ? wait : 0);
 }
 
 static void producer_stop_join(void)
@@ -261,6 +294,7 @@ static void on_tick_uv(uv_timer_t *t)
 	if (!check_flags(h) || done)
 		return;
 	done = true;
+	lws_sul_cancel(&produce_sul);
 	producer_stop_join();
 	host_print_report(h);
 	if (h->shutdown)
@@ -337,7 +371,11 @@ int host_run(struct host *h)
 	printf("READY port=%d pid=%d loop=%s\n", port, (int)getpid(),
 	       h->o.uv ? "uv" : "poll");
 	host_print_report(h); /* report 0: nothing connected */
-	if (h->o.rate > 0) {
+	if (h->o.rate > 0 && h->o.on_loop) {
+		sched_init(h);
+		lws_sul_schedule(h->ctx, 0, &produce_sul, on_produce_sul,
+				 sched.step / 1000);
+	} else if (h->o.rate > 0) {
 		if (pthread_create(&producer, NULL, producer_main, h) == 0)
 			producer_running = true;
 	}
@@ -358,6 +396,7 @@ int host_run(struct host *h)
 		}
 	}
 	lws_sul_cancel(&tick_sul);
+	lws_sul_cancel(&produce_sul);
 	producer_stop_join();
 	host_print_report(h);
 	if (h->shutdown)

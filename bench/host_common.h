@@ -31,6 +31,8 @@ struct host_opts {
 	long retention_ms;                   /* libwsm only; -1: default */
 	long max_per_ip, max_upgrade_rate;   /* libwsm only; -1: off */
 	bool lws_validity; /* keep lws's own per-wsi validity timer (libwsm) */
+	bool on_loop;      /* --producer loop: an lws_sul timer on the service
+			    * thread broadcasts, not a producer thread */
 	double duration;   /* the host stops by itself after this (s) */
 };
 

@@ -119,6 +119,10 @@ start_host() {
 	base-uv) bin=host_baseline; args="--loop uv" ;;
 	base512-poll) bin=host_baseline; args="--loop poll --rx 512" ;;
 	base512-uv) bin=host_baseline; args="--loop uv --rx 512" ;;
+	# The producer on the service thread (an lws timer): the thinnest
+	# baseline, and libwsm called from the loop as a host's timer would.
+	wsm-loop) bin=host_wsm; args="--loop poll --producer loop" ;;
+	base512-loop) bin=host_baseline; args="--loop poll --rx 512 --producer loop" ;;
 	*) echo "unknown variant $variant" >&2; exit 1 ;;
 	esac
 	# IDLE_END: the run must end idle (no session, held bytes back to the
@@ -261,11 +265,11 @@ check_lg() { # file label
 }
 
 HOST_WRAP=""
-FANOUT_VARIANTS="wsm-poll base512-poll base-poll wsm-uv base512-uv"
+FANOUT_VARIANTS="wsm-loop base512-loop wsm-poll base512-poll base-poll wsm-uv base512-uv"
 FANOUT_MODES="burst spread"
 CHURN_VARIANTS="wsm-poll base512-poll base-poll"
 if [ $SMOKE = 1 ]; then
-	FANOUT_VARIANTS="wsm-poll base512-poll wsm-uv"
+	FANOUT_VARIANTS="wsm-poll base512-poll wsm-uv wsm-loop base512-loop"
 	FANOUT_MODES="burst"
 	CHURN_VARIANTS="wsm-poll base512-poll"
 fi
@@ -292,7 +296,7 @@ scen_fanout() {
 scen_maxrate() {
 	local rate v f
 	for rate in 20 40 80; do
-		for v in wsm-poll base512-poll wsm-uv base512-uv; do
+		for v in wsm-loop base512-loop wsm-poll base512-poll; do
 			echo "maxrate $rate $v" >&2
 			start_host $v --sessions 2000 --rate $rate --subticks 10 || { FAILED=1; continue; }
 			f=$OUT/lg.maxrate.$rate.$v

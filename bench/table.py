@@ -112,6 +112,8 @@ def figures(r):
         if r1 and r2 and lg["msgs"]:
             f["server CPU s / M msgs"] = (r2["cpu_s"] - r1["cpu_s"]) / lg["msgs"] * 1e6
             f["server CPU %"] = 100 * (r2["cpu_s"] - r1["cpu_s"]) / lg["window_s"]
+            if "ctx_switches" in r2:
+                f["context switches/s"] = (r2["ctx_switches"] - r1["ctx_switches"]) / lg["window_s"]
         if r0 and r2:
             f["server RSS MiB"] = r2["rss"] / 1048576
         if lg["opened"] != lg["conns"]:
@@ -186,7 +188,8 @@ def cell(xs):
     return f"{fmt(m)} [{fmt(min(xs))}–{fmt(max(xs))}]"
 
 
-PAIRS = [("wsm-poll", "base512-poll"), ("wsm-poll", "base-poll"),
+PAIRS = [("wsm-loop", "base512-loop"), ("wsm-poll", "base512-poll"),
+         ("wsm-poll", "base-poll"),
          ("wsm-uv", "base512-uv")]
 out = []
 for s in order_s:
