@@ -2,7 +2,7 @@
 # bench/run.sh: libwsm against a bare-lws baseline. See bench/README.md.
 #
 #   bench/run.sh [--smoke] [--build-dir DIR] [--reps N] [--out DIR]
-#                [--only "fanout idle churn dead timers slow maxrate"]
+#                [--only "render fanout idle churn dead timers slow maxrate"]
 #                [--churn-cycles N]
 #
 # Without --build-dir it configures and builds a release build in
@@ -24,7 +24,7 @@ BUILD=""
 SMOKE=0
 REPS=3
 OUT=""
-ONLY="fanout idle churn dead timers slow maxrate"
+ONLY="render fanout idle churn dead timers slow maxrate"
 ONLY_SET=0
 CHURN_CYCLES=100000
 
@@ -50,7 +50,7 @@ if [ -z "$BUILD" ]; then
 	meson compile -C "$BUILD" >/dev/null || exit 1
 fi
 B=$BUILD/bench
-for t in loadgen host_wsm host_baseline; do
+for t in loadgen host_wsm host_baseline render; do
 	[ -x "$B/$t" ] || { echo "run.sh: $B/$t missing (build first)" >&2; exit 1; }
 done
 [ -n "$OUT" ] || OUT=$(mktemp -d /tmp/wsm-bench.XXXXXX)
@@ -71,7 +71,7 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
 SMOKE_RET=300
 if [ $SMOKE = 1 ]; then
 	REPS=1
-	[ $ONLY_SET = 1 ] || ONLY="fanout idle churn dead slow timers"
+	[ $ONLY_SET = 1 ] || ONLY="render fanout idle churn dead slow timers"
 	FAN_SESS=50; FAN_WIN=1; WARM=0.5; IDLE_SIZES="200"; CHURN_CYCLES=500
 	DEAD_N=50; SLOW_N=10; SLOW_SESS=50; TIMER_SIZES=""
 	SLOW_DUR=4
@@ -415,11 +415,24 @@ scen_timers() {
 	done
 }
 
+# The cost of building one broadcast on the calling thread, against
+# jansson building the same object (bench/render.c); no sockets.
+scen_render() {
+	local calls=200000
+	[ $SMOKE = 1 ] && calls=20000
+	echo "render" >&2
+	if ! "$B/render" --calls $calls --rounds 7 >"$OUT/render.json"; then
+		echo "run.sh: render failed" >&2
+		FAILED=1
+	fi
+}
+
 T0=$(date +%s)
 trap 'QUICK=1; stop_host; exit 130' INT TERM
 for s in $ONLY; do
 	case $s in
 	fanout) scen_fanout ;;
+	render) scen_render ;;
 	idle) scen_idle ;;
 	churn) scen_churn ;;
 	dead) scen_dead ;;
@@ -432,5 +445,8 @@ echo "run.sh: finished in $(( $(date +%s) - T0 )) s; raw results in $RES" >&2
 
 python3 "$SRC/bench/table.py" "$RES" ${SMOKE:+--smoke=$SMOKE} | tee "$OUT/table.md"
 rc=${PIPESTATUS[0]}
+if [ -s "$OUT/render.json" ]; then
+	python3 "$SRC/bench/table.py" --render "$OUT/render.json" | tee -a "$OUT/table.md"
+fi
 [ $FAILED = 0 ] && [ $rc = 0 ] || exit 1
 exit 0

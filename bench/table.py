@@ -28,6 +28,18 @@ import statistics
 import sys
 from collections import defaultdict
 
+if sys.argv[1] == "--render":
+    # bench/render.c's one JSON line, as a table.
+    r = json.load(open(sys.argv[2]))
+    print(f"\n### render (ns per call, median of {r['rounds']} rounds of "
+          f"{r['calls']:,})\n")
+    print("| figure | libwsm | jansson | libwsm/jansson |\n|---|---|---|---|")
+    print(f"| progress broadcast | {r['progress_ns']} | "
+          f"{r['jansson_progress_ns']} | "
+          f"{r['progress_ns'] / r['jansson_progress_ns']:.2f} |")
+    print(f"| error broadcast | {r['error_ns']} | - | - |")
+    sys.exit(0)
+
 path = sys.argv[1]
 smoke = any(a == "--smoke=1" for a in sys.argv[2:])
 recs = [json.loads(l) for l in open(path) if l.strip()]
