@@ -8,7 +8,7 @@
  * lws timer on the service thread and go straight into the pending slots,
  * with no queue, no lock and no wake-up.
  * No limits, heartbeat, lifetime or replay. --rx 0 keeps lws's default
- * receive buffer; --rx 512 matches libwsm's default.
+ * receive buffer; --rx 128 matches libwsm's default.
  */
 #include <inttypes.h>
 #include <pthread.h>

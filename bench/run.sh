@@ -77,7 +77,7 @@ if [ $SMOKE = 1 ]; then
 	SLOW_DUR=4
 	PROCS=2
 else
-	FAN_SESS=2000; FAN_WIN=${FAN_WIN:-5}; WARM=2; IDLE_SIZES="5000 15000"
+	FAN_SESS=2000; FAN_WIN=${FAN_WIN:-5}; WARM=2; IDLE_SIZES=${IDLE_SIZES:-"5000 15000"}
 	DEAD_N=1000; SLOW_N=100; SLOW_SESS=1000; TIMER_SIZES="1000 15000"
 	SLOW_DUR=$((FAN_WIN + 6))
 	PROCS=4
@@ -117,12 +117,12 @@ start_host() {
 	wsm-uv) bin=host_wsm; args="--loop uv" ;;
 	base-poll) bin=host_baseline; args="--loop poll" ;;
 	base-uv) bin=host_baseline; args="--loop uv" ;;
-	base512-poll) bin=host_baseline; args="--loop poll --rx 512" ;;
-	base512-uv) bin=host_baseline; args="--loop uv --rx 512" ;;
+	base128-poll) bin=host_baseline; args="--loop poll --rx 128" ;;
+	base128-uv) bin=host_baseline; args="--loop uv --rx 128" ;;
 	# The producer on the service thread (an lws timer): the thinnest
 	# baseline, and libwsm called from the loop as a host's timer would.
 	wsm-loop) bin=host_wsm; args="--loop poll --producer loop" ;;
-	base512-loop) bin=host_baseline; args="--loop poll --rx 512 --producer loop" ;;
+	base128-loop) bin=host_baseline; args="--loop poll --rx 128 --producer loop" ;;
 	*) echo "unknown variant $variant" >&2; exit 1 ;;
 	esac
 	# IDLE_END: the run must end idle (no session, held bytes back to the
@@ -265,13 +265,14 @@ check_lg() { # file label
 }
 
 HOST_WRAP=""
-FANOUT_VARIANTS="wsm-loop base512-loop wsm-poll base512-poll base-poll wsm-uv base512-uv"
+# FANOUT_VARIANTS and IDLE_SIZES may be set from outside, to run fewer.
+FANOUT_VARIANTS=${FANOUT_VARIANTS:-"wsm-loop base128-loop wsm-poll base128-poll base-poll wsm-uv base128-uv"}
 FANOUT_MODES="burst spread"
-CHURN_VARIANTS="wsm-poll base512-poll base-poll"
+CHURN_VARIANTS="wsm-poll base128-poll base-poll"
 if [ $SMOKE = 1 ]; then
-	FANOUT_VARIANTS="wsm-poll base512-poll wsm-uv wsm-loop base512-loop"
+	FANOUT_VARIANTS="wsm-poll base128-poll wsm-uv wsm-loop base128-loop"
 	FANOUT_MODES="burst"
-	CHURN_VARIANTS="wsm-poll base512-poll"
+	CHURN_VARIANTS="wsm-poll base128-poll"
 fi
 
 scen_fanout() {
@@ -296,7 +297,7 @@ scen_fanout() {
 scen_maxrate() {
 	local rate v f
 	for rate in 20 40 80; do
-		for v in wsm-loop base512-loop wsm-poll base512-poll; do
+		for v in wsm-loop base128-loop wsm-poll base128-poll; do
 			echo "maxrate $rate $v" >&2
 			start_host $v --sessions 2000 --rate $rate --subticks 10 || { FAILED=1; continue; }
 			f=$OUT/lg.maxrate.$rate.$v
@@ -313,7 +314,7 @@ scen_idle() {
 	local n rep v f
 	for n in $IDLE_SIZES; do
 		for rep in $(seq 1 $REPS); do
-			for v in wsm-poll base-poll base512-poll; do
+			for v in wsm-poll base-poll base128-poll; do
 				echo "idle-$n $v rep $rep" >&2
 				start_host $v --sessions $((n / 2)) --rate 0 || { FAILED=1; continue; }
 				f=$OUT/lg.idle.$n.$v.$rep
@@ -365,7 +366,7 @@ scen_dead() {
 scen_slow() {
 	local rep v f fs with SP
 	for rep in $(seq 1 $REPS); do
-		for v in wsm-poll base512-poll; do
+		for v in wsm-poll base128-poll; do
 			for with in 0 1; do
 				echo "slow(with=$with) $v rep $rep" >&2
 				start_host $v --sessions $SLOW_SESS --rate 10 --subticks 10 || { FAILED=1; continue; }
@@ -398,7 +399,7 @@ scen_timers() {
 	local n v f cg
 	command -v valgrind >/dev/null || { echo "run.sh: no valgrind, timers skipped" >&2; return; }
 	for n in $TIMER_SIZES; do
-		for v in wsm-poll wsm-uv base512-poll; do
+		for v in wsm-poll wsm-uv base128-poll; do
 			echo "timers-$n $v (callgrind)" >&2
 			cg=$OUT/callgrind.$n.$v.out
 			HOST_WRAP="env BENCH_CALLGRIND=1 valgrind --tool=callgrind --collect-atstart=no --callgrind-out-file=$cg"

@@ -2,7 +2,7 @@
 """Turns bench/run.sh's results.jsonl into the results table (markdown).
 
 Each figure: median [min-max] over repetitions, per host variant, and the
-ratio of the libwsm variant to its baseline (same loop, same 512-byte rx
+ratio of the libwsm variant to its baseline (same loop, same 128-byte rx
 buffer; and to lws defaults).
 
 It also checks every run and lists what failed under "Problems", each
@@ -200,9 +200,9 @@ def cell(xs):
     return f"{fmt(m)} [{fmt(min(xs))}–{fmt(max(xs))}]"
 
 
-PAIRS = [("wsm-loop", "base512-loop"), ("wsm-poll", "base512-poll"),
+PAIRS = [("wsm-loop", "base128-loop"), ("wsm-poll", "base128-poll"),
          ("wsm-poll", "base-poll"),
-         ("wsm-uv", "base512-uv")]
+         ("wsm-uv", "base128-uv")]
 out = []
 for s in order_s:
     vs = order_v[s]

@@ -107,7 +107,7 @@ typedef enum wsm_option {
 	WSM_OPT_SESSION_ID_MAX_LEN = 400, /* default 64 */
 	/* frames, queues, payloads */
 	WSM_OPT_MAX_MESSAGE_SIZE = 500,    /* largest client message, default 1024 */
-	WSM_OPT_RX_BUFFER_SIZE = 501,      /* lws receive buffer, default 512 */
+	WSM_OPT_RX_BUFFER_SIZE = 501,      /* lws receive buffer, default 128 */
 	WSM_OPT_MAX_QUEUED_MESSAGES = 502, /* per connection, default 32 */
 	WSM_OPT_MAX_TEXT_LEN = 503,        /* message/stage/error, default 1024 */
 	WSM_OPT_MAX_METADATA_LEN = 504,    /* complete metadata, default 16384 */

@@ -52,7 +52,7 @@ static const struct int_option int_options[] = {
 	    session_id_max_len, "sessionIdMaxLen"),
 	OPT(WSM_OPT_MAX_MESSAGE_SIZE, 16, 1048576, 1024, max_message_size,
 	    "maxMessageSize"),
-	OPT(WSM_OPT_RX_BUFFER_SIZE, 128, 65536, 512, rx_buffer_size,
+	OPT(WSM_OPT_RX_BUFFER_SIZE, 128, 65536, 128, rx_buffer_size,
 	    "rxBufferSize"),
 	OPT(WSM_OPT_MAX_QUEUED_MESSAGES, 1, 4096, 32, max_queued,
 	    "maxQueuedMessages"),

@@ -330,7 +330,7 @@ static const struct int_opt {
 	{ WSM_OPT_ANNOUNCED_ONLY, 0, 1, 0, "announcedOnly" },
 	{ WSM_OPT_SESSION_ID_MAX_LEN, 1, 128, 64, "sessionIdMaxLen" },
 	{ WSM_OPT_MAX_MESSAGE_SIZE, 16, 1048576, 1024, "maxMessageSize" },
-	{ WSM_OPT_RX_BUFFER_SIZE, 128, 65536, 512, "rxBufferSize" },
+	{ WSM_OPT_RX_BUFFER_SIZE, 128, 65536, 128, "rxBufferSize" },
 	{ WSM_OPT_MAX_QUEUED_MESSAGES, 1, 4096, 32, "maxQueuedMessages" },
 	{ WSM_OPT_MAX_TEXT_LEN, 1, 65536, 1024, "maxTextLen" },
 	{ WSM_OPT_MAX_METADATA_LEN, 2, 1048576, 16384, "maxMetadataLen" },
@@ -456,7 +456,7 @@ static void check_default_config(wsm_manager_t *m)
 	p = wsm_protocol(m);
 	assert_non_null(p);
 	assert_string_equal(p->name, "wsm");
-	assert_int_equal(p->rx_buffer_size, 512);
+	assert_int_equal(p->rx_buffer_size, 128);
 	/* Defaults that show only in behaviour: 64-byte ids, 1024-byte text. */
 	{
 		char *id = repeat('i', 64), *text = repeat('t', 1024);
@@ -1385,7 +1385,7 @@ static void test_unbound_calls(void **state)
 	p = wsm_protocol(m);
 	assert_non_null(p);
 	assert_string_equal(p->name, "wsm");
-	assert_int_equal(p->rx_buffer_size, 512);
+	assert_int_equal(p->rx_buffer_size, 128);
 	assert_non_null(p->callback);
 	assert_ptr_equal(p->user, m);
 	/* The same entry on every call while the manager lives. */

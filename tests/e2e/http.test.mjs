@@ -595,7 +595,7 @@ test('the command line: --help lists every option with its default, bad input ex
     'sweep-interval-ms': '60000, 10..86400000', 'close-grace-ms': '5000, 1000..60000',
     'lifetime-jitter-percent': '10, 0..50', 'app-ping': '0, 0..1',
     'session-id-max-len': '64, 1..128', 'max-message-size': '1024, 16..1048576',
-    'rx-buffer-size': '512, 128..65536', 'max-queued-messages': '32, 1..4096',
+    'rx-buffer-size': '128, 128..65536', 'max-queued-messages': '32, 1..4096',
     'max-queued-bytes': '262144, 1024..67108864', 'max-text-len': '1024, 1..65536',
     'max-metadata-len': '16384, 2..1048576', 'inbox-capacity': '65536, 1..16777216',
     'retention-ms': '60000, 0..86400000', 'retain-max-sessions': '10000, 0..1000000',

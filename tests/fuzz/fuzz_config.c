@@ -44,7 +44,7 @@ static const struct ref_opt {
 	{ 206, 0, 1, 0, "appPing" },
 	{ 400, 1, 128, 64, "sessionIdMaxLen" },
 	{ 500, 16, 1048576, 1024, "maxMessageSize" },
-	{ 501, 128, 65536, 512, "rxBufferSize" },
+	{ 501, 128, 65536, 128, "rxBufferSize" },
 	{ 502, 1, 4096, 32, "maxQueuedMessages" },
 	{ 503, 1, 65536, 1024, "maxTextLen" },
 	{ 504, 2, 1048576, 16384, "maxMetadataLen" },
