@@ -8,7 +8,8 @@
 # VARIANT: wsm-loop, wsm-poll, base128-loop or base128-poll (as in run.sh).
 # BUILD_DIR holds bench/{host_wsm,host_baseline,loadgen}; build it
 # release (run.sh does). Prints the two perf tables; keeps perf.data in
-# OUT_DIR (default: a new temporary directory).
+# OUT_DIR (default: a new temporary directory). RATE (per session per
+# second, default 10) and SUBTICKS (default 1, a burst) set the producer.
 set -eu
 B=$1/bench
 V=$2
@@ -23,7 +24,7 @@ base128-poll) bin=host_baseline; args="--loop poll --rx 128" ;;
 *) echo "profile.sh: unknown variant $V" >&2; exit 2 ;;
 esac
 ulimit -n "$(ulimit -Hn)"
-"$B/$bin" $args --sessions 2000 --rate 10 --subticks 1 --duration 60 >"$OUT/host.out" 2>"$OUT/host.err" &
+"$B/$bin" $args --sessions 2000 --rate ${RATE:-10} --subticks ${SUBTICKS:-1} --duration 60 >"$OUT/host.out" 2>"$OUT/host.err" &
 HP=$!
 trap 'kill $HP 2>/dev/null || true' EXIT
 for _ in $(seq 1 100); do
