@@ -271,7 +271,9 @@ int main(int argc, char **argv)
 					       0, 0, 0, NULL, 0 };
 	protocols[1] = (struct lws_protocols){
 		"baseline", callback, sizeof(struct pss),
-		h.o.rx > 0 ? (size_t)h.o.rx : 0, 0, NULL, 0
+		h.o.rx > 0 ? (size_t)h.o.rx : 0, 0, NULL,
+		/* One send() per message, as libwsm's entry does. */
+		65536
 	};
 	pvo.name = protocols[1].name;
 	memset(&info, 0, sizeof(info));

@@ -154,6 +154,8 @@ enum wsm_msg_kind {
 
 /* Room before the JSON body for '{"seq":N,"epoch":E,' at their widest. */
 #define WSM_SEQ_ROOM 48
+/* The protocol entry's tx_packet_size: one send() per message up to it. */
+#define WSM_TX_PACKET_SIZE 65536
 
 /*
  * One broadcast: created (and its JSON body rendered) on the calling thread,

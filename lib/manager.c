@@ -83,6 +83,9 @@ wsm_manager_t *wsm_manager_new(const wsm_config_t *cfg, int *err)
 
 	m->protocol.callback = wsm__protocol_callback;
 	m->protocol.rx_buffer_size = (size_t)m->cfg.rx_buffer_size;
+	/* lws caps each send() at rx_buffer_size unless told otherwise: a
+	 * message longer than the receive buffer would go out in pieces. */
+	m->protocol.tx_packet_size = WSM_TX_PACKET_SIZE;
 	m->protocol.user = m;
 	wsm__registry_add(m);
 	wsm__detail("%s", "");

@@ -457,6 +457,7 @@ static void check_default_config(wsm_manager_t *m)
 	assert_non_null(p);
 	assert_string_equal(p->name, "wsm");
 	assert_int_equal(p->rx_buffer_size, 128);
+	assert_int_equal(p->tx_packet_size, 65536); /* one send() per message */
 	/* Defaults that show only in behaviour: 64-byte ids, 1024-byte text. */
 	{
 		char *id = repeat('i', 64), *text = repeat('t', 1024);
