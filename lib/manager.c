@@ -96,15 +96,17 @@ wsm_manager_t *wsm_manager_new(const wsm_config_t *cfg, int *err)
 /*
  * Hands a connection back to lws with 1001 as its close reason: lws sends
  * the close frame itself as its loop runs, without calling us again. One
- * still in libwsm's hands has not given lws a reason of its own yet (that
- * happens only as its close is handed over), so 1001 holds for it too.
+ * whose close frame libwsm already wrote is only dropped: a second close
+ * frame would break the closing handshake.
  */
-static void close_going_away(struct lws *wsi)
+static void close_going_away(struct lws *wsi, bool frame_sent)
 {
 	static const char text[] = "server shutdown";
 
-	lws_close_reason(wsi, (enum lws_close_status)WSM_CLOSE_GOING_AWAY,
-			 (unsigned char *)(uintptr_t)text, sizeof(text) - 1);
+	if (!frame_sent)
+		lws_close_reason(wsi, (enum lws_close_status)WSM_CLOSE_GOING_AWAY,
+				 (unsigned char *)(uintptr_t)text,
+				 sizeof(text) - 1);
 	lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_SYNC);
 }
 
@@ -121,9 +123,10 @@ void wsm_manager_destroy(wsm_manager_t *m)
 		struct wsm_conn *c = wsm_container_of(m->conns.next,
 						      struct wsm_conn, in_all);
 		struct lws *wsi = c->wsi;
+		bool frame_sent = c->close_sent;
 
 		wsm__conn_teardown(m, c, WSM_CAUSE_SHUTDOWN);
-		close_going_away(wsi);
+		close_going_away(wsi, frame_sent);
 	}
 	if (m->context)
 		lws_sul_cancel(&m->sul);

@@ -17,6 +17,8 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <poll.h>
+#include <sys/socket.h>
 
 #include "support/must.h"
 
@@ -244,10 +246,63 @@ static void test_close_grace(void **state)
 	harness_stop(h);
 }
 
+/* Raw bytes from the client's socket until EOF or a quiet spell of ms. */
+static size_t read_raw(int fd, unsigned char *buf, size_t size, int ms,
+		       bool *eof)
+{
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+	size_t got = 0;
+	ssize_t n;
+
+	*eof = false;
+	while (got < size && poll(&pfd, 1, ms) == 1) {
+		n = recv(fd, buf + got, size - got, 0);
+		if (n <= 0) {
+			*eof = true;
+			break;
+		}
+		got += (size_t)n;
+	}
+	return got;
+}
+
+/*
+ * A manager destroyed while a close frame of libwsm's waits for its answer
+ * drops the connection: the client sees that one close frame (4003 here),
+ * then the end of the stream, never a second close frame.
+ */
+static void test_destroy_after_close_frame(void **state)
+{
+	harness_t *h = HARNESS_START(NULL, { WSM_OPT_CLOSE_GRACE_MS, 60000 });
+	unsigned char buf[256];
+	size_t n;
+	bool eof;
+	wsc_t *c;
+
+	(void)state;
+	assert_non_null(h);
+	c = must_join(h, "once");
+	assert_int_equal(wsm_session_close(harness_mgr(h), "once"), 1);
+	/* Read it raw, so that nothing answers it. */
+	n = read_raw(wsc_fd(c), buf, sizeof(buf), 2000, &eof);
+	assert_false(eof);
+	assert_true(n >= 4);
+	assert_int_equal(buf[0], 0x88); /* FIN, close */
+	assert_int_equal(buf[1] & 0x7f, n - 2);
+	assert_int_equal(buf[2] << 8 | buf[3], WSM_CLOSE_SESSION_CLOSED);
+	harness_destroy_manager(h);
+	n = read_raw(wsc_fd(c), buf, sizeof(buf), 5000, &eof);
+	assert_true(eof);
+	assert_int_equal(n, 0);
+	wsc_free(c);
+	harness_stop(h);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_close_grace),
+		cmocka_unit_test(test_destroy_after_close_frame),
 		cmocka_unit_test(test_flush_or_drop_by_cause),
 	};
 
