@@ -334,9 +334,12 @@ int harness_call(harness_t *h, void (*fn)(harness_t *h, void *arg), void *arg)
 	for (p = &h->calls; *p; p = &(*p)->next)
 		;
 	*p = c;
-	pthread_mutex_unlock(&h->lock);
+	/*
+	 * Woken under the lock: the service thread takes the call (and may
+	 * stop, destroying the context and its wake-up fd) only once this
+	 * has returned.
+	 */
 	wake(h);
-	pthread_mutex_lock(&h->lock);
 	while (!c->done && rc == 0)
 		rc = pthread_cond_timedwait(&h->cond, &h->lock, &until);
 	done = c->done;
