@@ -25,11 +25,6 @@
 #define BIG_LEN 32768
 #define BACKLOG (512 * 1024) /* queued in libwsm, beyond the kernel's */
 
-static bool nothing_queued(void *arg)
-{
-	return harness_metrics(arg).queued_bytes == 0;
-}
-
 static bool closing_one(void *arg)
 {
 	wsm_metrics_t mx = harness_metrics(arg);
@@ -48,11 +43,6 @@ static bool topped_up(void *arg)
 
 	return harness_metrics(t->h).messages_queued > t->queued_before ||
 	       closing_one(t->h);
-}
-
-static bool all_gone(void *arg)
-{
-	return harness_metrics(arg).connections == 0;
 }
 
 /* Reads to the close: the errors must be seq 1, 2, ... with no gap. */
@@ -167,7 +157,7 @@ static void run_close_case(const struct close_case *cc)
 		 * kernel may have taken some more meanwhile). */
 		assert_true(harness_metrics(h).queued_bytes > 0);
 	} else {
-		assert_int_equal(harness_wait_until(nothing_queued, h, 5000), 0);
+		assert_int_equal(harness_wait_until(harness_nothing_queued, h, 5000), 0);
 	}
 	got = read_errors(c);
 	assert_int_equal(wsc_close_code(c), cc->code);
@@ -225,7 +215,7 @@ static void test_close_grace(void **state)
 	c = must_join(h, "deaf");
 	t0 = now_ms();
 	assert_int_equal(wsm_session_close(harness_mgr(h), "deaf"), 1);
-	assert_int_equal(harness_wait_until(all_gone, h, 10000), 0);
+	assert_int_equal(harness_wait_until(harness_no_connections, h, 10000), 0);
 	took = now_ms() - t0;
 	print_message("grace 1000 ms: dropped after %lld ms\n", (long long)took);
 	assert_true(took < 4000);
@@ -240,8 +230,8 @@ static void test_close_grace(void **state)
 	c = must_join(h, "deaf");
 	assert_int_equal(wsm_session_close(harness_mgr(h), "deaf"), 1);
 	/* Not before the grace: still held 1.5 s in. */
-	assert_int_equal(harness_wait_until(all_gone, h, 1500), -1);
-	assert_int_equal(harness_wait_until(all_gone, h, 10000), 0);
+	assert_int_equal(harness_wait_until(harness_no_connections, h, 1500), -1);
+	assert_int_equal(harness_wait_until(harness_no_connections, h, 10000), 0);
 	wsc_free(c);
 	harness_stop(h);
 }

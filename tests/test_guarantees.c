@@ -18,15 +18,6 @@
 
 #include "support/must.h"
 
-struct gone {
-	harness_t *h;
-};
-
-static bool all_gone(void *arg)
-{
-	return harness_metrics(((struct gone *)arg)->h).connections == 0;
-}
-
 /*
  * WSM_OPT_MAX_QUEUED_MESSAGES: with the service thread held, five errors
  * (never coalesced) reach a queue of four in one drain. The fifth closes
@@ -37,7 +28,6 @@ static void test_queue_count_bound(void **state)
 {
 	harness_t *h = HARNESS_START(NULL, { WSM_OPT_MAX_QUEUED_MESSAGES, 4 });
 	struct harness_hold *hold;
-	struct gone g = { h };
 	wsc_t *slow, *other;
 	int i;
 
@@ -62,7 +52,7 @@ static void test_queue_count_bound(void **state)
 					     5000), 0);
 	wsc_free(slow);
 	wsc_free(other);
-	assert_int_equal(harness_wait_until(all_gone, &g, 5000), 0);
+	assert_int_equal(harness_wait_until(harness_no_connections, h, 5000), 0);
 	/* Exactly one close event for it, whatever lws reported after. */
 	assert_int_equal(harness_events(h, WSM_EVENT_CLOSE, -1, "cnt"), 1);
 	assert_int_equal(harness_metrics(h).closed[WSM_CAUSE_SLOW_CONSUMER], 1);
@@ -88,7 +78,6 @@ static void test_one_close_event_each(void **state)
 				     { WSM_OPT_STALE_TIMEOUT_MS, 1000 },
 				     { WSM_OPT_MAX_LIFETIME_MS, 2500 },
 				     { WSM_OPT_LIFETIME_JITTER_PERCENT, 0 });
-	struct gone g = { h };
 	wsc_t *old, *young, *mute, *aged;
 
 	(void)state;
@@ -118,7 +107,7 @@ static void test_one_close_event_each(void **state)
 	wsc_free(young);
 	wsc_free(mute);
 	wsc_free(aged);
-	assert_int_equal(harness_wait_until(all_gone, &g, 5000), 0);
+	assert_int_equal(harness_wait_until(harness_no_connections, h, 5000), 0);
 	assert_int_equal(harness_events(h, WSM_EVENT_CLOSE, -1, "ev"), 2);
 	assert_int_equal(harness_events(h, WSM_EVENT_CLOSE, WSM_CAUSE_EVICTED,
 					"ev"), 1);

@@ -56,11 +56,6 @@ static void assert_counts_all(const struct tally *base, const struct tally *now)
 	assert_int_equal(held, tracked);
 }
 
-static bool none_left(void *arg)
-{
-	return harness_metrics(arg).connections == 0;
-}
-
 static void test_held_bytes_counts_every_byte(void **state)
 {
 	harness_t *h = HARNESS_START(NULL, { WSM_OPT_RETENTION_MS, 60000 },
@@ -108,7 +103,7 @@ static void test_held_bytes_counts_every_byte(void **state)
 	for (i = 0; i < 12; i++)
 		wsc_free(c[i]);
 	wsc_free(stuck);
-	assert_int_equal(harness_wait_until(none_left, h, 10000), 0);
+	assert_int_equal(harness_wait_until(harness_no_connections, h, 10000), 0);
 	t = tally(h);
 	assert_true(harness_metrics(h).retained_sessions == 4);
 	assert_counts_all(&base, &t);

@@ -206,21 +206,6 @@ static void test_seq_beyond_session_resets(void **state)
 	harness_stop(h);
 }
 
-/* A NUL-terminated run of n copies of ch (n < 1024), in static storage. */
-static const char *repeat_char_static(char ch, size_t n)
-{
-	static char buf[1024];
-
-	memset(buf, ch, n);
-	buf[n] = '\0';
-	return buf;
-}
-
-static bool no_connections(void *arg)
-{
-	return harness_metrics(arg).connections == 0;
-}
-
 static bool replay_held(void *arg)
 {
 	return harness_metrics(arg).queued_bytes > 1024;
@@ -246,7 +231,8 @@ static void test_replay_outside_the_byte_bound(void **state)
 				     { WSM_OPT_MAX_QUEUED_BYTES, 1024 },
 				     { WSM_OPT_MAX_METADATA_LEN, 1048576 });
 	wsm_manager_t *m = harness_mgr(h);
-	char *meta = malloc(900 * 1024);
+	char *meta = malloc(900 * 1024), *pad = repeat_char('p', 1000);
+	char *err = repeat_char('e', 600);
 	int attempt;
 	wsc_t *c;
 	json_t *j;
@@ -254,10 +240,12 @@ static void test_replay_outside_the_byte_bound(void **state)
 	(void)state;
 	assert_non_null(h);
 	assert_non_null(meta);
+	assert_non_null(pad);
+	assert_non_null(err);
 	snprintf(meta, 900 * 1024, "{\"pad\":\"%0*d\"}", 900 * 1024 - 20, 0);
 	assert_int_equal(wsm_broadcast_complete(m, "huge", meta), 0);
 	assert_int_equal(wsm_broadcast_progress(m, "huge", 50,
-						repeat_char_static('p', 1000), NULL),
+						pad, NULL),
 			 0);
 	/* Until the replay is seen waiting in libwsm (on a loaded machine
 	 * lws may flush it before the first look): only then does it count. */
@@ -268,10 +256,10 @@ static void test_replay_outside_the_byte_bound(void **state)
 		if (harness_wait_until(replay_held, h, 2000) == 0)
 			break;
 		wsc_free(c);
-		assert_int_equal(harness_wait_until(no_connections, h, 5000), 0);
+		assert_int_equal(harness_wait_until(harness_no_connections, h, 5000), 0);
 	}
 	assert_true(attempt < 5);
-	assert_int_equal(wsm_broadcast_error(m, "huge", repeat_char_static('e', 600)), 0);
+	assert_int_equal(wsm_broadcast_error(m, "huge", err), 0);
 	j = recv_type(c, "complete", 10000);
 	assert_non_null(j);
 	json_decref(j);
@@ -281,6 +269,8 @@ static void test_replay_outside_the_byte_bound(void **state)
 	assert_int_equal(harness_metrics(h).closed[WSM_CAUSE_SLOW_CONSUMER], 0);
 	wsc_free(c);
 	free(meta);
+	free(pad);
+	free(err);
 	harness_stop(h);
 }
 
@@ -373,11 +363,6 @@ static void test_retention_expires_and_is_bounded(void **state)
 	harness_stop(h);
 }
 
-static bool nothing_queued(void *arg)
-{
-	return harness_metrics(arg).queued_bytes == 0;
-}
-
 static bool closing_started(void *arg)
 {
 	return harness_metrics(arg).closing == 1 ||
@@ -424,7 +409,7 @@ static void test_slow_consumer_is_bounded(void **state)
 	assert_true(mx.queue_peak_bytes <= 262144);
 	assert_true(mx.queue_peak_bytes > 262144 - 60100); /* it was full */
 	/* Dropped at the close, not flushed: gone while the client reads nothing. */
-	assert_int_equal(harness_wait_until(nothing_queued, h, 5000), 0);
+	assert_int_equal(harness_wait_until(harness_nothing_queued, h, 5000), 0);
 	assert_int_equal(wsm_broadcast_complete(m, "stuck", NULL), 0);
 
 	/* Now read what the kernel holds: errors 1..k in order, then 4004. */

@@ -589,3 +589,13 @@ void harness_release(struct harness_hold *x)
 	pthread_cond_destroy(&x->cond);
 	free(x);
 }
+
+bool harness_no_connections(void *h)
+{
+	return harness_metrics(h).connections == 0;
+}
+
+bool harness_nothing_queued(void *h)
+{
+	return harness_metrics(h).queued_bytes == 0;
+}

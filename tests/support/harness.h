@@ -78,6 +78,10 @@ int64_t harness_register_result(harness_t *h, unsigned n, int timeout_ms);
 
 /* Polls pred every millisecond until true (0) or timeout (-1). */
 int harness_wait_until(bool (*pred)(void *arg), void *arg, int timeout_ms);
+/* harness_wait_until() predicates on a harness_t *: no connection held;
+ * no payload byte waiting in any connection queue. */
+bool harness_no_connections(void *h);
+bool harness_nothing_queued(void *h);
 /* A fresh metrics snapshot; aborts (failing the test) if there is none. */
 wsm_metrics_t harness_metrics(harness_t *h);
 
