@@ -45,11 +45,10 @@ int wsm__bind(wsm_manager_t *m, struct lws *wsi)
 /* Connections still held when the context goes: it is shutting down. */
 static void teardown_all(wsm_manager_t *m)
 {
-	while (!wsm_list_empty(&m->conns))
-		wsm__conn_teardown(m,
-				   wsm_container_of(m->conns.next,
-						    struct wsm_conn, in_all),
-				   WSM_CAUSE_SHUTDOWN);
+	struct wsm_conn *c;
+
+	while ((c = wsm__any_conn(m)))
+		wsm__conn_teardown(m, c, WSM_CAUSE_SHUTDOWN);
 }
 
 void wsm__unbind(wsm_manager_t *m)

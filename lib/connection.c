@@ -49,12 +49,12 @@ int64_t wsm__conn_open(wsm_manager_t *m, struct lws *wsi, const char *id,
 	pthread_mutex_unlock(&m->table_lock);
 	wsm__session_busy(m, s);
 
-	wsm_list_append(&m->conns, &c->in_all);
 	c->wsi = wsi;
 	c->session = s;
 	c->id = ++m->next_conn_id;
 	c->last_rx_us = now;
-	wsm__dq_arm(&m->q_ping, &c->ping, now);
+	c->last_ping_us = now; /* the first ping is due an interval from now */
+	wsm_list_append(&m->pings, &c->in_pings);
 	wsm__dq_arm(&m->q_lifetime[wsm__new_epoch(m) % WSM_LIFETIME_SLOTS],
 		    &c->lifetime, now);
 	c->peer = wsm__peer_ref(m, wsi);
@@ -74,7 +74,7 @@ static void detach_open(wsm_manager_t *m, struct wsm_conn *c)
 	wsm_link_remove(&c->in_session);
 	c->session->open--;
 	pthread_mutex_unlock(&m->table_lock);
-	wsm__dq_cancel(&c->ping);
+	wsm_link_remove(&c->in_pings);
 	wsm__dq_cancel(&c->lifetime);
 	set_stale(m, c, false);
 	wsm__bump(&m->c.open, -1);
@@ -151,6 +151,7 @@ void wsm__conn_close(wsm_manager_t *m, struct wsm_conn *c,
 	if (c->closing)
 		return;
 	detach_open(m, c);
+	wsm_list_append(&m->closing, &c->in_session);
 	c->closing = 1;
 	c->cause = (uint8_t)cause;
 	c->close_code = (uint16_t)code;
@@ -169,13 +170,13 @@ void wsm__conn_teardown(wsm_manager_t *m, struct wsm_conn *c,
 	struct wsm_session *s = c->session;
 
 	if (c->closing) {
+		wsm_link_remove(&c->in_session);
 		wsm__bump(&m->c.closing, -1);
 	} else {
 		detach_open(m, c);
 	}
 	wsm__queue_free(m, &c->out);
 	wsm__peer_unref(m, c->peer);
-	wsm_link_remove(&c->in_all);
 	lws_set_opaque_user_data(c->wsi, NULL);
 	wsm__bump(&m->c.closed[cause], 1);
 	emit(m, WSM_EVENT_CLOSE, c, cause);
@@ -183,6 +184,17 @@ void wsm__conn_teardown(wsm_manager_t *m, struct wsm_conn *c,
 	if (--s->refs == 0)
 		wsm__session_idle(m, s);
 	wsm__drain_check(m);
+}
+
+struct wsm_conn *wsm__any_conn(wsm_manager_t *m)
+{
+	if (!wsm_list_empty(&m->pings))
+		return wsm_container_of(m->pings.next, struct wsm_conn,
+					in_pings);
+	if (!wsm_list_empty(&m->closing))
+		return wsm_container_of(m->closing.next, struct wsm_conn,
+					in_session);
+	return NULL;
 }
 
 void wsm__conn_activity(wsm_manager_t *m, struct wsm_conn *c)

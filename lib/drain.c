@@ -12,10 +12,10 @@ void wsm__drain_check(wsm_manager_t *m)
 	wsm_event_cb cb = m->cfg.on_event;
 
 	/* lws may be about to poll until its next timer: wake the wait. */
-	if (m->drain_waiting && wsm_list_empty(&m->conns))
+	if (m->drain_waiting && wsm__no_conns(m))
 		lws_cancel_service(m->context);
 	if (!atomic_load(&m->draining) || m->drained_reported ||
-	    !wsm_list_empty(&m->conns))
+	    !wsm__no_conns(m))
 		return;
 	m->drained_reported = true;
 	if (cb)
@@ -48,17 +48,13 @@ int wsm_drain(wsm_manager_t *m, int64_t window_ms)
 		/* What was broadcast before the drain reaches its clients. */
 		wsm__inbox_drain(m);
 		now = wsm__now_us();
-		for (l = m->conns.next; l != &m->conns; l = l->next)
-			n += !wsm_container_of(l, struct wsm_conn, in_all)->closing;
-		for (l = m->conns.next; l != &m->conns; l = l->next) {
-			struct wsm_conn *c =
-				wsm_container_of(l, struct wsm_conn, in_all);
-
-			if (c->closing)
-				continue;
-			wsm__dq_arm_at(&m->q_drain, &c->lifetime,
+		for (l = m->pings.next; l != &m->pings; l = l->next)
+			n++;
+		for (l = m->pings.next; l != &m->pings; l = l->next)
+			wsm__dq_arm_at(&m->q_drain,
+				       &wsm_container_of(l, struct wsm_conn,
+							 in_pings)->lifetime,
 				       now + window_ms * 1000 * i++ / n);
-		}
 		wsm__timer_rearm(m);
 		wsm__drain_check(m);
 		rc = (int)n;

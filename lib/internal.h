@@ -245,29 +245,30 @@ struct wsm_resume {
  * user data.
  */
 struct wsm_conn {
-	struct wsm_link in_all;     /* every connection of the manager */
 	struct wsm_link in_session; /* session's open list, oldest first;
-				     * once closing, the manager's close queue */
-	struct wsm_deadline ping;
+				     * once closing, the manager's closing list */
+	struct wsm_link in_pings;   /* the manager's ping order, while open */
 	struct wsm_deadline lifetime;
 	struct lws *wsi;
 	struct wsm_session *session; /* held until teardown */
 	struct wsm_peer *peer;       /* held until teardown, if capped */
 	uint64_t id;
 	int64_t last_rx_us;
-	int64_t last_ping_us;
+	int64_t last_ping_us; /* the open time until the first ping */
 	struct wsm_queue out;
 	uint32_t rx_bytes;   /* of the client message being received */
 	uint32_t rx_utf8;    /* UTF-8 state across fragments */
-	uint8_t closing;     /* close requested; no longer in the session */
-	uint8_t cause;       /* wsm_close_cause_t once closing */
 	uint16_t close_code; /* sent when the close is handed to lws */
-	uint8_t is_stale;    /* counted in the stale gauge */
-	uint8_t ping_due;
-	uint8_t peer_closed; /* client sent a close frame */
-	uint8_t close_sent;  /* written: waiting for the client's answer */
-	uint8_t app_ping_due;
-	uint8_t app_ping_open; /* a JSON ping, sent at last_ping_us, unanswered */
+	uint8_t cause;       /* wsm_close_cause_t once closing */
+	/* Flags in bits: every byte of this record counts 15,000 times. */
+	unsigned closing : 1;     /* close requested; no longer in the session */
+	unsigned is_stale : 1;    /* counted in the stale gauge */
+	unsigned ping_due : 1;
+	unsigned peer_closed : 1; /* client sent a close frame */
+	unsigned close_sent : 1;  /* written: waiting for the client's answer */
+	unsigned app_ping_due : 1;
+	unsigned app_ping_open : 1; /* a JSON ping, sent at last_ping_us,
+				     * unanswered */
 };
 
 /*
@@ -277,12 +278,12 @@ struct wsm_conn {
  */
 struct wsm_session {
 	struct wsm_session *hnext;
-	uint64_t hash;
+	uint32_t hash;         /* the low bits of wsm__hash() */
+	uint32_t epoch;        /* new each time the session is created */
 	struct wsm_link conns; /* open connections, oldest first */
 	uint32_t open;         /* length of conns */
 	uint32_t refs;         /* open + closing connections */
 	uint64_t seq;
-	uint32_t epoch;        /* new each time the session is created */
 	struct wsm_msg *last_progress; /* replay state, references held */
 	struct wsm_msg *terminal;      /* last error or complete */
 	struct wsm_deadline retain;    /* armed while refs == 0 */
@@ -392,10 +393,17 @@ struct wsm_manager {
 	struct wsm_table table;
 
 	/* Service thread only below. */
-	struct wsm_link conns; /* every connection, open or closing */
+	/*
+	 * Every open connection, in the order of its last ping (its opening
+	 * before the first): the head is due first, at last_ping_us + the
+	 * interval, so the list is both the ping schedule and the set of
+	 * open connections, with no deadline stored per connection.
+	 */
+	struct wsm_link pings;
+	struct wsm_link closing; /* connections whose close has begun */
 	int bound_vhosts;
 	struct wsm_binding *bindings;
-	struct wsm_deadline_queue q_ping;
+	int64_t ping_interval_us;
 	/* Lifetime deadlines, spread over slots: each slot is still FIFO. */
 	struct wsm_deadline_queue q_lifetime[WSM_LIFETIME_SLOTS];
 	struct wsm_deadline_queue q_drain; /* staggered shutdown closes */
@@ -494,6 +502,13 @@ void wsm__conn_close(wsm_manager_t *m, struct wsm_conn *c,
 void wsm__conn_teardown(wsm_manager_t *m, struct wsm_conn *c,
 			wsm_close_cause_t cause);
 void wsm__conn_activity(wsm_manager_t *m, struct wsm_conn *c);
+/* No connection left, open or closing. */
+static inline bool wsm__no_conns(const wsm_manager_t *m)
+{
+	return wsm_list_empty(&m->pings) && wsm_list_empty(&m->closing);
+}
+/* Some connection, open or closing; NULL when none is left. */
+struct wsm_conn *wsm__any_conn(wsm_manager_t *m);
 void wsm__conn_enqueue(wsm_manager_t *m, struct wsm_conn *c,
 		       struct wsm_msg *msg);
 /* Queues part of the replay of a new connection (retention.c). */
@@ -569,6 +584,8 @@ void wsm__drain_expire(wsm_manager_t *m, int64_t now_us);
 void wsm__timer_rearm(wsm_manager_t *m);
 /* Hands queued closes to lws; never from a callback of the wsi closed. */
 int wsm__expire(wsm_manager_t *m, int64_t now_us);
+/* When the first ping is due, or INT64_MAX with no open connection. */
+int64_t wsm__next_ping(wsm_manager_t *m);
 
 /* ---- binding to lws (callback.c) ---------------------------------------- */
 int wsm__bind(wsm_manager_t *m, struct lws *wsi);

@@ -66,8 +66,9 @@ wsm_manager_t *wsm_manager_new(const wsm_config_t *cfg, int *err)
 	pthread_mutex_init(&m->inbox_lock, NULL);
 	pthread_mutex_init(&m->table_lock, NULL);
 	m->inbox_tail = &m->inbox_head;
-	wsm_list_init(&m->conns);
-	wsm__dq_init(&m->q_ping, m->cfg.ping_interval_ms * 1000);
+	wsm_list_init(&m->pings);
+	wsm_list_init(&m->closing);
+	m->ping_interval_us = m->cfg.ping_interval_ms * 1000;
 	/* Slot k closes at lifetime - jitter + k/(slots-1) of the jitter. */
 	jitter_us = m->cfg.max_lifetime_ms * 1000 * m->cfg.lifetime_jitter_pct / 100;
 	for (i = 0; i < WSM_LIFETIME_SLOTS; i++)
@@ -113,15 +114,14 @@ static void close_going_away(struct lws *wsi, bool frame_sent)
 void wsm_manager_destroy(wsm_manager_t *m)
 {
 	struct wsm_binding *b;
+	struct wsm_conn *c;
 
 	if (!m || !wsm__registry_remove(m))
 		return;
 	atomic_store(&m->shutting_down, true);
 	for (b = m->bindings; b; b = b->next)
 		b->m = NULL;
-	while (!wsm_list_empty(&m->conns)) {
-		struct wsm_conn *c = wsm_container_of(m->conns.next,
-						      struct wsm_conn, in_all);
+	while ((c = wsm__any_conn(m))) {
 		struct lws *wsi = c->wsi;
 		bool frame_sent = c->close_sent;
 

@@ -68,7 +68,7 @@ struct wsm_session *wsm__table_find(wsm_manager_t *m, const char *id,
 	struct wsm_session *s;
 
 	for (s = t->buckets[h & (t->nbuckets - 1)]; s; s = s->hnext)
-		if (s->hash == h && s->id_len == len && !memcmp(s->id, id, len))
+		if (s->hash == (uint32_t)h && s->id_len == len && !memcmp(s->id, id, len))
 			return s;
 	return NULL;
 }
@@ -107,7 +107,7 @@ struct wsm_session *wsm__table_get(wsm_manager_t *m, const char *id,
 	s = wsm__alloc(m, session_size(len));
 	if (!s)
 		return NULL;
-	s->hash = wsm__hash(t->seed, id, len);
+	s->hash = (uint32_t)wsm__hash(t->seed, id, len);
 	s->epoch = wsm__new_epoch(m);
 	s->id_len = (uint8_t)len;
 	memcpy(s->id, id, len);

@@ -27,7 +27,7 @@ void wsm__timer_rearm(wsm_manager_t *m)
 
 	if (!m->context)
 		return;
-	next = min64(wsm__dq_next(&m->q_ping), m->next_sweep_us);
+	next = min64(wsm__next_ping(m), m->next_sweep_us);
 	next = min64(next, min64(wsm__dq_next(&m->q_retain),
 				 wsm__dq_next(&m->q_drain)));
 	for (i = 0; i < WSM_LIFETIME_SLOTS; i++)
@@ -45,6 +45,20 @@ static struct wsm_conn *conn_of(struct wsm_deadline *d, size_t offset)
 	return (struct wsm_conn *)(void *)((char *)d - offset);
 }
 
+static struct wsm_conn *first_ping(wsm_manager_t *m)
+{
+	if (wsm_list_empty(&m->pings))
+		return NULL;
+	return wsm_container_of(m->pings.next, struct wsm_conn, in_pings);
+}
+
+int64_t wsm__next_ping(wsm_manager_t *m)
+{
+	struct wsm_conn *c = first_ping(m);
+
+	return c ? c->last_ping_us + m->ping_interval_us : INT64_MAX;
+}
+
 int wsm__expire(wsm_manager_t *m, int64_t now)
 {
 	struct wsm_deadline *d;
@@ -60,8 +74,8 @@ int wsm__expire(wsm_manager_t *m, int64_t now)
 		}
 	wsm__drain_expire(m, now);
 	/* Pings due a little later go now too: fewer wake-ups, same load. */
-	while ((d = wsm__dq_due(&m->q_ping, now + m->ping_slack_us))) {
-		c = conn_of(d, offsetof(struct wsm_conn, ping));
+	while ((c = first_ping(m)) &&
+	       c->last_ping_us + m->ping_interval_us <= now + m->ping_slack_us) {
 		/*
 		 * Silence is judged at the ping ticks, so a connection needs no
 		 * deadline of its own for it (24 bytes each) and a frame from
@@ -73,15 +87,15 @@ int wsm__expire(wsm_manager_t *m, int64_t now)
 			closed++;
 			continue;
 		}
-		if (c->last_ping_us && c->last_rx_us < c->last_ping_us &&
-		    !c->is_stale) {
+		if (c->last_rx_us < c->last_ping_us && !c->is_stale) {
 			c->is_stale = 1;
 			wsm__bump(&m->c.stale, 1);
 		}
 		c->last_ping_us = now;
 		c->ping_due = 1;
-		c->app_ping_due = (uint8_t)m->cfg.app_ping;
-		wsm__dq_arm(&m->q_ping, d, now);
+		c->app_ping_due = m->cfg.app_ping ? 1 : 0;
+		wsm_link_remove(&c->in_pings);
+		wsm_list_append(&m->pings, &c->in_pings);
 		lws_callback_on_writable(c->wsi);
 	}
 	wsm__retention_expire(m, now);
