@@ -35,6 +35,7 @@ int wsm__bind(wsm_manager_t *m, struct lws *wsi)
 	m->service_thread = pthread_self();
 	pthread_mutex_unlock(&m->inbox_lock);
 	if (m->bound_vhosts++ == 0) {
+		m->vhost = lws_get_vhost(wsi);
 		m->next_sweep_us = wsm__now_us() + m->cfg.sweep_interval_ms * 1000;
 		wsm__timer_rearm(m);
 		wsm__inbox_drain(m); /* anything sent before the loop existed */
@@ -56,10 +57,14 @@ void wsm__unbind(wsm_manager_t *m)
 	if (m->bound_vhosts == 0 || --m->bound_vhosts > 0)
 		return;
 	teardown_all(m);
+#ifdef WSM_WITH_CLUSTER
+	wsm__redis_unbind(m);
+#endif
 	lws_sul_cancel(&m->sul);
 	m->sul_at_us = 0;
 	pthread_mutex_lock(&m->inbox_lock);
 	m->context = NULL;
+	m->vhost = NULL;
 	m->wake_pending = false; /* a later context is woken afresh */
 	pthread_mutex_unlock(&m->inbox_lock);
 }
@@ -84,7 +89,6 @@ int wsm__dispatch(wsm_manager_t *m, struct lws *wsi, int reason, void *user,
 	struct wsm_conn *c;
 	int rc;
 
-	(void)user;
 	*handled = true;
 	switch (reason) {
 	case LWS_CALLBACK_PROTOCOL_INIT:
@@ -133,7 +137,13 @@ int wsm__dispatch(wsm_manager_t *m, struct lws *wsi, int reason, void *user,
 		return 0;
 	default:
 		*handled = false;
+#ifdef WSM_WITH_CLUSTER
+		return wsm__redis_callback(m, wsi, reason, user, in, len,
+					   handled);
+#else
+		(void)user;
 		return 0;
+#endif
 	}
 }
 

@@ -423,6 +423,9 @@ struct wsm_manager {
 	double tokens; /* upgrade rate bucket */
 	int64_t tokens_at_us;
 
+	struct lws_vhost *vhost; /* the first bound: Redis connections use it */
+	struct wsm_link redis_conns; /* lib/cluster's, while any exists */
+
 	struct wsm_counters c;
 };
 
@@ -579,6 +582,17 @@ void wsm__app_pong_check(wsm_manager_t *m, struct wsm_conn *c, const void *in,
 /* Reports WSM_EVENT_DRAINED once the last connection of a drain is gone. */
 void wsm__drain_check(wsm_manager_t *m);
 void wsm__drain_expire(wsm_manager_t *m, int64_t now_us);
+
+/* ---- cluster mode (lib/cluster/) ------------------------------------------ */
+#ifdef WSM_WITH_CLUSTER
+/* lws's reasons for the Redis connections: handled says they were one. */
+int wsm__redis_callback(wsm_manager_t *m, struct lws *wsi, int reason,
+			void *user, void *in, size_t len, bool *handled);
+/* The context goes: every Redis connection forgets its socket and timers. */
+void wsm__redis_unbind(wsm_manager_t *m);
+/* Destroy: the connections still held go, their pending replies failed. */
+void wsm__redis_free_all(wsm_manager_t *m);
+#endif
 
 /* ---- timers (timer.c) --------------------------------------------------- */
 void wsm__timer_rearm(wsm_manager_t *m);

@@ -67,6 +67,7 @@ wsm_manager_t *wsm_manager_new(const wsm_config_t *cfg, int *err)
 	pthread_mutex_init(&m->table_lock, NULL);
 	m->inbox_tail = &m->inbox_head;
 	wsm_list_init(&m->pings);
+	wsm_list_init(&m->redis_conns);
 	wsm_list_init(&m->closing);
 	m->ping_interval_us = m->cfg.ping_interval_ms * 1000;
 	/* Slot k closes at lifetime - jitter + k/(slots-1) of the jitter. */
@@ -130,6 +131,9 @@ void wsm_manager_destroy(wsm_manager_t *m)
 	}
 	if (m->context)
 		lws_sul_cancel(&m->sul);
+#ifdef WSM_WITH_CLUSTER
+	wsm__redis_free_all(m);
+#endif
 	wsm__inbox_discard(m);
 	wsm__guard_release(m);
 	wsm__protocol_lists_free(m);

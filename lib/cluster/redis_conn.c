@@ -1,0 +1,618 @@
+/*
+ * One connection to one Redis. The socket is an lws raw client connection
+ * on the host's context, so it runs on the host's loop (poll or libuv) with
+ * no thread of its own; hiredis only encodes commands and parses replies.
+ * The wsi's user pointer names its wsm_redis_conn (libwsm's WebSocket
+ * connections use the opaque pointer instead), and is checked against the
+ * manager's list before use.
+ *
+ * Failures of any kind (refused connect, timeout, reset, a reply that does
+ * not parse) end the same way: pending replies fail, the owner is told the
+ * link is down, and a reconnect is scheduled after a delay drawn at random
+ * below a bound that doubles per consecutive failure (full jitter), so that
+ * a Redis that comes back is not hit by every node at once.
+ */
+#include <string.h>
+
+#include "cluster.h"
+
+/* Bounds on what a Redis may make libwsm hold: replies are small. */
+#define WSM_REDIS_MAX_ELEMENTS 4096
+#define WSM_REDIS_MAX_BUFFERED (64u << 20)
+/* Written per writeable callback: lws buffers what the socket refuses. */
+#define WSM_REDIS_WRITE_CHUNK 65536
+/* An output buffer larger than this is freed once it empties. */
+#define WSM_REDIS_OUT_KEEP 16384
+
+enum rconn_state {
+	RCONN_IDLE,       /* not started, or waiting to reconnect */
+	RCONN_CONNECTING, /* socket, then a first answer */
+	RCONN_UP
+};
+
+struct pending {
+	wsm_redis_reply_fn fn;
+	void *user;
+	int64_t deadline_us;
+	unsigned replies; /* still expected */
+};
+
+struct wsm_redis_conn {
+	struct wsm_link in_manager; /* m->redis_conns */
+	wsm_manager_t *m;
+	struct wsm_redis_addr addr;
+	struct wsm_redis_timing timing;
+	const struct wsm_redis_conn_ops *ops;
+	void *user;
+	bool subscriber;
+	enum rconn_state state;
+	struct lws *wsi;
+	redisReader *reader;
+	redisReplyObjectFunctions fn; /* hiredis's, with bounded arrays */
+	void *(*hiredis_create_array)(const redisReadTask *, int);
+	char *out;
+	size_t out_len, out_off, out_cap;
+	struct pending *pend;
+	size_t pend_head, pend_len, pend_cap;
+	lws_sorted_usec_list_t sul_retry;
+	lws_sorted_usec_list_t sul_timeout;
+	int64_t retry_bound_us;
+	uint64_t reconnects;
+	uint64_t rng;
+};
+
+/* ---- replies ------------------------------------------------------------ */
+
+/*
+ * hiredis 0.14 allocates an array of the length Redis announces before any
+ * element arrives: a bound keeps a bad peer from making that huge.
+ */
+static void *create_array(const redisReadTask *task, int elements)
+{
+	struct wsm_redis_conn *rc = task->privdata;
+
+	if (elements < 0 || elements > WSM_REDIS_MAX_ELEMENTS)
+		return NULL; /* the reader fails, and the link resets */
+	return rc->hiredis_create_array(task, elements);
+}
+
+static redisReader *new_reader(struct wsm_redis_conn *rc)
+{
+	redisReader *r = redisReaderCreate();
+
+	if (!r)
+		return NULL;
+	rc->fn = *r->fn;
+	rc->hiredis_create_array = rc->fn.createArray;
+	rc->fn.createArray = create_array;
+	r->fn = &rc->fn;
+	r->privdata = rc;
+	return r;
+}
+
+/* A published message, on a subscriber connection: not a command's reply. */
+static bool is_push(const redisReply *r)
+{
+	return r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&
+	       r->element[0]->type == REDIS_REPLY_STRING &&
+	       r->element[0]->len == 7 && !memcmp(r->element[0]->str, "message", 7);
+}
+
+/* ---- timers ---------------------------------------------------------------- */
+
+static struct wsm_redis_conn *of_sul(lws_sorted_usec_list_t *sul, size_t off)
+{
+	return (struct wsm_redis_conn *)(void *)((char *)sul - off);
+}
+
+static void arm_timeout(struct wsm_redis_conn *rc, int64_t at_us)
+{
+	int64_t now = wsm__now_us();
+
+	lws_sul_schedule(rc->m->context, 0, &rc->sul_timeout,
+			 rc->sul_timeout.cb, at_us > now ? at_us - now : 0);
+}
+
+/* The oldest unanswered command's deadline, or none. */
+static void rearm_timeout(struct wsm_redis_conn *rc)
+{
+	if (rc->state == RCONN_CONNECTING && !rc->pend_len)
+		return; /* the connect deadline stands */
+	if (!rc->pend_len) {
+		lws_sul_cancel(&rc->sul_timeout);
+		return;
+	}
+	arm_timeout(rc, rc->pend[rc->pend_head].deadline_us);
+}
+
+static void lost(struct wsm_redis_conn *rc, const char *why);
+
+static void on_timeout(lws_sorted_usec_list_t *sul)
+{
+	struct wsm_redis_conn *rc =
+		of_sul(sul, offsetof(struct wsm_redis_conn, sul_timeout));
+
+	if (rc->state == RCONN_CONNECTING && !rc->pend_len)
+		lost(rc, "connect timed out");
+	else if (rc->pend_len &&
+		 rc->pend[rc->pend_head].deadline_us <= wsm__now_us())
+		lost(rc, "command timed out");
+	else
+		rearm_timeout(rc);
+}
+
+/* ---- connecting ------------------------------------------------------------ */
+
+static void connect_now(struct wsm_redis_conn *rc);
+
+static void on_retry(lws_sorted_usec_list_t *sul)
+{
+	connect_now(of_sul(sul, offsetof(struct wsm_redis_conn, sul_retry)));
+}
+
+/* Full jitter: uniform below a bound that doubles per failure. */
+static void schedule_retry(struct wsm_redis_conn *rc)
+{
+	uint64_t x = rc->rng;
+	int64_t delay;
+
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	rc->rng = x;
+	delay = rc->timing.retry_min_us / 2 +
+		(int64_t)(x % (uint64_t)(rc->retry_bound_us + 1));
+	rc->retry_bound_us = rc->retry_bound_us * 2 > rc->timing.retry_max_us
+				     ? rc->timing.retry_max_us
+				     : rc->retry_bound_us * 2;
+	lws_sul_schedule(rc->m->context, 0, &rc->sul_retry, on_retry, delay);
+}
+
+static void fail_pending(struct wsm_redis_conn *rc)
+{
+	while (rc->pend_len) {
+		struct pending p = rc->pend[rc->pend_head];
+
+		rc->pend_head = (rc->pend_head + 1) % rc->pend_cap;
+		rc->pend_len--;
+		if (p.fn)
+			p.fn(p.user, NULL);
+	}
+	rc->pend_head = 0;
+}
+
+/* Forgets the socket (lws closes it later) without hearing of it again. */
+static void drop_socket(struct wsm_redis_conn *rc)
+{
+	if (rc->wsi) {
+		lws_set_wsi_user(rc->wsi, NULL);
+		lws_set_timeout(rc->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+		rc->wsi = NULL;
+	}
+	if (rc->reader) {
+		redisReaderFree(rc->reader);
+		rc->reader = NULL;
+	}
+	rc->out_len = rc->out_off = 0;
+}
+
+static void lost(struct wsm_redis_conn *rc, const char *why)
+{
+	bool was_up = rc->state == RCONN_UP;
+
+	lwsl_notice("wsm: redis %s%s:%u: %s\n", rc->addr.host, rc->addr.path,
+		    rc->addr.port, why);
+	drop_socket(rc);
+	rc->state = RCONN_IDLE;
+	lws_sul_cancel(&rc->sul_timeout);
+	fail_pending(rc);
+	schedule_retry(rc);
+	if (was_up && rc->ops->down)
+		rc->ops->down(rc, rc->user);
+}
+
+static int queue_command(struct wsm_redis_conn *rc, int argc,
+			 const char **argv, const size_t *lens,
+			 unsigned replies, wsm_redis_reply_fn fn, void *user);
+
+static void became_up(struct wsm_redis_conn *rc)
+{
+	rc->state = RCONN_UP;
+	rc->retry_bound_us = rc->timing.retry_min_us;
+	if (rc->ops->up)
+		rc->ops->up(rc, rc->user);
+}
+
+static void greeted(void *user, const redisReply *r)
+{
+	struct wsm_redis_conn *rc = user;
+
+	if (!r)
+		return; /* the link is already down */
+	if (r->type != REDIS_REPLY_STATUS) {
+		lost(rc, "refused the first command");
+		return;
+	}
+	became_up(rc);
+}
+
+/*
+ * A socket that connects proves little (the kernel accepts for a Redis
+ * stuck in a long command): the link is up once Redis has answered, to
+ * its SELECT or to a PING, within the timeout.
+ */
+static void connected(struct wsm_redis_conn *rc)
+{
+	char db[8];
+	const char *argv[2] = { "SELECT", db };
+	size_t lens[2] = { 6, 0 };
+
+	if (!(rc->reader = new_reader(rc))) {
+		lost(rc, "out of memory");
+		return;
+	}
+	if (rc->addr.db) {
+		lens[1] = (size_t)snprintf(db, sizeof(db), "%u", rc->addr.db);
+	} else {
+		argv[0] = "PING";
+		lens[0] = 4;
+	}
+	if (queue_command(rc, rc->addr.db ? 2 : 1, argv, lens, 1, greeted, rc))
+		lost(rc, "out of memory");
+}
+
+static void connect_now(struct wsm_redis_conn *rc)
+{
+	struct lws_client_connect_info i;
+	char unix_addr[sizeof(rc->addr.path) + 1];
+	struct lws *wsi;
+
+	if (!rc->m->context || rc->state != RCONN_IDLE)
+		return;
+	memset(&i, 0, sizeof(i));
+	i.context = rc->m->context;
+	i.vhost = rc->m->vhost;
+	i.method = "RAW";
+	i.local_protocol_name = rc->m->cfg.protocol_name;
+	i.userdata = rc;
+	if (rc->addr.path[0]) {
+		/* lws's spelling of a unix socket address. */
+		snprintf(unix_addr, sizeof(unix_addr), "+%s", rc->addr.path);
+		i.address = unix_addr;
+	} else {
+		i.address = rc->addr.host;
+		i.port = rc->addr.port;
+	}
+	i.host = i.address;
+	i.origin = i.address;
+	rc->state = RCONN_CONNECTING;
+	rc->reconnects++;
+	arm_timeout(rc, wsm__now_us() + rc->timing.timeout_us);
+	/*
+	 * A failure may be reported from inside this call (the error
+	 * callback finds rc by the user pointer) or by a NULL result.
+	 */
+	wsi = lws_client_connect_via_info(&i);
+	if (rc->state != RCONN_CONNECTING)
+		return; /* already failed, and rescheduled */
+	if (!wsi) {
+		lost(rc, "connect failed");
+		return;
+	}
+	rc->wsi = wsi;
+}
+
+/* ---- the pipeline ---------------------------------------------------------- */
+
+static int grow_pending(struct wsm_redis_conn *rc)
+{
+	size_t cap = rc->pend_cap ? rc->pend_cap * 2 : 16, k;
+	struct pending *p = wsm__alloc(rc->m, cap * sizeof(*p));
+
+	if (!p)
+		return WSM_ENOMEM;
+	for (k = 0; k < rc->pend_len; k++)
+		p[k] = rc->pend[(rc->pend_head + k) % rc->pend_cap];
+	wsm__free(rc->m, rc->pend, rc->pend_cap * sizeof(*rc->pend));
+	rc->pend = p;
+	rc->pend_cap = cap;
+	rc->pend_head = 0;
+	return WSM_OK;
+}
+
+static int reserve_out(struct wsm_redis_conn *rc, size_t more)
+{
+	size_t cap = rc->out_cap ? rc->out_cap : 4096;
+	char *p;
+
+	if (rc->out_len + more <= rc->out_cap)
+		return WSM_OK;
+	while (cap < rc->out_len + more)
+		cap *= 2;
+	if (!(p = wsm__alloc(rc->m, cap)))
+		return WSM_ENOMEM;
+	if (rc->out_len)
+		memcpy(p, rc->out, rc->out_len);
+	wsm__free(rc->m, rc->out, rc->out_cap);
+	rc->out = p;
+	rc->out_cap = cap;
+	return WSM_OK;
+}
+
+static int queue_command(struct wsm_redis_conn *rc, int argc,
+			 const char **argv, const size_t *lens,
+			 unsigned replies, wsm_redis_reply_fn fn, void *user)
+{
+	char *cmd = NULL;
+	int len = redisFormatCommandArgv(&cmd, argc, argv, lens);
+	struct pending *p;
+
+	if (len < 0)
+		return WSM_ENOMEM;
+	if ((rc->pend_len == rc->pend_cap && grow_pending(rc)) ||
+	    reserve_out(rc, (size_t)len)) {
+		redisFreeCommand(cmd);
+		return WSM_ENOMEM;
+	}
+	memcpy(rc->out + rc->out_len, cmd, (size_t)len);
+	redisFreeCommand(cmd);
+	if (rc->out_len == rc->out_off && rc->wsi)
+		lws_callback_on_writable(rc->wsi);
+	rc->out_len += (size_t)len;
+	p = &rc->pend[(rc->pend_head + rc->pend_len) % rc->pend_cap];
+	p->fn = fn;
+	p->user = user;
+	p->replies = replies;
+	p->deadline_us = wsm__now_us() + rc->timing.timeout_us;
+	if (rc->pend_len++ == 0)
+		rearm_timeout(rc);
+	return WSM_OK;
+}
+
+int wsm__rconn_send(struct wsm_redis_conn *rc, int argc, const char **argv,
+		    const size_t *lens, unsigned replies,
+		    wsm_redis_reply_fn fn, void *user)
+{
+	if (rc->state != RCONN_UP)
+		return WSM_EAGAIN;
+	return queue_command(rc, argc, argv, lens, replies ? replies : 1, fn,
+			     user);
+}
+
+static int write_some(struct wsm_redis_conn *rc)
+{
+	size_t n = rc->out_len - rc->out_off;
+
+	if (!n)
+		return 0;
+	if (n > WSM_REDIS_WRITE_CHUNK)
+		n = WSM_REDIS_WRITE_CHUNK;
+	if (lws_write(rc->wsi, (unsigned char *)rc->out + rc->out_off, n,
+		      LWS_WRITE_RAW) < (int)n)
+		return -1;
+	rc->out_off += n;
+	if (rc->out_off < rc->out_len) {
+		lws_callback_on_writable(rc->wsi);
+		return 0;
+	}
+	rc->out_off = rc->out_len = 0;
+	if (rc->out_cap > WSM_REDIS_OUT_KEEP) {
+		wsm__free(rc->m, rc->out, rc->out_cap);
+		rc->out = NULL;
+		rc->out_cap = 0;
+	}
+	return 0;
+}
+
+static void answer(struct wsm_redis_conn *rc, const redisReply *r)
+{
+	struct pending *p = &rc->pend[rc->pend_head];
+	wsm_redis_reply_fn fn = p->fn;
+	void *user = p->user;
+
+	if (--p->replies == 0) {
+		rc->pend_head = (rc->pend_head + 1) % rc->pend_cap;
+		rc->pend_len--;
+		rearm_timeout(rc);
+	}
+	if (fn)
+		fn(user, r);
+}
+
+/* false when the connection was lost meanwhile (rc may be idle again). */
+static bool receive(struct wsm_redis_conn *rc, const void *in, size_t len)
+{
+	void *reply;
+
+	if (redisReaderFeed(rc->reader, in, len) != REDIS_OK ||
+	    rc->reader->len - rc->reader->pos > WSM_REDIS_MAX_BUFFERED) {
+		lost(rc, "reply too large");
+		return false;
+	}
+	for (;;) {
+		struct lws *wsi = rc->wsi;
+
+		if (redisReaderGetReply(rc->reader, &reply) != REDIS_OK) {
+			lost(rc, rc->reader->errstr[0] ? rc->reader->errstr
+						       : "bad reply");
+			return false;
+		}
+		if (!reply)
+			return true;
+		if (rc->subscriber && is_push(reply)) {
+			if (rc->ops->push)
+				rc->ops->push(rc, rc->user, reply);
+		} else if (rc->pend_len) {
+			answer(rc, reply);
+		} else {
+			freeReplyObject(reply);
+			lost(rc, "reply to no command");
+			return false;
+		}
+		freeReplyObject(reply);
+		/* A callback may have reset the link: stop reading its bytes. */
+		if (rc->wsi != wsi || !rc->reader)
+			return false;
+	}
+}
+
+/* ---- lws's side ------------------------------------------------------------ */
+
+static struct wsm_redis_conn *owned(wsm_manager_t *m, void *user)
+{
+	struct wsm_link *l;
+
+	if (!user)
+		return NULL;
+	for (l = m->redis_conns.next; l != &m->redis_conns; l = l->next)
+		if (l == &((struct wsm_redis_conn *)user)->in_manager)
+			return user;
+	return NULL;
+}
+
+int wsm__redis_callback(wsm_manager_t *m, struct lws *wsi, int reason,
+			void *user, void *in, size_t len, bool *handled)
+{
+	struct wsm_redis_conn *rc;
+
+	switch (reason) {
+	case LWS_CALLBACK_RAW_CONNECTED:
+	case LWS_CALLBACK_RAW_RX:
+	case LWS_CALLBACK_RAW_WRITEABLE:
+	case LWS_CALLBACK_RAW_CLOSE:
+	case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
+		break;
+	default:
+		return 0;
+	}
+	if (!(rc = owned(m, user)))
+		return 0;
+	*handled = true;
+	if (!rc->wsi)
+		rc->wsi = wsi; /* called back from inside the connect call */
+	else if (rc->wsi != wsi)
+		return -1; /* not the socket rc uses now */
+	switch (reason) {
+	case LWS_CALLBACK_RAW_CONNECTED:
+		connected(rc);
+		if (rc->wsi && rc->out_len)
+			lws_callback_on_writable(rc->wsi);
+		return 0;
+	case LWS_CALLBACK_RAW_RX:
+		if (rc->reader)
+			receive(rc, in, len);
+		return 0;
+	case LWS_CALLBACK_RAW_WRITEABLE:
+		if (write_some(rc)) {
+			lost(rc, "write failed");
+			return -1;
+		}
+		return 0;
+	case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
+		rc->wsi = NULL; /* lws frees it */
+		lost(rc, in ? (const char *)in : "connect failed");
+		return 0;
+	default: /* LWS_CALLBACK_RAW_CLOSE */
+		rc->wsi = NULL;
+		lost(rc, "connection closed");
+		return 0;
+	}
+}
+
+void wsm__redis_unbind(wsm_manager_t *m)
+{
+	struct wsm_link *l;
+
+	for (l = m->redis_conns.next; l != &m->redis_conns; l = l->next) {
+		struct wsm_redis_conn *rc =
+			wsm_container_of(l, struct wsm_redis_conn, in_manager);
+		bool was_up = rc->state == RCONN_UP;
+
+		lws_sul_cancel(&rc->sul_retry);
+		lws_sul_cancel(&rc->sul_timeout);
+		/* lws has closed, or is closing, the socket with its context. */
+		rc->wsi = NULL;
+		drop_socket(rc);
+		rc->state = RCONN_IDLE;
+		fail_pending(rc);
+		if (was_up && rc->ops->down)
+			rc->ops->down(rc, rc->user);
+	}
+}
+
+/* ---- lifetime -------------------------------------------------------------- */
+
+struct wsm_redis_conn *wsm__rconn_new(wsm_manager_t *m,
+				      const struct wsm_redis_addr *addr,
+				      const struct wsm_redis_timing *timing,
+				      bool subscriber,
+				      const struct wsm_redis_conn_ops *ops,
+				      void *user)
+{
+	struct wsm_redis_conn *rc = wsm__alloc(m, sizeof(*rc));
+
+	if (!rc)
+		return NULL;
+	rc->m = m;
+	rc->addr = *addr;
+	rc->timing = *timing;
+	rc->subscriber = subscriber;
+	rc->ops = ops;
+	rc->user = user;
+	rc->retry_bound_us = timing->retry_min_us;
+	rc->rng = wsm__hash((uint64_t)(uintptr_t)rc, addr->host,
+			    strlen(addr->host)) | 1;
+	rc->sul_timeout.cb = on_timeout;
+	wsm_list_append(&m->redis_conns, &rc->in_manager);
+	return rc;
+}
+
+void wsm__rconn_start(struct wsm_redis_conn *rc)
+{
+	connect_now(rc);
+}
+
+bool wsm__rconn_is_up(const struct wsm_redis_conn *rc)
+{
+	return rc->state == RCONN_UP;
+}
+
+size_t wsm__rconn_pending(const struct wsm_redis_conn *rc)
+{
+	return rc->pend_len;
+}
+
+uint64_t wsm__rconn_reconnects(const struct wsm_redis_conn *rc)
+{
+	return rc->reconnects ? rc->reconnects - 1 : 0;
+}
+
+void wsm__rconn_reset(struct wsm_redis_conn *rc)
+{
+	if (rc->state != RCONN_IDLE)
+		lost(rc, "reset");
+}
+
+void wsm__redis_free_all(wsm_manager_t *m)
+{
+	while (!wsm_list_empty(&m->redis_conns))
+		wsm__rconn_free(wsm_container_of(m->redis_conns.next,
+						 struct wsm_redis_conn,
+						 in_manager));
+}
+
+void wsm__rconn_free(struct wsm_redis_conn *rc)
+{
+	if (!rc)
+		return;
+	wsm_link_remove(&rc->in_manager);
+	if (rc->m->context) {
+		lws_sul_cancel(&rc->sul_retry);
+		lws_sul_cancel(&rc->sul_timeout);
+	}
+	drop_socket(rc);
+	fail_pending(rc);
+	wsm__free(rc->m, rc->pend, rc->pend_cap * sizeof(*rc->pend));
+	wsm__free(rc->m, rc->out, rc->out_cap);
+	wsm__free(rc->m, rc, sizeof(*rc));
+}

@@ -1,0 +1,214 @@
+/* A throwaway redis-server per test; see redis_server.h. */
+#include "redis_server.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+const char *redis_server_path(void)
+{
+	static const char *const paths[] = { "/usr/bin/redis-server",
+					     "/usr/local/bin/redis-server" };
+	size_t i;
+
+	for (i = 0; i < sizeof(paths) / sizeof(paths[0]); i++)
+		if (access(paths[i], X_OK) == 0)
+			return paths[i];
+	return NULL;
+}
+
+/* A loopback port nobody listens on now (bound, read, released). */
+static int free_port(void)
+{
+	struct sockaddr_in a;
+	socklen_t len = sizeof(a);
+	int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
+
+	memset(&a, 0, sizeof(a));
+	a.sin_family = AF_INET;
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (fd >= 0 && !bind(fd, (struct sockaddr *)&a, sizeof(a)) &&
+	    !getsockname(fd, (struct sockaddr *)&a, &len))
+		port = ntohs(a.sin_port);
+	if (fd >= 0)
+		close(fd);
+	return port == 6379 ? -1 : port;
+}
+
+static int read_line(int fd, char *out, size_t size, int64_t deadline)
+{
+	size_t n = 0;
+
+	while (n + 1 < size) {
+		struct pollfd p = { fd, POLLIN, 0 };
+		int64_t left = deadline - now_ms();
+		ssize_t k;
+
+		if (left <= 0 || poll(&p, 1, (int)left) != 1)
+			return -1;
+		k = read(fd, out + n, 1);
+		if (k != 1)
+			return -1;
+		if (out[n] == '\n') {
+			out[n > 0 && out[n - 1] == '\r' ? n - 1 : n] = '\0';
+			return 0;
+		}
+		n++;
+	}
+	return -1;
+}
+
+int redis_cmd(const struct redis_server *r, const char *words, char *out,
+	      size_t size)
+{
+	char buf[1024], copy[512], *w, *save = NULL;
+	const char *argv[32];
+	struct sockaddr_un a;
+	int fd, argc = 0, len = 0, i, rc = -1;
+	int64_t deadline = now_ms() + 5000;
+
+	snprintf(copy, sizeof(copy), "%s", words);
+	for (w = strtok_r(copy, " ", &save); w && argc < 32;
+	     w = strtok_r(NULL, " ", &save))
+		argv[argc++] = w;
+	len = snprintf(buf, sizeof(buf), "*%d\r\n", argc);
+	for (i = 0; i < argc && len < (int)sizeof(buf); i++)
+		len += snprintf(buf + len, sizeof(buf) - (size_t)len,
+				"$%zu\r\n%s\r\n", strlen(argv[i]), argv[i]);
+	if (len >= (int)sizeof(buf))
+		return -1;
+	memset(&a, 0, sizeof(a));
+	a.sun_family = AF_UNIX;
+	snprintf(a.sun_path, sizeof(a.sun_path), "%s", r->sock);
+	if ((fd = socket(AF_UNIX, SOCK_STREAM, 0)) < 0)
+		return -1;
+	if (!connect(fd, (struct sockaddr *)&a, sizeof(a)) &&
+	    write(fd, buf, (size_t)len) == len)
+		rc = read_line(fd, out, size, deadline);
+	close(fd);
+	return rc;
+}
+
+static int spawn(struct redis_server *r)
+{
+	const char *bin = redis_server_path();
+	char port[16], log[96];
+	int64_t deadline;
+	pid_t pid;
+
+	if (!bin)
+		return -1;
+	snprintf(port, sizeof(port), "%d", r->port);
+	snprintf(log, sizeof(log), "%s/redis.log", r->dir);
+	pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		/* Persistence off: a test that wants it restarts with a dump. */
+		execl(bin, bin, "--port", port, "--bind", "127.0.0.1",
+		      "--unixsocket", r->sock, "--unixsocketperm", "700",
+		      "--dir", r->dir, "--logfile", log, "--save", "",
+		      "--appendonly", "no", "--daemonize", "no",
+		      "--enable-debug-command", "yes", (char *)NULL);
+		_exit(127);
+	}
+	r->pid = pid;
+	deadline = now_ms() + 10000;
+	while (now_ms() < deadline) {
+		char reply[64];
+		int status;
+
+		if (!redis_cmd(r, "PING", reply, sizeof(reply)) &&
+		    !strcmp(reply, "+PONG"))
+			return 0;
+		if (waitpid(pid, &status, WNOHANG) == pid) {
+			r->pid = 0;
+			return -1; /* exited: the port was taken meanwhile */
+		}
+		/* Readiness is polled, within the bound above. */
+		struct timespec ts = { 0, 5 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+	}
+	redis_kill(r, SIGKILL);
+	return -1;
+}
+
+int redis_start(struct redis_server *r, bool tcp)
+{
+	int attempt;
+
+	memset(r, 0, sizeof(*r));
+	snprintf(r->dir, sizeof(r->dir), "/tmp/wsm-redis-XXXXXX");
+	if (!mkdtemp(r->dir))
+		return -1;
+	snprintf(r->sock, sizeof(r->sock), "%s/redis.sock", r->dir);
+	for (attempt = 0; attempt < 5; attempt++) {
+		r->port = tcp ? free_port() : 0;
+		if (tcp && r->port < 0)
+			continue;
+		if (tcp)
+			snprintf(r->url, sizeof(r->url),
+				 "redis://127.0.0.1:%d", r->port);
+		else
+			snprintf(r->url, sizeof(r->url), "unix:%s", r->sock);
+		if (!spawn(r))
+			return 0;
+		if (!tcp)
+			break;
+	}
+	redis_stop(r);
+	return -1;
+}
+
+int redis_restart(struct redis_server *r)
+{
+	if (r->pid)
+		return 0;
+	return spawn(r);
+}
+
+void redis_kill(struct redis_server *r, int sig)
+{
+	int status;
+
+	if (!r->pid)
+		return;
+	kill(r->pid, sig);
+	waitpid(r->pid, &status, 0);
+	r->pid = 0;
+}
+
+void redis_stop(struct redis_server *r)
+{
+	char path[192];
+
+	redis_kill(r, SIGTERM);
+	if (!r->dir[0])
+		return;
+	snprintf(path, sizeof(path), "%s/redis.log", r->dir);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/dump.rdb", r->dir);
+	unlink(path);
+	unlink(r->sock);
+	rmdir(r->dir);
+	r->dir[0] = '\0';
+}
