@@ -23,12 +23,12 @@ extern "C" {
 #endif
 
 #define WSM_VERSION_MAJOR 1
-#define WSM_VERSION_MINOR 1
+#define WSM_VERSION_MINOR 2
 #define WSM_VERSION_PATCH 0
 /* 0xMMmmpp: compare with >= to test for a feature's presence. */
 #define WSM_VERSION_HEX \
 	((WSM_VERSION_MAJOR << 16) | (WSM_VERSION_MINOR << 8) | WSM_VERSION_PATCH)
-#define WSM_VERSION_STRING "1.1.0"
+#define WSM_VERSION_STRING "1.2.0"
 
 /* libwebsockets types the API refers to, without pulling in its header. */
 struct lws;
@@ -63,7 +63,9 @@ enum wsm_error {
 	WSM_EAGAIN = -115,       /* cross-thread inbox full; try again later */
 	WSM_ETHREAD = -116,      /* call belongs on the lws service thread */
 	WSM_ENOTBOUND = -117,    /* manager not yet attached to an lws context */
-	WSM_ETIMEDOUT = -118     /* since 1.1: the wait ended before the event */
+	WSM_ETIMEDOUT = -118,    /* since 1.1: the wait ended before the event */
+	WSM_ENOCLUSTER = -119,   /* since 1.2: built without cluster mode */
+	WSM_EOUTBOX = -120       /* since 1.2: the cluster's outbox is full */
 };
 
 /* Static, never NULL, for every input. wsm_strerror(3). */
@@ -116,7 +118,17 @@ typedef enum wsm_option {
 	/* late join and replay */
 	WSM_OPT_RETENTION_MS = 600,         /* keep state after the last leaves */
 	WSM_OPT_RETAIN_MAX_SESSIONS = 601,  /* idle sessions kept, 10000 */
-	WSM_OPT_RETAIN_MAX_BYTES = 602      /* bytes of replay state, 16 MiB */
+	WSM_OPT_RETAIN_MAX_BYTES = 602,     /* bytes of replay state, 16 MiB */
+	/* Since 1.2: cluster mode through Redis, wsm(7) CLUSTER MODE. */
+	WSM_OPT_CLUSTER_REDIS = 700,      /* "redis://IP[:port][/db]" or
+					   * "unix:/path[?db=N]", ','-separated
+					   * instances; "" (default): off */
+	WSM_OPT_CLUSTER_NODE_ID = 701,    /* default: host name and pid */
+	WSM_OPT_CLUSTER_KEY_PREFIX = 702, /* keys and channels, default "wsm:" */
+	WSM_OPT_CLUSTER_TIMEOUT_MS = 703, /* a Redis command, default 2000 */
+	WSM_OPT_CLUSTER_RETRY_MAX_MS = 704,      /* reconnect backoff bound, 5000 */
+	WSM_OPT_CLUSTER_OUTBOX_MESSAGES = 705,   /* unconfirmed broadcasts, 65536 */
+	WSM_OPT_CLUSTER_OUTBOX_BYTES = 706       /* their bytes, default 16 MiB */
 } wsm_option_t;
 
 /* Values of WSM_OPT_SESSION_LIMIT_POLICY. */
@@ -169,7 +181,10 @@ typedef int (*wsm_authorize_cb)(void *user, struct lws *wsi,
 typedef enum wsm_event {
 	WSM_EVENT_OPEN = 1, /* connection admitted and registered */
 	WSM_EVENT_CLOSE = 2, /* connection gone; cause says why */
-	WSM_EVENT_DRAINED = 3 /* wsm_drain() finished: no connection left */
+	WSM_EVENT_DRAINED = 3, /* wsm_drain() finished: no connection left */
+	/* Since 1.2, cluster mode: conn_id 0, session_id "". */
+	WSM_EVENT_CLUSTER_DOWN = 4, /* a Redis instance became unreachable */
+	WSM_EVENT_CLUSTER_UP = 5    /* every Redis instance reachable (again) */
 } wsm_event_t;
 
 /*

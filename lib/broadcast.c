@@ -16,10 +16,24 @@ static int submit(wsm_manager_t *m, int rc, struct wsm_msg *msg)
 		/* Once pushed, msg belongs to the service thread: read it first. */
 		bool is_broadcast = msg->kind != WSM_MSG_CLOSE_SESSION &&
 				    msg->kind != WSM_MSG_OPEN_SESSION;
+#ifdef WSM_WITH_CLUSTER
+		bool reserved = false;
 
-		rc = wsm__inbox_push(m, msg);
-		if (rc)
+		/* Refused now, on the caller's thread, rather than lost later. */
+		if (m->cluster && msg->kind != WSM_MSG_OPEN_SESSION) {
+			rc = wsm__cluster_reserve(m, msg);
+			reserved = !rc;
+		}
+#endif
+		if (!rc)
+			rc = wsm__inbox_push(m, msg);
+		if (rc) {
+#ifdef WSM_WITH_CLUSTER
+			if (reserved)
+				wsm__cluster_unreserve(m, msg);
+#endif
 			wsm__free(m, msg, msg->alloc_size);
+		}
 		else if (is_broadcast)
 			wsm__add(&m->c.broadcasts, 1);
 	}
@@ -88,6 +102,16 @@ int wsm_session_close(wsm_manager_t *m, const char *session_id)
 		wsm__release(m);
 		return rc;
 	}
+	if (m->cluster) {
+		/*
+		 * Every node closes its connections when the close comes
+		 * back from Redis, after what was broadcast before it; the
+		 * count is this node's, which may be 0.
+		 */
+		n = open_count(m, msg->session_id, msg->session_id_len);
+		rc = submit(m, 0, msg);
+		return rc ? rc : n;
+	}
 	if (!wsm__service_check(m)) {
 		n = wsm__session_close_now(m, msg->session_id,
 					   msg->session_id_len);
@@ -114,6 +138,9 @@ int wsm_session_open(wsm_manager_t *m, const char *session_id)
 		return rc;
 	if (!m->cfg.retention_ms) /* nothing could hold it */
 		rc = WSM_ERANGE;
+	if (m->cluster) /* admission would need Redis's answer in the filter */
+		rc = wsm__fail(WSM_EINVAL, "wsm_session_open(): not in cluster "
+			       "mode");
 	if (rc || (rc = wsm__msg_new_open(m, session_id, &msg))) {
 		wsm__release(m);
 		return rc;

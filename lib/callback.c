@@ -36,6 +36,10 @@ int wsm__bind(wsm_manager_t *m, struct lws *wsi)
 	pthread_mutex_unlock(&m->inbox_lock);
 	if (m->bound_vhosts++ == 0) {
 		m->vhost = lws_get_vhost(wsi);
+#ifdef WSM_WITH_CLUSTER
+		if (m->cluster)
+			wsm__cluster_start(m);
+#endif
 		m->next_sweep_us = wsm__now_us() + m->cfg.sweep_interval_ms * 1000;
 		wsm__timer_rearm(m);
 		wsm__inbox_drain(m); /* anything sent before the loop existed */
@@ -58,6 +62,8 @@ void wsm__unbind(wsm_manager_t *m)
 		return;
 	teardown_all(m);
 #ifdef WSM_WITH_CLUSTER
+	if (m->cluster)
+		wsm__cluster_unbind(m);
 	wsm__redis_unbind(m);
 #endif
 	lws_sul_cancel(&m->sul);

@@ -69,10 +69,26 @@ static const struct int_option int_options[] = {
 	    "retainMaxSessions"),
 	OPT(WSM_OPT_RETAIN_MAX_BYTES, 0, 1073741824, 16777216, retain_max_bytes,
 	    "retainMaxBytes"),
+	OPT(WSM_OPT_CLUSTER_TIMEOUT_MS, 10, 600000, 2000, cluster_timeout_ms,
+	    "clusterTimeoutMs"),
+	OPT(WSM_OPT_CLUSTER_RETRY_MAX_MS, 10, 600000, 5000,
+	    cluster_retry_max_ms, "clusterRetryMaxMs"),
+	OPT(WSM_OPT_CLUSTER_OUTBOX_MESSAGES, 1, 16777216, 65536,
+	    cluster_outbox_messages, "clusterOutboxMessages"),
+	OPT(WSM_OPT_CLUSTER_OUTBOX_BYTES, 1024, 1073741824, 16777216,
+	    cluster_outbox_bytes, "clusterOutboxBytes"),
 };
+
+#ifndef WSM_WITH_CLUSTER
+static bool is_cluster_option(wsm_option_t opt)
+{
+	return opt >= WSM_OPT_CLUSTER_REDIS && opt <= WSM_OPT_CLUSTER_OUTBOX_BYTES;
+}
+#endif
 
 #define DEFAULT_PREFIX "/api/images_mvp/progress/"
 #define DEFAULT_PROTOCOL "wsm"
+#define DEFAULT_KEY_PREFIX "wsm:"
 
 static const struct int_option *find_int(wsm_option_t key)
 {
@@ -92,6 +108,9 @@ const char *wsm__option_name(wsm_option_t opt)
 	case WSM_OPT_PATH_PREFIX: return "WSM_OPT_PATH_PREFIX";
 	case WSM_OPT_PROTOCOL_NAME: return "WSM_OPT_PROTOCOL_NAME";
 	case WSM_OPT_ORIGIN_ALLOW: return "WSM_OPT_ORIGIN_ALLOW";
+	case WSM_OPT_CLUSTER_REDIS: return "WSM_OPT_CLUSTER_REDIS";
+	case WSM_OPT_CLUSTER_NODE_ID: return "WSM_OPT_CLUSTER_NODE_ID";
+	case WSM_OPT_CLUSTER_KEY_PREFIX: return "WSM_OPT_CLUSTER_KEY_PREFIX";
 	default: return o ? o->enum_name : "unknown option";
 	}
 }
@@ -110,6 +129,7 @@ void wsm__settings_defaults(struct wsm_settings *s)
 		*field(s, &int_options[i]) = int_options[i].def;
 	strcpy(s->path_prefix, DEFAULT_PREFIX);
 	strcpy(s->protocol_name, DEFAULT_PROTOCOL);
+	strcpy(s->cluster_prefix, DEFAULT_KEY_PREFIX);
 }
 
 json_t *wsm__settings_json(const struct wsm_settings *s)
@@ -137,7 +157,13 @@ json_t *wsm__settings_json(const struct wsm_settings *s)
 	    json_object_set_new(doc, "protocolName",
 				json_string(s->protocol_name)) ||
 	    json_object_set_new(doc, "originAllow",
-				json_string(s->origin_allow))) {
+				json_string(s->origin_allow)) ||
+	    json_object_set_new(doc, "clusterRedis",
+				json_string(s->cluster_redis)) ||
+	    json_object_set_new(doc, "clusterNodeId",
+				json_string(s->cluster_node_id)) ||
+	    json_object_set_new(doc, "clusterKeyPrefix",
+				json_string(s->cluster_prefix))) {
 		json_decref(doc);
 		return NULL;
 	}
@@ -167,6 +193,12 @@ int wsm_config_set_int(wsm_config_t *cfg, wsm_option_t opt, int64_t value)
 	if (!o)
 		return wsm__fail(WSM_EOPTION, "option %d is not an integer option",
 				 (int)opt);
+#ifndef WSM_WITH_CLUSTER
+	if (is_cluster_option(opt))
+		return wsm__fail(WSM_ENOCLUSTER, "%s: this libwsm was built "
+				 "without cluster mode (no hiredis)",
+				 o->enum_name);
+#endif
 	if (value < o->min || value > o->max)
 		return wsm__fail(WSM_ERANGE, "%s: %lld is outside %lld..%lld",
 				 o->enum_name, (long long)value,
@@ -219,6 +251,59 @@ static bool all_chars(const char *s, bool (*ok)(unsigned char))
 	return true;
 }
 
+#ifdef WSM_WITH_CLUSTER
+/* A key prefix: no space, no control, no '{' '}' (the session's tag). */
+static bool prefix_key_char(unsigned char ch)
+{
+	return ch > ' ' && ch < 0x7f && ch != '{' && ch != '}';
+}
+#endif
+
+static int set_cluster_str(struct wsm_settings *s, wsm_option_t opt,
+			   const char *value, size_t len)
+{
+#ifdef WSM_WITH_CLUSTER
+	switch (opt) {
+	case WSM_OPT_CLUSTER_REDIS:
+		if (len > WSM_REDIS_LIST_LIMIT)
+			return wsm__fail(WSM_ERANGE, "WSM_OPT_CLUSTER_REDIS: "
+					 "longer than %d bytes",
+					 WSM_REDIS_LIST_LIMIT);
+		if (len && wsm__redis_check_list(value))
+			return wsm__fail(WSM_ERANGE, "WSM_OPT_CLUSTER_REDIS: "
+					 "\"redis://IP[:port][/db]\" or "
+					 "\"unix:/path[?db=N]\", separated "
+					 "by ',' (an IP address: names would "
+					 "need DNS)");
+		memcpy(s->cluster_redis, value, len + 1);
+		return WSM_OK;
+	case WSM_OPT_CLUSTER_NODE_ID:
+		if (len > WSM_NODE_ID_LIMIT || !all_chars(value, protocol_char))
+			return wsm__fail(WSM_ERANGE, "WSM_OPT_CLUSTER_NODE_ID: "
+					 "up to %d of A-Z a-z 0-9 . _ -",
+					 WSM_NODE_ID_LIMIT);
+		memcpy(s->cluster_node_id, value, len + 1);
+		return WSM_OK;
+	default:
+		if (len > WSM_KEY_PREFIX_LIMIT ||
+		    !all_chars(value, prefix_key_char))
+			return wsm__fail(WSM_ERANGE, "WSM_OPT_CLUSTER_KEY_PREFIX: "
+					 "up to %d printable ASCII characters, "
+					 "no space, '{' or '}'",
+					 WSM_KEY_PREFIX_LIMIT);
+		memcpy(s->cluster_prefix, value, len + 1);
+		return WSM_OK;
+	}
+#else
+	(void)s;
+	(void)len;
+	if (opt == WSM_OPT_CLUSTER_REDIS && !*value)
+		return WSM_OK; /* off is off */
+	return wsm__fail(WSM_ENOCLUSTER, "%s: this libwsm was built without "
+			 "cluster mode (no hiredis)", wsm__option_name(opt));
+#endif
+}
+
 int wsm_config_set_str(wsm_config_t *cfg, wsm_option_t opt, const char *value)
 {
 	size_t len;
@@ -265,6 +350,16 @@ int wsm_config_set_str(wsm_config_t *cfg, wsm_option_t opt, const char *value)
 					 WSM_PROTOCOL_NAME_LIMIT);
 		memcpy(cfg->s.protocol_name, value, len + 1);
 		break;
+	case WSM_OPT_CLUSTER_REDIS:
+	case WSM_OPT_CLUSTER_NODE_ID:
+	case WSM_OPT_CLUSTER_KEY_PREFIX:
+	{
+		int rc = set_cluster_str(&cfg->s, opt, value, len);
+
+		if (rc)
+			return rc;
+		break;
+	}
 	default:
 		return wsm__fail(WSM_EOPTION, "%s (%d) is not a string option",
 				 wsm__option_name(opt), (int)opt);

@@ -63,6 +63,10 @@ int64_t wsm__conn_open(wsm_manager_t *m, struct lws *wsi, const char *id,
 	wsm__bump(&m->c.opened, 1);
 	wsm__timer_rearm(m);
 	emit(m, WSM_EVENT_OPEN, c, WSM_CAUSE_NONE);
+#ifdef WSM_WITH_CLUSTER
+	if (m->cluster && wsm__cluster_join(m, s, c, resume))
+		return (int64_t)c->id; /* replayed once Redis's state is in */
+#endif
 	wsm__replay(m, c, resume);
 	return (int64_t)c->id;
 }
@@ -337,7 +341,6 @@ void wsm__session_deliver(wsm_manager_t *m, struct wsm_msg *msg)
 {
 	struct wsm_session *s =
 		wsm__table_find(m, msg->session_id, msg->session_id_len);
-	struct wsm_link *l, *next;
 
 	if (!s && m->cfg.retention_ms) {
 		/* Kept for whoever connects later (the job may finish first). */
@@ -351,7 +354,16 @@ void wsm__session_deliver(wsm_manager_t *m, struct wsm_msg *msg)
 		wsm__bump(&m->c.unrouted, 1);
 	if (!s)
 		return;
-	wsm__msg_stamp(msg, ++s->seq, s->epoch);
+	wsm__msg_stamp(msg, s->seq + 1, s->epoch);
+	wsm__session_deliver_stamped(m, s, msg);
+}
+
+void wsm__session_deliver_stamped(wsm_manager_t *m, struct wsm_session *s,
+				  struct wsm_msg *msg)
+{
+	struct wsm_link *l, *next;
+
+	s->seq = msg->seq;
 	if (!wsm__session_keep(m, s, msg))
 		return;
 	/* A full queue closes its connection, which unlinks it: keep next. */

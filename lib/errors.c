@@ -53,6 +53,8 @@ const char *wsm_strerror(int code)
 	case WSM_ETHREAD: return "must be called on the lws service thread";
 	case WSM_ENOTBOUND: return "manager not attached to an lws context";
 	case WSM_ETIMEDOUT: return "timed out";
+	case WSM_ENOCLUSTER: return "built without cluster mode";
+	case WSM_EOUTBOX: return "cluster outbox full";
 	default: return "unknown error";
 	}
 }

@@ -26,6 +26,12 @@ static void run(wsm_manager_t *m, struct wsm_msg *msg)
 {
 	msg->next = NULL;
 	msg->refs = 1;
+#ifdef WSM_WITH_CLUSTER
+	/* Through Redis, back to every node (this one too) in one order. */
+	if (m->cluster && msg->kind != WSM_MSG_OPEN_SESSION)
+		wsm__cluster_publish(m, msg);
+	else
+#endif
 	if (msg->kind == WSM_MSG_CLOSE_SESSION)
 		wsm__session_close_now(m, msg->session_id, msg->session_id_len);
 	else if (msg->kind == WSM_MSG_OPEN_SESSION)

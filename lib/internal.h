@@ -19,6 +19,9 @@
 #define WSM_ORIGIN_LIMIT 1024 /* the allow-list, and an Origin header */
 #define WSM_IP_LIMIT 63
 #define WSM_QUERY_LIMIT 2048 /* the upgrade URL's query string */
+#define WSM_REDIS_LIST_LIMIT 1024 /* WSM_OPT_CLUSTER_REDIS */
+#define WSM_NODE_ID_LIMIT 64
+#define WSM_KEY_PREFIX_LIMIT 64
 
 /* ---- intrusive doubly linked list (circular, with a sentinel) ---------- */
 struct wsm_link {
@@ -87,6 +90,13 @@ struct wsm_settings {
 	int64_t max_text_len;
 	int64_t max_metadata_len;
 	int64_t inbox_capacity;
+	int64_t cluster_timeout_ms;
+	int64_t cluster_retry_max_ms;
+	int64_t cluster_outbox_messages;
+	int64_t cluster_outbox_bytes;
+	char cluster_redis[WSM_REDIS_LIST_LIMIT + 1]; /* "": single node */
+	char cluster_node_id[WSM_NODE_ID_LIMIT + 1];  /* "": generated */
+	char cluster_prefix[WSM_KEY_PREFIX_LIMIT + 1];
 	char path_prefix[WSM_PREFIX_LIMIT + 1];
 	char protocol_name[WSM_PROTOCOL_NAME_LIMIT + 1];
 	char origin_allow[WSM_ORIGIN_LIMIT + 1];
@@ -239,6 +249,12 @@ struct wsm_resume {
 	uint8_t present;
 };
 
+/* A connection whose replay waits for the session's state (cluster mode). */
+struct wsm_join {
+	uint64_t conn_id;
+	struct wsm_resume resume;
+};
+
 /*
  * One managed WebSocket connection. Owned by the manager from registration
  * to teardown; service thread only. Found from its wsi through lws's opaque
@@ -339,6 +355,8 @@ struct wsm_counters {
 	_Atomic uint64_t setup_problems;              /* WSM_SETUP_* bits */
 	_Atomic uint64_t queue_peak_bytes;    /* (svc) live bytes, one queue */
 	_Atomic uint64_t queue_peak_messages; /* (svc) live positions, one queue */
+	_Atomic uint64_t cluster_gap_repairs;  /* (svc) */
+	_Atomic uint64_t cluster_bad_messages; /* (svc) dropped from a channel */
 };
 
 /* Single-writer increment: a plain load and store, no locked instruction. */
@@ -423,6 +441,7 @@ struct wsm_manager {
 	double tokens; /* upgrade rate bucket */
 	int64_t tokens_at_us;
 
+	struct wsm_cluster *cluster; /* NULL: single node */
 	struct lws_vhost *vhost; /* the first bound: Redis connections use it */
 	struct wsm_link redis_conns; /* lib/cluster's, while any exists */
 
@@ -488,6 +507,10 @@ int wsm__msg_new_open(wsm_manager_t *m, const char *id, struct wsm_msg **out);
 int wsm__msg_new_reset(wsm_manager_t *m, const char *id, size_t id_len,
 		       struct wsm_msg **out);
 /* Writes the session's seq and epoch in front of the body. */
+/* A message around a body rendered elsewhere (another node), unchecked. */
+int wsm__msg_new_raw(wsm_manager_t *m, enum wsm_msg_kind kind, const char *id,
+		     size_t id_len, const char *body, size_t body_len,
+		     struct wsm_msg **out);
 void wsm__msg_stamp(struct wsm_msg *msg, uint64_t seq, uint32_t epoch);
 void wsm__msg_unref(wsm_manager_t *m, struct wsm_msg *msg);
 
@@ -521,6 +544,9 @@ int wsm__conn_writeable(wsm_manager_t *m, struct wsm_conn *c);
 int wsm__conn_receive(wsm_manager_t *m, struct wsm_conn *c, const void *in,
 		      size_t len);
 void wsm__session_deliver(wsm_manager_t *m, struct wsm_msg *msg);
+/* msg, stamped with its seq (by Redis), to s: kept and queued. */
+void wsm__session_deliver_stamped(wsm_manager_t *m, struct wsm_session *s,
+				  struct wsm_msg *msg);
 int wsm__session_close_now(wsm_manager_t *m, const char *id, size_t len);
 /* wsm_session_open() on the service thread. */
 int wsm__session_open_now(wsm_manager_t *m, const char *id, size_t len);
@@ -536,6 +562,16 @@ void wsm__session_busy(wsm_manager_t *m, struct wsm_session *s);
 /* msg was delivered to s: keep it for replay. False if s was evicted. */
 bool wsm__session_keep(wsm_manager_t *m, struct wsm_session *s,
 		       struct wsm_msg *msg);
+/*
+ * s takes the state Redis holds. The connections in joins get their
+ * replay from it; the others, shown s's former state, what they missed of
+ * it (a reset first if the epoch changed). Returns how many of those got
+ * anything.
+ */
+int wsm__session_adopt(wsm_manager_t *m, struct wsm_session *s, uint32_t epoch,
+		       uint64_t seq, struct wsm_msg *progress,
+		       struct wsm_msg *terminal, const struct wsm_join *joins,
+		       size_t njoins);
 /* Queues the replay state to a new connection, before any live message. */
 void wsm__replay(wsm_manager_t *m, struct wsm_conn *c,
 		 const struct wsm_resume *resume);
@@ -592,6 +628,27 @@ int wsm__redis_callback(wsm_manager_t *m, struct lws *wsi, int reason,
 void wsm__redis_unbind(wsm_manager_t *m);
 /* Destroy: the connections still held go, their pending replies failed. */
 void wsm__redis_free_all(wsm_manager_t *m);
+/* 0 when WSM_OPT_CLUSTER_REDIS's syntax is right (redis_addr.c). */
+int wsm__redis_check_list(const char *list);
+/* The manager's cluster, from its settings; WSM_OK, or why not. */
+int wsm__cluster_new(wsm_manager_t *m);
+/* Bound to a context: connect (and keep connecting). */
+void wsm__cluster_start(wsm_manager_t *m);
+void wsm__cluster_unbind(wsm_manager_t *m);
+void wsm__cluster_free(wsm_manager_t *m);
+/* Any thread: room in the outbox for msg, or WSM_EOUTBOX. */
+int wsm__cluster_reserve(wsm_manager_t *m, const struct wsm_msg *msg);
+void wsm__cluster_unreserve(wsm_manager_t *m, const struct wsm_msg *msg);
+/* A broadcast or a session close, to every node through Redis. */
+void wsm__cluster_publish(wsm_manager_t *m, struct wsm_msg *msg);
+/*
+ * c joined s: true when its replay waits for the state Redis holds
+ * (wsm__session_adopt() gives it), false when the local state is current.
+ */
+bool wsm__cluster_join(wsm_manager_t *m, struct wsm_session *s,
+		       struct wsm_conn *c, const struct wsm_resume *resume);
+/* The session has no local connection any more. */
+void wsm__cluster_leave(wsm_manager_t *m, const char *id, size_t len);
 #endif
 
 /* ---- timers (timer.c) --------------------------------------------------- */

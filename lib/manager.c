@@ -28,6 +28,15 @@ static int cross_check(const struct wsm_settings *s)
 				 "(%lld)",
 				 (long long)s->max_per_session,
 				 (long long)s->max_connections);
+	if (s->cluster_redis[0] && !s->retention_ms)
+		return wsm__fail(WSM_ERANGE,
+				 "cluster mode needs WSM_OPT_RETENTION_MS above "
+				 "0: it is how long Redis keeps a session's "
+				 "state");
+	if (s->cluster_redis[0] && s->announced_only)
+		return wsm__fail(WSM_EINVAL,
+				 "WSM_OPT_ANNOUNCED_ONLY is not available in "
+				 "cluster mode");
 	return WSM_OK;
 }
 
@@ -89,6 +98,19 @@ wsm_manager_t *wsm_manager_new(const wsm_config_t *cfg, int *err)
 	 * message longer than the receive buffer would go out in pieces. */
 	m->protocol.tx_packet_size = WSM_TX_PACKET_SIZE;
 	m->protocol.user = m;
+#ifdef WSM_WITH_CLUSTER
+	if (m->cfg.cluster_redis[0] && (rc = wsm__cluster_new(m))) {
+		wsm__fail(rc, rc == WSM_ENOMEM ? "out of memory"
+					       : "WSM_OPT_CLUSTER_REDIS: bad list");
+		wsm__redis_free_all(m);
+		wsm__table_free(m);
+		pthread_mutex_destroy(&m->inbox_lock);
+		pthread_mutex_destroy(&m->table_lock);
+		free(m);
+		set_err(err, rc);
+		return NULL;
+	}
+#endif
 	wsm__registry_add(m);
 	wsm__detail("%s", "");
 	set_err(err, WSM_OK);
@@ -132,6 +154,7 @@ void wsm_manager_destroy(wsm_manager_t *m)
 	if (m->context)
 		lws_sul_cancel(&m->sul);
 #ifdef WSM_WITH_CLUSTER
+	wsm__cluster_free(m);
 	wsm__redis_free_all(m);
 #endif
 	wsm__inbox_discard(m);

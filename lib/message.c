@@ -264,6 +264,21 @@ int wsm__msg_new_reset(wsm_manager_t *m, const char *id, size_t id_len,
 	return render_fixed(m, WSM_MSG_RESET, &f, out);
 }
 
+int wsm__msg_new_raw(wsm_manager_t *m, enum wsm_msg_kind kind, const char *id,
+		     size_t id_len, const char *body, size_t body_len,
+		     struct wsm_msg **out)
+{
+	struct wsm_msg *msg = msg_alloc(m, kind, id, id_len, body_len);
+
+	if (!msg)
+		return WSM_ENOMEM;
+	/* As render() leaves it: the '{' the stamp overwrites, the body. */
+	msg->buf[LWS_PRE + WSM_SEQ_ROOM - 1] = '{';
+	memcpy(msg->buf + LWS_PRE + WSM_SEQ_ROOM, body, body_len);
+	*out = msg;
+	return WSM_OK;
+}
+
 void wsm__msg_stamp(struct wsm_msg *msg, uint64_t seq, uint32_t epoch)
 {
 	char head[WSM_SEQ_ROOM + 1];

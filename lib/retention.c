@@ -71,7 +71,12 @@ bool wsm__session_idle(wsm_manager_t *m, struct wsm_session *s)
 {
 	bool alive;
 
-	if (m->cfg.retention_ms == 0) {
+#ifdef WSM_WITH_CLUSTER
+	/* Redis keeps the state: the node drops its copy and subscription. */
+	if (m->cluster)
+		wsm__cluster_leave(m, s->id, s->id_len);
+#endif
+	if (m->cfg.retention_ms == 0 || m->cluster) {
 		pthread_mutex_lock(&m->table_lock);
 		wsm__session_free(m, s);
 		pthread_mutex_unlock(&m->table_lock);
@@ -122,7 +127,17 @@ static uint64_t seq_of(const struct wsm_msg *msg)
 	return msg ? msg->seq : 0;
 }
 
-static void send_reset(wsm_manager_t *m, struct wsm_conn *c)
+/* A new connection's replay goes outside its bounds; a live one's inside. */
+static void queue(wsm_manager_t *m, struct wsm_conn *c, struct wsm_msg *msg,
+		  bool replay)
+{
+	if (replay)
+		wsm__conn_enqueue_replay(m, c, msg);
+	else
+		wsm__conn_enqueue(m, c, msg);
+}
+
+static void send_reset(wsm_manager_t *m, struct wsm_conn *c, bool replay)
 {
 	struct wsm_session *s = c->session;
 	struct wsm_msg *reset = NULL;
@@ -131,36 +146,94 @@ static void send_reset(wsm_manager_t *m, struct wsm_conn *c)
 		return; /* the state that follows still tells the truth */
 	wsm__msg_stamp(reset, s->seq, s->epoch);
 	reset->refs = 1;
-	wsm__conn_enqueue_replay(m, c, reset);
+	queue(m, c, reset, replay);
 	wsm__msg_unref(m, reset);
 	wsm__bump(&m->c.resets, 1);
 }
 
-void wsm__replay(wsm_manager_t *m, struct wsm_conn *c,
-		 const struct wsm_resume *resume)
+/* Queues what a client that saw resume lacks of s's state; how many. */
+static int serve(wsm_manager_t *m, struct wsm_conn *c,
+		 const struct wsm_resume *resume, bool replay)
 {
 	struct wsm_session *s = c->session;
 	struct wsm_msg *first = s->last_progress, *second = s->terminal;
 	uint64_t after = 0;
+	int n = 0;
 
 	/*
 	 * A client that saw another epoch, or a seq this session never
 	 * reached, holds a state that is not this session's: start it over.
 	 */
 	if (resume && resume->present) {
-		if (resume->epoch == s->epoch && resume->seq <= s->seq)
+		if (resume->epoch == s->epoch && resume->seq <= s->seq) {
 			after = resume->seq;
-		else
-			send_reset(m, c);
+		} else {
+			send_reset(m, c, replay);
+			n++;
+		}
 	}
 	if (seq_of(first) > seq_of(second)) {
 		first = s->terminal;
 		second = s->last_progress;
 	}
-	if (first && first->seq > after && !c->closing)
-		wsm__conn_enqueue_replay(m, c, first);
-	if (second && second->seq > after && !c->closing)
-		wsm__conn_enqueue_replay(m, c, second);
+	if (first && first->seq > after && !c->closing) {
+		queue(m, c, first, replay);
+		n++;
+	}
+	if (second && second->seq > after && !c->closing) {
+		queue(m, c, second, replay);
+		n++;
+	}
+	return n;
+}
+
+void wsm__replay(wsm_manager_t *m, struct wsm_conn *c,
+		 const struct wsm_resume *resume)
+{
+	serve(m, c, resume, true);
+}
+
+static void set_slot(wsm_manager_t *m, struct wsm_msg **slot,
+		     struct wsm_msg *msg)
+{
+	if (msg) {
+		replace(m, slot, msg);
+		return;
+	}
+	keep_bytes(m, *slot, -1);
+	wsm__msg_unref(m, *slot);
+	*slot = NULL;
+}
+
+int wsm__session_adopt(wsm_manager_t *m, struct wsm_session *s, uint32_t epoch,
+		       uint64_t seq, struct wsm_msg *progress,
+		       struct wsm_msg *terminal, const struct wsm_join *joins,
+		       size_t njoins)
+{
+	/* What the connections already there were shown. */
+	struct wsm_resume shown = { s->seq, s->epoch, 1 };
+	struct wsm_link *l, *next;
+	int caught_up = 0;
+	size_t i;
+
+	s->epoch = epoch;
+	s->seq = seq;
+	set_slot(m, &s->last_progress, progress);
+	set_slot(m, &s->terminal, terminal);
+	/* A full queue closes its connection, which unlinks it: keep next. */
+	for (l = s->conns.next; l != &s->conns; l = next) {
+		struct wsm_conn *c =
+			wsm_container_of(l, struct wsm_conn, in_session);
+
+		next = l->next;
+		for (i = 0; i < njoins && joins[i].conn_id != c->id; i++)
+			;
+		if (i < njoins)
+			serve(m, c, &joins[i].resume, true);
+		else
+			caught_up += serve(m, c, &shown, false) > 0;
+	}
+	return caught_up;
 }
 
 int wsm__retention_expire(wsm_manager_t *m, int64_t now_us)

@@ -158,9 +158,10 @@ static void test_strerror(void **state)
 		WSM_EOPTION,    WSM_ESESSIONID,  WSM_EUTF8,     WSM_ETOOLONG,
 		WSM_EJSON,      WSM_ESESSIONFULL, WSM_EFULL,    WSM_EDENIED,
 		WSM_ENOTFOUND,  WSM_EEXIST,      WSM_ESHUTDOWN, WSM_EAGAIN,
-		WSM_ETHREAD,    WSM_ENOTBOUND,   WSM_ETIMEDOUT,
+		WSM_ETHREAD,    WSM_ENOTBOUND,   WSM_ETIMEDOUT, WSM_ENOCLUSTER,
+		WSM_EOUTBOX,
 	};
-	static const int unknown[] = { 1, -1, -100, -119, -999, 100, 899,
+	static const int unknown[] = { 1, -1, -100, -121, -999, 100, 899,
 				       INT_MIN, INT_MAX };
 	const size_t n = sizeof(codes) / sizeof(codes[0]);
 	size_t i, k;
@@ -269,8 +270,8 @@ static void test_version(void **state)
 {
 	(void)state;
 	assert_int_equal(wsm_version(), WSM_VERSION_HEX);
-	assert_int_equal(WSM_VERSION_HEX, 0x010100);
-	assert_string_equal(WSM_VERSION_STRING, "1.1.0");
+	assert_int_equal(WSM_VERSION_HEX, 0x010200);
+	assert_string_equal(WSM_VERSION_STRING, "1.2.0");
 	assert_string_equal(wsm_strerror(WSM_ETIMEDOUT), "timed out");
 }
 
@@ -339,8 +340,32 @@ static const struct int_opt {
 	{ WSM_OPT_RETENTION_MS, 0, 86400000, 60000, "retentionMs" },
 	{ WSM_OPT_RETAIN_MAX_SESSIONS, 0, 1000000, 10000, "retainMaxSessions" },
 	{ WSM_OPT_RETAIN_MAX_BYTES, 0, 1073741824, 16777216, "retainMaxBytes" },
+	{ WSM_OPT_CLUSTER_TIMEOUT_MS, 10, 600000, 2000, "clusterTimeoutMs" },
+	{ WSM_OPT_CLUSTER_RETRY_MAX_MS, 10, 600000, 5000, "clusterRetryMaxMs" },
+	{ WSM_OPT_CLUSTER_OUTBOX_MESSAGES, 1, 16777216, 65536,
+	  "clusterOutboxMessages" },
+	{ WSM_OPT_CLUSTER_OUTBOX_BYTES, 1024, 1073741824, 16777216,
+	  "clusterOutboxBytes" },
 };
 #define N_INT_OPTS (sizeof(int_opts) / sizeof(int_opts[0]))
+
+/* Whether this libwsm has cluster mode (it was built with hiredis). */
+static bool built_with_cluster(void)
+{
+	wsm_config_t *cfg = wsm_config_new();
+	int rc = wsm_config_set_str(cfg, WSM_OPT_CLUSTER_REDIS,
+				    "redis://127.0.0.1");
+
+	wsm_config_free(cfg);
+	assert_true(rc == WSM_OK || rc == WSM_ENOCLUSTER);
+	return rc == WSM_OK;
+}
+
+static bool is_cluster_opt(wsm_option_t opt)
+{
+	return opt >= WSM_OPT_CLUSTER_REDIS &&
+	       opt <= WSM_OPT_CLUSTER_OUTBOX_BYTES;
+}
 
 /*
  * Not options. Options are spaced in bands of 100 from 100 on and new ones
@@ -410,6 +435,12 @@ static void test_option_bounds_consistent(void **state)
 		}
 		found++;
 		assert_true(min <= def && def <= max);
+		if (is_cluster_opt((wsm_option_t)key) && !built_with_cluster()) {
+			assert_int_equal(wsm_config_set_int(cfg, (wsm_option_t)key,
+							    def),
+					 WSM_ENOCLUSTER);
+			continue;
+		}
 		assert_int_equal(wsm_config_set_int(cfg, (wsm_option_t)key, min), 0);
 		assert_int_equal(wsm_config_set_int(cfg, (wsm_option_t)key, max), 0);
 		assert_int_equal(wsm_config_set_int(cfg, (wsm_option_t)key, def), 0);
@@ -450,8 +481,11 @@ static void check_default_config(wsm_manager_t *m)
 	assert_string_equal(str_at(cfg, "pathPrefix"), "/api/images_mvp/progress/");
 	assert_string_equal(str_at(cfg, "protocolName"), "wsm");
 	assert_string_equal(str_at(cfg, "originAllow"), "");
+	assert_string_equal(str_at(cfg, "clusterRedis"), "");
+	assert_string_equal(str_at(cfg, "clusterNodeId"), "");
+	assert_string_equal(str_at(cfg, "clusterKeyPrefix"), "wsm:");
 	/* Nothing else: every key is one of the options above. */
-	assert_int_equal(json_object_size(cfg), N_INT_OPTS + 3);
+	assert_int_equal(json_object_size(cfg), N_INT_OPTS + 6);
 	json_decref(doc);
 	p = wsm_protocol(m);
 	assert_non_null(p);
@@ -594,6 +628,13 @@ static void test_config_int_ranges(void **state)
 		wsm_config_t *cfg = wsm_config_new();
 
 		assert_non_null(cfg);
+		if (is_cluster_opt(o->opt) && !built_with_cluster()) {
+			/* Refused, whatever the value: it would do nothing. */
+			assert_int_equal(wsm_config_set_int(cfg, o->opt, o->def),
+					 WSM_ENOCLUSTER);
+			wsm_config_free(cfg);
+			continue;
+		}
 		/* The bounds are inclusive; one step beyond is refused. */
 		assert_int_equal(wsm_config_set_int(cfg, o->opt, o->min), 0);
 		assert_int_equal(wsm_config_set_int(cfg, o->opt, o->min - 1),
@@ -711,6 +752,90 @@ static void test_config_path_prefix(void **state)
 	assert_string_equal(str_at(config_of(doc), "pathPrefix"), "/keep/me/");
 	json_decref(doc);
 	wsm_manager_destroy(m);
+	wsm_config_free(cfg);
+}
+
+static void test_cluster_options(void **state)
+{
+	static const char *const good[] = {
+		"redis://127.0.0.1", "redis://127.0.0.1:7000/3",
+		"redis://[::1]:6380", "unix:/run/redis.sock?db=2",
+		"redis://10.0.0.1,redis://10.0.0.2:6380/1,unix:/tmp/r.sock",
+	};
+	static const char *const bad[] = {
+		"redis://localhost", "redis://127.0.0.1:0", "127.0.0.1:6379",
+		"unix:rel", "redis://127.0.0.1/x", "redis://127.0.0.1,",
+		"redis://127.0.0.1:99999",
+	};
+	wsm_config_t *cfg = wsm_config_new();
+	wsm_manager_t *m;
+	size_t i;
+	int err = 0;
+
+	(void)state;
+	assert_non_null(cfg);
+	/* Off is off, with or without cluster mode. */
+	assert_int_equal(wsm_config_set_str(cfg, WSM_OPT_CLUSTER_REDIS, ""), 0);
+	if (!built_with_cluster()) {
+		assert_int_equal(wsm_config_set_str(cfg, WSM_OPT_CLUSTER_REDIS,
+						    good[0]),
+				 WSM_ENOCLUSTER);
+		assert_non_null(strstr(wsm_error_detail(), "hiredis"));
+		assert_int_equal(wsm_config_set_str(cfg, WSM_OPT_CLUSTER_NODE_ID,
+						    "a"),
+				 WSM_ENOCLUSTER);
+		assert_int_equal(wsm_config_set_int(cfg,
+						    WSM_OPT_CLUSTER_TIMEOUT_MS,
+						    100),
+				 WSM_ENOCLUSTER);
+		wsm_config_free(cfg);
+		return;
+	}
+	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+		assert_int_equal(wsm_config_set_str(cfg, WSM_OPT_CLUSTER_REDIS,
+						    good[i]),
+				 0);
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_int_equal(wsm_config_set_str(cfg, WSM_OPT_CLUSTER_REDIS,
+						    bad[i]),
+				 WSM_ERANGE);
+		assert_non_null(strstr(wsm_error_detail(), "WSM_OPT_CLUSTER_REDIS"));
+	}
+	assert_int_equal(wsm_config_set_str(cfg, WSM_OPT_CLUSTER_NODE_ID,
+					    "node-a.1_x"),
+			 0);
+	assert_int_equal(wsm_config_set_str(cfg, WSM_OPT_CLUSTER_NODE_ID, "a b"),
+			 WSM_ERANGE);
+	assert_int_equal(wsm_config_set_str(cfg, WSM_OPT_CLUSTER_KEY_PREFIX,
+					    "app:{x}"),
+			 WSM_ERANGE);
+	assert_int_equal(wsm_config_set_str(cfg, WSM_OPT_CLUSTER_KEY_PREFIX,
+					    "app:ws:"),
+			 0);
+	/* The last good value is kept, and shows in the status document. */
+	m = wsm_manager_new(cfg, &err);
+	assert_non_null(m);
+	{
+		json_t *doc = status_doc(m), *c = config_of(doc);
+
+		assert_string_equal(str_at(c, "clusterRedis"), good[4]);
+		assert_string_equal(str_at(c, "clusterNodeId"), "node-a.1_x");
+		assert_string_equal(str_at(c, "clusterKeyPrefix"), "app:ws:");
+		json_decref(doc);
+	}
+	/* Announcing needs admission to ask Redis: not in cluster mode. */
+	assert_int_equal(wsm_session_open(m, "s1"), WSM_EINVAL);
+	wsm_manager_destroy(m);
+
+	/* Redis's TTL is the retention: it cannot be 0. */
+	assert_int_equal(wsm_config_set_int(cfg, WSM_OPT_RETENTION_MS, 0), 0);
+	assert_null(wsm_manager_new(cfg, &err));
+	assert_int_equal(err, WSM_ERANGE);
+	assert_non_null(strstr(wsm_error_detail(), "WSM_OPT_RETENTION_MS"));
+	assert_int_equal(wsm_config_set_int(cfg, WSM_OPT_RETENTION_MS, 1000), 0);
+	assert_int_equal(wsm_config_set_int(cfg, WSM_OPT_ANNOUNCED_ONLY, 1), 0);
+	assert_null(wsm_manager_new(cfg, &err));
+	assert_int_equal(err, WSM_EINVAL);
 	wsm_config_free(cfg);
 }
 
@@ -1610,6 +1735,7 @@ int main(void)
 		cmocka_unit_test(test_config_bad_keys),
 		cmocka_unit_test(test_config_path_prefix),
 		cmocka_unit_test(test_config_protocol_name),
+		cmocka_unit_test(test_cluster_options),
 		cmocka_unit_test(test_manager_new_cross_checks),
 		cmocka_unit_test(test_manager_copies_config),
 		cmocka_unit_test(test_status_json_document),

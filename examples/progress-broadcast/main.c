@@ -72,6 +72,13 @@ static void on_event(void *user, wsm_event_t event, uint64_t conn_id,
 		if (srv->ctx)
 			lws_cancel_service(srv->ctx);
 		break;
+	case WSM_EVENT_CLUSTER_DOWN:
+		lwsl_warn("cluster: a Redis instance is unreachable; "
+			  "broadcasts wait in the outbox\n");
+		break;
+	case WSM_EVENT_CLUSTER_UP:
+		lwsl_user("cluster: every Redis instance reachable\n");
+		break;
 	}
 }
 

@@ -84,4 +84,149 @@ void wsm__rconn_reset(struct wsm_redis_conn *rc);
 /* Fails what is pending and closes the socket; not from rc's callbacks. */
 void wsm__rconn_free(struct wsm_redis_conn *rc);
 
+/* ---- what a session's channel carries (wire.c) ----------------------- */
+/*
+ * "<seq> <epoch> <kind>[<body>]": kind 'p', 'e' or 'c' (progress, error,
+ * complete) followed by the message's JSON after its opening '{', or 'x'
+ * (close the session's connections) alone. Published by the scripts; read
+ * from whatever Redis delivers, so parsed as untrusted.
+ */
+struct wsm_wire {
+	uint64_t seq;
+	uint32_t epoch;
+	char kind;
+	const char *body;
+	size_t body_len;
+};
+
+int wsm__wire_parse(const char *s, size_t len, struct wsm_wire *out);
+char wsm__wire_kind(enum wsm_msg_kind kind);
+/* A message of kind ('p', 'e', 'c') from a body read from Redis, or NULL. */
+int wsm__wire_message(wsm_manager_t *m, const char *id, size_t id_len,
+		      char kind, const char *body, size_t body_len,
+		      struct wsm_msg **out);
+
+/* ---- the scripts (scripts.c) -------------------------------------------- */
+enum wsm_script {
+	WSM_SCRIPT_PUBLISH, /* seq, state, publish: one atomic step */
+	WSM_SCRIPT_JOIN,    /* the state, created with an epoch if missing */
+	WSM_SCRIPT_CLOSE,   /* publishes a close at the current seq */
+	WSM_SCRIPT_COUNT
+};
+
+extern const char *const wsm__scripts[WSM_SCRIPT_COUNT];
+
+/* ---- the cluster ---------------------------------------------------------- */
+struct wsm_cluster;
+struct wsm_csess;
+
+struct wsm_instance;
+
+/* What a SCRIPT LOAD reply is for. */
+struct wsm_script_load {
+	struct wsm_instance *in;
+	enum wsm_script which;
+};
+
+/* One Redis: a pipelined command connection and a subscriber. */
+struct wsm_instance {
+	struct wsm_cluster *cl;
+	struct wsm_script_load load[WSM_SCRIPT_COUNT];
+	struct wsm_redis_conn *cmd, *sub;
+	char sha[WSM_SCRIPT_COUNT][41];
+	unsigned scripts_loaded;
+	bool ready;   /* cmd up with its scripts loaded */
+	bool sub_up;
+	bool was_down; /* reported down, not yet back */
+};
+
+/* A session as the cluster sees it: its outbox here, its subscription. */
+enum wsm_sub_state {
+	WSM_SUB_NONE,        /* no local connection */
+	WSM_SUB_SUBSCRIBING, /* SUBSCRIBE sent */
+	WSM_SUB_LOADING,     /* subscribed; the state is being read */
+	WSM_SUB_LIVE         /* subscribed, state applied */
+};
+
+/* A message from the channel, kept while the state loads. */
+struct wsm_held {
+	struct wsm_held *next;
+	struct wsm_wire w; /* body points into text */
+	char text[];
+};
+
+struct wsm_csess {
+	struct wsm_csess *hnext;
+	struct wsm_link in_ready; /* has outbox work an instance can take */
+	struct wsm_cluster *cl;
+	uint32_t hash;
+	unsigned instance;
+	unsigned pending; /* commands in flight that name this record */
+	/* The outbox: messages in order, one progress replaced in place. */
+	struct wsm_msg *out_head, **out_tail;
+	struct wsm_msg *out_progress;
+	struct wsm_msg *in_flight; /* taken from the outbox, not confirmed */
+	uint64_t in_flight_id; /* its publish id: a retry is applied once */
+	bool publishing;       /* its script call is outstanding */
+	/* The subscription, and what waits for the state. */
+	enum wsm_sub_state sub;
+	bool sub_sent;      /* its SUBSCRIBE is on the current connection */
+	unsigned sub_acks;  /* SUBSCRIBE replies still to come */
+	bool load_wanted;   /* read the state once the instance is ready */
+	bool resync;        /* live, but the state is being read again */
+	bool was_live;      /* local connections were shown Redis's state */
+	struct wsm_join *waiters; /* connections waiting for the state */
+	size_t nwaiters, waiters_cap;
+	struct wsm_held *held_head, **held_tail;
+	size_t nheld;
+	uint8_t id_len;
+	char id[];
+};
+
+struct wsm_cluster {
+	wsm_manager_t *m;
+	struct wsm_instance inst[WSM_REDIS_MAX_INSTANCES];
+	unsigned ninst;
+	struct wsm_redis_timing timing;
+	struct wsm_csess **buckets;
+	size_t nbuckets, count;
+	struct wsm_link ready;
+	char node_id[WSM_NODE_ID_LIMIT + 1];
+	uint64_t next_publish;
+	uint64_t rng;
+	bool up_reported; /* WSM_EVENT_CLUSTER_UP sent since the last down */
+	bool stopping;
+	lws_sorted_usec_list_t sul_refresh; /* TTLs of live sessions */
+	/* Reserved by callers on any thread, released on the service thread. */
+	_Atomic uint64_t outbox_msgs, outbox_bytes;
+};
+
+/* node.c */
+unsigned wsm__jump_hash(uint64_t key, unsigned buckets);
+struct wsm_csess *wsm__csess_find(struct wsm_cluster *cl, const char *id,
+				  size_t len);
+struct wsm_csess *wsm__csess_get(struct wsm_cluster *cl, const char *id,
+				 size_t len);
+/* Frees cs if nothing refers to it any more. */
+void wsm__csess_release(struct wsm_csess *cs);
+/* "<prefix>{<id>}<suffix>" into buf; its length. */
+size_t wsm__cluster_key(const struct wsm_cluster *cl, const char *id,
+			size_t id_len, const char *suffix, char *buf,
+			size_t size);
+uint32_t wsm__cluster_epoch(struct wsm_cluster *cl);
+
+/* outbox.c */
+void wsm__outbox_pump(struct wsm_csess *cs);
+void wsm__outbox_pump_all(struct wsm_cluster *cl, unsigned instance);
+void wsm__outbox_free(struct wsm_csess *cs);
+
+/* sync.c */
+void wsm__sync_push(struct wsm_redis_conn *rc, void *user,
+		    const redisReply *reply);
+void wsm__sync_subscribe(struct wsm_csess *cs);
+void wsm__sync_resubscribe_all(struct wsm_cluster *cl, unsigned instance);
+void wsm__sync_load_waiting(struct wsm_cluster *cl, unsigned instance);
+void wsm__sync_lost(struct wsm_cluster *cl, unsigned instance);
+void wsm__sync_free(struct wsm_csess *cs);
+
 #endif

@@ -87,6 +87,14 @@ static int parse_tcp(const char *s, size_t len, struct wsm_redis_addr *a)
 	return WSM_OK;
 }
 
+int wsm__redis_check_list(const char *list)
+{
+	struct wsm_redis_addr a[WSM_REDIS_MAX_INSTANCES];
+	size_t n;
+
+	return wsm__redis_parse_list(list, a, WSM_REDIS_MAX_INSTANCES, &n);
+}
+
 int wsm__redis_parse_list(const char *list, struct wsm_redis_addr *out,
 			  size_t max, size_t *n)
 {

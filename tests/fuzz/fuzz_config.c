@@ -53,13 +53,17 @@ static const struct ref_opt {
 	{ 600, 0, 86400000, 60000, "retentionMs" },
 	{ 601, 0, 1000000, 10000, "retainMaxSessions" },
 	{ 602, 0, 1073741824, 16777216, "retainMaxBytes" },
+	{ 703, 10, 600000, 2000, "clusterTimeoutMs" },
+	{ 704, 10, 600000, 5000, "clusterRetryMaxMs" },
+	{ 705, 1, 16777216, 65536, "clusterOutboxMessages" },
+	{ 706, 1024, 1073741824, 16777216, "clusterOutboxBytes" },
 };
 #define NOPTS (sizeof(ref_opts) / sizeof(ref_opts[0]))
 
 /* Keys that are no integer option: string options, gaps, odd values. */
 static const int other_keys[] = { 300, 301, 302, 0, -1, 99, 105, 199, 207,
-				  299, 303, 401, 507, 603, 1000, INT32_MAX,
-				  INT32_MIN };
+				  299, 303, 401, 507, 603, 700, 701, 702, 707,
+				  1000, INT32_MAX, INT32_MIN };
 #define NOTHER (sizeof(other_keys) / sizeof(other_keys[0]))
 
 struct shadow {

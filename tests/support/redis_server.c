@@ -104,6 +104,9 @@ int redis_cmd(const struct redis_server *r, const char *words, char *out,
 	if (!connect(fd, (struct sockaddr *)&a, sizeof(a)) &&
 	    write(fd, buf, (size_t)len) == len)
 		rc = read_line(fd, out, size, deadline);
+	/* A bulk string: its value, on the next line. */
+	if (!rc && out[0] == '$' && out[1] != '-')
+		rc = read_line(fd, out, size, deadline);
 	close(fd);
 	return rc;
 }

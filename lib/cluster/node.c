@@ -1,0 +1,437 @@
+/*
+ * This node's part of the cluster: one command and one subscriber
+ * connection per Redis instance, the scripts each instance runs, the map
+ * from a session to its instance (jump hash, so adding an instance moves
+ * only the sessions it takes), the per-session records, and the link's
+ * events. The core reaches it through the wsm__cluster_* calls.
+ */
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cluster.h"
+
+/* ---- sessions' records ---------------------------------------------------- */
+
+/* Lamping and Veach, "A Fast, Minimal Memory, Consistent Hash Algorithm". */
+unsigned wsm__jump_hash(uint64_t key, unsigned buckets)
+{
+	int64_t b = -1, j = 0;
+
+	while (j < (int64_t)buckets) {
+		b = j;
+		key = key * 2862933555777941757ULL + 1;
+		j = (int64_t)((double)(b + 1) *
+			      ((double)(1LL << 31) / (double)((key >> 33) + 1)));
+	}
+	return (unsigned)b;
+}
+
+/* The instance is fixed by the id alone: every node agrees. */
+static uint64_t id_hash(const char *id, size_t len)
+{
+	return wsm__hash(0x77736d636c757374ULL, id, len);
+}
+
+struct wsm_csess *wsm__csess_find(struct wsm_cluster *cl, const char *id,
+				  size_t len)
+{
+	uint32_t h = (uint32_t)id_hash(id, len);
+	struct wsm_csess *cs;
+
+	if (!cl->nbuckets)
+		return NULL;
+	for (cs = cl->buckets[h & (cl->nbuckets - 1)]; cs; cs = cs->hnext)
+		if (cs->hash == h && cs->id_len == len && !memcmp(cs->id, id, len))
+			return cs;
+	return NULL;
+}
+
+static int grow(struct wsm_cluster *cl)
+{
+	size_t n = cl->nbuckets ? cl->nbuckets * 2 : 64, i;
+	struct wsm_csess **nb = wsm__alloc(cl->m, n * sizeof(*nb));
+
+	if (!nb)
+		return WSM_ENOMEM;
+	for (i = 0; i < cl->nbuckets; i++)
+		while (cl->buckets[i]) {
+			struct wsm_csess *cs = cl->buckets[i];
+
+			cl->buckets[i] = cs->hnext;
+			cs->hnext = nb[cs->hash & (n - 1)];
+			nb[cs->hash & (n - 1)] = cs;
+		}
+	wsm__free(cl->m, cl->buckets, cl->nbuckets * sizeof(*cl->buckets));
+	cl->buckets = nb;
+	cl->nbuckets = n;
+	return WSM_OK;
+}
+
+struct wsm_csess *wsm__csess_get(struct wsm_cluster *cl, const char *id,
+				 size_t len)
+{
+	struct wsm_csess *cs = wsm__csess_find(cl, id, len);
+	uint64_t h;
+
+	if (cs)
+		return cs;
+	if (cl->count >= cl->nbuckets && grow(cl))
+		return NULL;
+	if (!(cs = wsm__alloc(cl->m, sizeof(*cs) + len + 1)))
+		return NULL;
+	h = id_hash(id, len);
+	cs->cl = cl;
+	cs->hash = (uint32_t)h;
+	cs->instance = wsm__jump_hash(h, cl->ninst);
+	cs->out_tail = &cs->out_head;
+	cs->held_tail = &cs->held_head;
+	cs->id_len = (uint8_t)len;
+	memcpy(cs->id, id, len);
+	cs->hnext = cl->buckets[cs->hash & (cl->nbuckets - 1)];
+	cl->buckets[cs->hash & (cl->nbuckets - 1)] = cs;
+	cl->count++;
+	return cs;
+}
+
+static void csess_free(struct wsm_csess *cs)
+{
+	struct wsm_cluster *cl = cs->cl;
+	struct wsm_csess **p = &cl->buckets[cs->hash & (cl->nbuckets - 1)];
+
+	while (*p != cs)
+		p = &(*p)->hnext;
+	*p = cs->hnext;
+	cl->count--;
+	wsm_link_remove(&cs->in_ready);
+	wsm__outbox_free(cs);
+	wsm__sync_free(cs);
+	wsm__free(cl->m, cs, sizeof(*cs) + cs->id_len + 1);
+}
+
+void wsm__csess_release(struct wsm_csess *cs)
+{
+	if (!cs->pending && !cs->out_head && !cs->in_flight &&
+	    cs->sub == WSM_SUB_NONE && !cs->nwaiters)
+		csess_free(cs);
+}
+
+size_t wsm__cluster_key(const struct wsm_cluster *cl, const char *id,
+			size_t id_len, const char *suffix, char *buf,
+			size_t size)
+{
+	int n = snprintf(buf, size, "%s{%.*s}%s", cl->m->cfg.cluster_prefix,
+			 (int)id_len, id, suffix);
+
+	return n < 0 || (size_t)n >= size ? 0 : (size_t)n;
+}
+
+uint32_t wsm__cluster_epoch(struct wsm_cluster *cl)
+{
+	return wsm__new_epoch(cl->m);
+}
+
+/* ---- the link's state, and its events ------------------------------------ */
+
+static bool healthy(const struct wsm_instance *in)
+{
+	return in->ready && in->sub_up;
+}
+
+static void emit(struct wsm_cluster *cl, wsm_event_t ev)
+{
+	wsm_manager_t *m = cl->m;
+
+	if (!m->cfg.on_event || cl->stopping)
+		return;
+	m->in_event++;
+	m->cfg.on_event(m->cfg.event_user, ev, 0, "", WSM_CAUSE_NONE);
+	m->in_event--;
+}
+
+/* Down once when an instance fails; up once all are healthy again. */
+static void report(struct wsm_cluster *cl)
+{
+	unsigned i, ok = 0;
+
+	for (i = 0; i < cl->ninst; i++)
+		ok += healthy(&cl->inst[i]);
+	if (ok == cl->ninst && !cl->up_reported) {
+		cl->up_reported = true;
+		emit(cl, WSM_EVENT_CLUSTER_UP);
+	} else if (ok < cl->ninst && cl->up_reported) {
+		cl->up_reported = false;
+		emit(cl, WSM_EVENT_CLUSTER_DOWN);
+	}
+}
+
+static unsigned index_of(const struct wsm_instance *in)
+{
+	return (unsigned)(in - in->cl->inst);
+}
+
+static void script_loaded(void *user, const redisReply *r)
+{
+	const struct wsm_script_load *l = user;
+	struct wsm_instance *in = l->in;
+
+	if (!r)
+		return; /* the link went: loaded again when it is back */
+	if (r->type != REDIS_REPLY_STRING || r->len != 40) {
+		lwsl_err("wsm: redis refused a script: %.*s\n",
+			 r->type == REDIS_REPLY_ERROR ? (int)r->len : 0,
+			 r->type == REDIS_REPLY_ERROR ? r->str : "");
+		wsm__rconn_reset(in->cmd);
+		return;
+	}
+	memcpy(in->sha[l->which], r->str, 40);
+	in->sha[l->which][40] = '\0';
+	if (++in->scripts_loaded < WSM_SCRIPT_COUNT)
+		return;
+	in->ready = true;
+	report(in->cl);
+	wsm__sync_load_waiting(in->cl, index_of(in));
+	wsm__outbox_pump_all(in->cl, index_of(in));
+}
+
+static void cmd_up(struct wsm_redis_conn *rc, void *user)
+{
+	struct wsm_instance *in = user;
+	unsigned k;
+
+	in->scripts_loaded = 0;
+	for (k = 0; k < WSM_SCRIPT_COUNT; k++) {
+		const char *argv[3] = { "SCRIPT", "LOAD", wsm__scripts[k] };
+		size_t lens[3] = { 6, 4, strlen(wsm__scripts[k]) };
+
+		if (wsm__rconn_send(rc, 3, argv, lens, 1, script_loaded,
+				    &in->load[k])) {
+			wsm__rconn_reset(rc);
+			return;
+		}
+	}
+}
+
+static void cmd_down(struct wsm_redis_conn *rc, void *user)
+{
+	struct wsm_instance *in = user;
+
+	(void)rc;
+	in->ready = false;
+	report(in->cl);
+}
+
+static void sub_up(struct wsm_redis_conn *rc, void *user)
+{
+	struct wsm_instance *in = user;
+
+	(void)rc;
+	in->sub_up = true;
+	report(in->cl);
+	wsm__sync_resubscribe_all(in->cl, index_of(in));
+}
+
+static void sub_down(struct wsm_redis_conn *rc, void *user)
+{
+	struct wsm_instance *in = user;
+
+	(void)rc;
+	in->sub_up = false;
+	report(in->cl);
+	wsm__sync_lost(in->cl, index_of(in));
+}
+
+static const struct wsm_redis_conn_ops cmd_ops = { cmd_up, cmd_down, NULL };
+static const struct wsm_redis_conn_ops sub_ops = { sub_up, sub_down,
+						   wsm__sync_push };
+
+/* ---- the core's calls ------------------------------------------------------ */
+
+int wsm__cluster_new(wsm_manager_t *m)
+{
+	struct wsm_redis_addr addr[WSM_REDIS_MAX_INSTANCES];
+	struct wsm_cluster *cl;
+	size_t n, i, k;
+	char host[48];
+
+	if (wsm__redis_parse_list(m->cfg.cluster_redis, addr,
+				  WSM_REDIS_MAX_INSTANCES, &n))
+		return WSM_EINVAL;
+	if (!(cl = wsm__alloc(m, sizeof(*cl))))
+		return WSM_ENOMEM;
+	cl->m = m;
+	cl->ninst = (unsigned)n;
+	wsm_list_init(&cl->ready);
+	cl->timing.timeout_us = m->cfg.cluster_timeout_ms * 1000;
+	cl->timing.retry_min_us = 50 * 1000;
+	if (cl->timing.retry_min_us > m->cfg.cluster_retry_max_ms * 1000)
+		cl->timing.retry_min_us = m->cfg.cluster_retry_max_ms * 1000;
+	cl->timing.retry_max_us = m->cfg.cluster_retry_max_ms * 1000;
+	if (m->cfg.cluster_node_id[0]) {
+		snprintf(cl->node_id, sizeof(cl->node_id), "%s",
+			 m->cfg.cluster_node_id);
+	} else {
+		if (gethostname(host, sizeof(host)))
+			strcpy(host, "node");
+		host[sizeof(host) - 1] = '\0';
+		snprintf(cl->node_id, sizeof(cl->node_id), "%.40s-%ld", host,
+			 (long)getpid());
+	}
+	m->cluster = cl;
+	for (i = 0; i < n; i++) {
+		struct wsm_instance *in = &cl->inst[i];
+
+		in->cl = cl;
+		for (k = 0; k < WSM_SCRIPT_COUNT; k++) {
+			in->load[k].in = in;
+			in->load[k].which = (enum wsm_script)k;
+		}
+		in->cmd = wsm__rconn_new(m, &addr[i], &cl->timing, false,
+					 &cmd_ops, in);
+		in->sub = wsm__rconn_new(m, &addr[i], &cl->timing, true,
+					 &sub_ops, in);
+		if (!in->cmd || !in->sub) {
+			wsm__cluster_free(m);
+			return WSM_ENOMEM;
+		}
+	}
+	return WSM_OK;
+}
+
+/*
+ * A session's state lives in Redis for WSM_OPT_RETENTION_MS after its last
+ * publish or join; a node keeps that alive for the sessions it serves.
+ */
+static void refresh(lws_sorted_usec_list_t *sul)
+{
+	struct wsm_cluster *cl = wsm_container_of(sul, struct wsm_cluster,
+						  sul_refresh);
+	char ttl[24], key[WSM_KEY_PREFIX_LIMIT + WSM_SESSION_ID_LIMIT + 16];
+	const char *argv[3] = { "PEXPIRE", key, ttl };
+	size_t lens[3] = { 7, 0, 0 }, i;
+	struct wsm_csess *cs;
+
+	lens[2] = (size_t)snprintf(ttl, sizeof(ttl), "%lld",
+				   (long long)cl->m->cfg.retention_ms);
+	for (i = 0; i < cl->nbuckets; i++)
+		for (cs = cl->buckets[i]; cs; cs = cs->hnext) {
+			struct wsm_instance *in = &cl->inst[cs->instance];
+
+			if (cs->sub != WSM_SUB_LIVE || !in->ready)
+				continue;
+			lens[1] = wsm__cluster_key(cl, cs->id, cs->id_len,
+						   ":state", key, sizeof(key));
+			wsm__rconn_send(in->cmd, 3, argv, lens, 1, NULL, NULL);
+		}
+	lws_sul_schedule(cl->m->context, 0, &cl->sul_refresh, refresh,
+			 cl->m->cfg.retention_ms * 1000 / 3);
+}
+
+void wsm__cluster_start(wsm_manager_t *m)
+{
+	struct wsm_cluster *cl = m->cluster;
+	unsigned i;
+
+	for (i = 0; i < cl->ninst; i++) {
+		wsm__rconn_start(cl->inst[i].cmd);
+		wsm__rconn_start(cl->inst[i].sub);
+	}
+	lws_sul_schedule(m->context, 0, &cl->sul_refresh, refresh,
+			 m->cfg.retention_ms * 1000 / 3);
+}
+
+void wsm__cluster_unbind(wsm_manager_t *m)
+{
+	lws_sul_cancel(&m->cluster->sul_refresh);
+}
+
+void wsm__cluster_free(wsm_manager_t *m)
+{
+	struct wsm_cluster *cl = m->cluster;
+	size_t i;
+
+	if (!cl)
+		return;
+	cl->stopping = true;
+	if (m->context)
+		lws_sul_cancel(&cl->sul_refresh);
+	/* Their pending replies fail first: nothing is sent any more. */
+	for (i = 0; i < cl->ninst; i++) {
+		wsm__rconn_free(cl->inst[i].cmd);
+		wsm__rconn_free(cl->inst[i].sub);
+	}
+	for (i = 0; i < cl->nbuckets; i++)
+		while (cl->buckets[i]) {
+			cl->buckets[i]->pending = 0;
+			csess_free(cl->buckets[i]);
+		}
+	wsm__free(m, cl->buckets, cl->nbuckets * sizeof(*cl->buckets));
+	wsm__free(m, cl, sizeof(*cl));
+	m->cluster = NULL;
+}
+
+int wsm__cluster_reserve(wsm_manager_t *m, const struct wsm_msg *msg)
+{
+	struct wsm_cluster *cl = m->cluster;
+	uint64_t n, b;
+
+	/*
+	 * Progress is outside the bound and never refused: each session
+	 * keeps at most one waiting, the newest, so it cannot pile up.
+	 */
+	if (msg->kind == WSM_MSG_PROGRESS)
+		return WSM_OK;
+	n = atomic_fetch_add(&cl->outbox_msgs, 1) + 1;
+	b = atomic_fetch_add(&cl->outbox_bytes, msg->alloc_size) +
+	    msg->alloc_size;
+	if (n > (uint64_t)m->cfg.cluster_outbox_messages ||
+	    b > (uint64_t)m->cfg.cluster_outbox_bytes) {
+		wsm__cluster_unreserve(m, msg);
+		return wsm__fail(WSM_EOUTBOX, "the cluster outbox holds %llu "
+				 "broadcasts (%llu bytes) Redis has not "
+				 "confirmed: at its bound",
+				 (unsigned long long)n - 1,
+				 (unsigned long long)(b - msg->alloc_size));
+	}
+	return WSM_OK;
+}
+
+void wsm__cluster_unreserve(wsm_manager_t *m, const struct wsm_msg *msg)
+{
+	if (msg->kind == WSM_MSG_PROGRESS)
+		return;
+	atomic_fetch_sub(&m->cluster->outbox_msgs, 1);
+	atomic_fetch_sub(&m->cluster->outbox_bytes, msg->alloc_size);
+}
+
+bool wsm__cluster_join(wsm_manager_t *m, struct wsm_session *s,
+		       struct wsm_conn *c, const struct wsm_resume *resume)
+{
+	struct wsm_csess *cs = wsm__csess_get(m->cluster, s->id, s->id_len);
+	struct wsm_join *w;
+
+	if (!cs)
+		return false; /* out of memory: what this node holds, at least */
+	if (cs->sub == WSM_SUB_LIVE && !cs->resync)
+		return false; /* the local state is Redis's */
+	if (cs->nwaiters == cs->waiters_cap) {
+		size_t cap = cs->waiters_cap ? cs->waiters_cap * 2 : 2;
+
+		if (!(w = wsm__alloc(m, cap * sizeof(*w))))
+			return false;
+		if (cs->nwaiters)
+			memcpy(w, cs->waiters, cs->nwaiters * sizeof(*w));
+		wsm__free(m, cs->waiters, cs->waiters_cap * sizeof(*w));
+		cs->waiters = w;
+		cs->waiters_cap = cap;
+	}
+	w = &cs->waiters[cs->nwaiters++];
+	w->conn_id = c->id;
+	if (resume)
+		w->resume = *resume;
+	else
+		memset(&w->resume, 0, sizeof(w->resume));
+	if (cs->sub == WSM_SUB_NONE)
+		wsm__sync_subscribe(cs);
+	return true;
+}

@@ -1,0 +1,210 @@
+/*
+ * A session's outbox on this node: broadcasts wait here, in call order,
+ * until Redis has run the PUBLISH script for them, one at a time per
+ * session (so Redis assigns seqs in call order), pipelined across
+ * sessions. A progress waiting here is replaced by a newer one in its place,
+ * as in a connection's queue; errors, completes and closes are kept. If the
+ * link fails with a publish outstanding, it is sent again with the same
+ * publish id, which the script applies at most once.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "cluster.h"
+
+#define KEY_SIZE (WSM_KEY_PREFIX_LIMIT + WSM_SESSION_ID_LIMIT + 16)
+
+static void publish_done(void *user, const redisReply *r);
+
+static bool send_in_flight(struct wsm_csess *cs)
+{
+	struct wsm_cluster *cl = cs->cl;
+	struct wsm_instance *in = &cl->inst[cs->instance];
+	struct wsm_msg *msg = cs->in_flight;
+	char key[KEY_SIZE], channel[KEY_SIZE], kind[2] = { 0, 0 };
+	char epoch[16], ttl[24], id[WSM_NODE_ID_LIMIT + 24];
+	const char *argv[10];
+	size_t lens[10];
+	int argc;
+
+	lens[3] = wsm__cluster_key(cl, cs->id, cs->id_len, ":state", key,
+				   sizeof(key));
+	if (msg->kind == WSM_MSG_CLOSE_SESSION) {
+		argv[0] = "EVALSHA";
+		argv[1] = in->sha[WSM_SCRIPT_CLOSE];
+		argv[2] = "1";
+		argv[3] = key;
+		argv[4] = channel;
+		lens[4] = wsm__cluster_key(cl, cs->id, cs->id_len, ":msgs",
+					   channel, sizeof(channel));
+		argc = 5;
+	} else {
+		kind[0] = wsm__wire_kind((enum wsm_msg_kind)msg->kind);
+		argv[0] = "EVALSHA";
+		argv[1] = in->sha[WSM_SCRIPT_PUBLISH];
+		argv[2] = "1";
+		argv[3] = key;
+		argv[4] = kind;
+		lens[4] = 1;
+		argv[5] = (const char *)msg->buf + LWS_PRE + WSM_SEQ_ROOM;
+		lens[5] = msg->body_len;
+		argv[6] = epoch;
+		lens[6] = (size_t)snprintf(epoch, sizeof(epoch), "%u",
+					   wsm__cluster_epoch(cl));
+		argv[7] = ttl;
+		lens[7] = (size_t)snprintf(ttl, sizeof(ttl), "%lld",
+					   (long long)cl->m->cfg.retention_ms);
+		argv[8] = channel;
+		lens[8] = wsm__cluster_key(cl, cs->id, cs->id_len, ":msgs",
+					   channel, sizeof(channel));
+		argv[9] = id;
+		lens[9] = (size_t)snprintf(id, sizeof(id), "%s:%llu",
+					   cl->node_id,
+					   (unsigned long long)cs->in_flight_id);
+		argc = 10;
+	}
+	lens[0] = 7;
+	lens[1] = 40;
+	lens[2] = 1;
+	if (wsm__rconn_send(in->cmd, argc, argv, lens, 1, publish_done, cs))
+		return false;
+	cs->publishing = true;
+	cs->pending++;
+	return true;
+}
+
+void wsm__outbox_pump(struct wsm_csess *cs)
+{
+	struct wsm_cluster *cl = cs->cl;
+
+	if (cl->stopping || cs->publishing)
+		return;
+	if (!cs->in_flight) {
+		if (!(cs->in_flight = cs->out_head))
+			return;
+		if (!(cs->out_head = cs->in_flight->next))
+			cs->out_tail = &cs->out_head;
+		if (cs->out_progress == cs->in_flight)
+			cs->out_progress = NULL;
+		cs->in_flight->next = NULL;
+		cs->in_flight_id = ++cl->next_publish;
+	}
+	/* Not now (link down, no memory): again when the instance is ready. */
+	if (!cl->inst[cs->instance].ready || !send_in_flight(cs)) {
+		if (!wsm_link_linked(&cs->in_ready))
+			wsm_list_append(&cl->ready, &cs->in_ready);
+	}
+}
+
+void wsm__outbox_pump_all(struct wsm_cluster *cl, unsigned instance)
+{
+	struct wsm_link todo, *l;
+
+	/* Pumping may put a session back on the list: take the list first. */
+	wsm_list_init(&todo);
+	while (!wsm_list_empty(&cl->ready)) {
+		l = cl->ready.next;
+		wsm_link_remove(l);
+		wsm_list_append(&todo, l);
+	}
+	while (!wsm_list_empty(&todo)) {
+		struct wsm_csess *cs = wsm_container_of(todo.next,
+							struct wsm_csess,
+							in_ready);
+
+		wsm_link_remove(&cs->in_ready);
+		if (cs->instance == instance)
+			wsm__outbox_pump(cs);
+		else
+			wsm_list_append(&cl->ready, &cs->in_ready);
+	}
+}
+
+static void confirmed(struct wsm_csess *cs)
+{
+	wsm_manager_t *m = cs->cl->m;
+
+	wsm__cluster_unreserve(m, cs->in_flight);
+	wsm__msg_unref(m, cs->in_flight);
+	cs->in_flight = NULL;
+}
+
+static void publish_done(void *user, const redisReply *r)
+{
+	struct wsm_csess *cs = user;
+	struct wsm_cluster *cl = cs->cl;
+
+	cs->pending--;
+	cs->publishing = false;
+	if (cl->stopping)
+		return;
+	if (!r) {
+		/* Lost with the link: kept, and sent again once it is back. */
+		wsm__outbox_pump(cs);
+		return;
+	}
+	if (r->type == REDIS_REPLY_ERROR) {
+		/*
+		 * NOSCRIPT (its cache flushed), OOM (maxmemory), BUSY: kept;
+		 * a new connection, after the backoff, loads the scripts
+		 * and tries again, and the outbox's bound tells callers.
+		 */
+		lwsl_warn("wsm: redis refused a publish: %.*s\n", (int)r->len,
+			  r->str);
+		wsm__rconn_reset(cl->inst[cs->instance].cmd);
+		return;
+	}
+	confirmed(cs);
+	wsm__outbox_pump(cs);
+	wsm__csess_release(cs);
+}
+
+void wsm__cluster_publish(wsm_manager_t *m, struct wsm_msg *msg)
+{
+	struct wsm_csess *cs = wsm__csess_get(m->cluster, msg->session_id,
+					      msg->session_id_len);
+	struct wsm_msg **p;
+
+	if (!cs) {
+		lwsl_err("wsm: out of memory: a broadcast to %.*s is lost\n",
+			 (int)msg->session_id_len, msg->session_id);
+		wsm__cluster_unreserve(m, msg);
+		return;
+	}
+	msg->refs++;
+	msg->next = NULL;
+	if (msg->kind == WSM_MSG_PROGRESS && cs->out_progress) {
+		/* The newer progress takes the waiting one's place. */
+		for (p = &cs->out_head; *p != cs->out_progress; p = &(*p)->next)
+			;
+		msg->next = cs->out_progress->next;
+		*p = msg;
+		if (cs->out_tail == &cs->out_progress->next)
+			cs->out_tail = &msg->next;
+		wsm__cluster_unreserve(m, cs->out_progress);
+		wsm__msg_unref(m, cs->out_progress);
+	} else {
+		*cs->out_tail = msg;
+		cs->out_tail = &msg->next;
+	}
+	if (msg->kind == WSM_MSG_PROGRESS)
+		cs->out_progress = msg;
+	wsm__outbox_pump(cs);
+}
+
+void wsm__outbox_free(struct wsm_csess *cs)
+{
+	wsm_manager_t *m = cs->cl->m;
+	struct wsm_msg *msg, *next;
+
+	for (msg = cs->out_head; msg; msg = next) {
+		next = msg->next;
+		wsm__cluster_unreserve(m, msg);
+		wsm__msg_unref(m, msg);
+	}
+	cs->out_head = NULL;
+	cs->out_tail = &cs->out_head;
+	cs->out_progress = NULL;
+	if (cs->in_flight)
+		confirmed(cs); /* not confirmed: but nobody will send it now */
+}

@@ -1,0 +1,413 @@
+/*
+ * Keeping a session's local connections in step with Redis. The first local
+ * connection subscribes to the session's channel, then reads its state
+ * (after the subscription holds, so nothing published falls between), and
+ * the connections that joined meanwhile get their replay from that state.
+ * Messages that arrive before the state are held and delivered after it,
+ * those it already covers dropped by seq. A message past a gap, or of
+ * another epoch, makes the node read the state again: every local
+ * connection is then brought up to date once, in place, with a reset if
+ * the epoch changed. The same happens for every session after the
+ * subscriber connection is lost and restored.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "cluster.h"
+
+#define KEY_SIZE (WSM_KEY_PREFIX_LIMIT + WSM_SESSION_ID_LIMIT + 16)
+/* Messages held per session while its state loads; past it, read again. */
+#define WSM_HELD_MAX 1024
+
+static void drop_held(struct wsm_csess *cs)
+{
+	struct wsm_held *h, *next;
+
+	for (h = cs->held_head; h; h = next) {
+		next = h->next;
+		wsm__free(cs->cl->m, h, sizeof(*h) + h->w.body_len + 1);
+	}
+	cs->held_head = NULL;
+	cs->held_tail = &cs->held_head;
+	cs->nheld = 0;
+}
+
+void wsm__sync_free(struct wsm_csess *cs)
+{
+	drop_held(cs);
+	wsm__free(cs->cl->m, cs->waiters,
+		  cs->waiters_cap * sizeof(*cs->waiters));
+	cs->waiters = NULL;
+	cs->nwaiters = cs->waiters_cap = 0;
+}
+
+/* ---- the state ----------------------------------------------------------- */
+
+static void loaded(void *user, const redisReply *r);
+
+static void load(struct wsm_csess *cs)
+{
+	struct wsm_cluster *cl = cs->cl;
+	struct wsm_instance *in = &cl->inst[cs->instance];
+	struct wsm_session *s = wsm__table_find(cl->m, cs->id, cs->id_len);
+	char key[KEY_SIZE], epoch[16], ttl[24], known_e[16], known_s[24];
+	const char *argv[8] = { "EVALSHA", in->sha[WSM_SCRIPT_JOIN], "1", key,
+				epoch, ttl, known_e, known_s };
+	size_t lens[8] = { 7, 40, 1, 0, 0, 0, 0, 0 };
+	bool served = s && cs->was_live;
+
+	cs->load_wanted = false;
+	if (!in->ready) {
+		cs->load_wanted = true;
+		return;
+	}
+	lens[3] = wsm__cluster_key(cl, cs->id, cs->id_len, ":state", key,
+				   sizeof(key));
+	lens[4] = (size_t)snprintf(epoch, sizeof(epoch), "%u",
+				   wsm__cluster_epoch(cl));
+	lens[5] = (size_t)snprintf(ttl, sizeof(ttl), "%lld",
+				   (long long)cl->m->cfg.retention_ms);
+	/* What the local connections were shown, to catch lost writes. */
+	lens[6] = (size_t)snprintf(known_e, sizeof(known_e), "%u",
+				   served ? s->epoch : 0);
+	lens[7] = (size_t)snprintf(known_s, sizeof(known_s), "%llu",
+				   served ? (unsigned long long)s->seq : 0ULL);
+	if (wsm__rconn_send(in->cmd, 8, argv, lens, 1, loaded, cs)) {
+		cs->load_wanted = true;
+		return;
+	}
+	cs->pending++;
+}
+
+static bool field_u64(const redisReply *r, uint64_t max, uint64_t *out)
+{
+	char buf[24];
+
+	if (!r || r->type != REDIS_REPLY_STRING || !r->len || r->len > 20)
+		return false;
+	memcpy(buf, r->str, r->len);
+	buf[r->len] = '\0';
+	return !wsm__parse_decimal(buf, max, out);
+}
+
+/* The stored progress or terminal as a stamped message; NULL if none. */
+static struct wsm_msg *stored(struct wsm_csess *cs, const redisReply *body,
+			      const redisReply *seq, const redisReply *kind,
+			      char default_kind, uint32_t epoch)
+{
+	struct wsm_msg *msg = NULL;
+	uint64_t n;
+	char k = default_kind;
+
+	if (!body || body->type != REDIS_REPLY_STRING || !field_u64(seq, 1ull << 53, &n))
+		return NULL;
+	if (kind && kind->type == REDIS_REPLY_STRING && kind->len == 1)
+		k = kind->str[0];
+	if (k != 'p' && k != 'e' && k != 'c')
+		return NULL;
+	if (wsm__wire_message(cs->cl->m, cs->id, cs->id_len, k, body->str,
+			      body->len, &msg))
+		return NULL;
+	wsm__msg_stamp(msg, n, epoch);
+	msg->refs = 1;
+	return msg;
+}
+
+static void deliver_wire(struct wsm_csess *cs, struct wsm_session *s,
+			 const struct wsm_wire *w);
+
+static void flush_held(struct wsm_csess *cs, struct wsm_session *s)
+{
+	struct wsm_held *h = cs->held_head, *next;
+
+	cs->held_head = NULL;
+	cs->held_tail = &cs->held_head;
+	cs->nheld = 0;
+	for (; h; h = next) {
+		next = h->next;
+		if (cs->sub == WSM_SUB_LIVE && !cs->resync)
+			deliver_wire(cs, s, &h->w);
+		wsm__free(cs->cl->m, h, sizeof(*h) + h->w.body_len + 1);
+	}
+}
+
+static void loaded(void *user, const redisReply *r)
+{
+	struct wsm_csess *cs = user;
+	struct wsm_cluster *cl = cs->cl;
+	wsm_manager_t *m = cl->m;
+	struct wsm_msg *progress, *terminal;
+	struct wsm_session *s;
+	uint64_t epoch, seq;
+	int caught_up;
+
+	cs->pending--;
+	if (cl->stopping)
+		return;
+	if (cs->sub == WSM_SUB_NONE) {
+		wsm__csess_release(cs); /* left meanwhile */
+		return;
+	}
+	if (cs->sub != WSM_SUB_LOADING &&
+	    !(cs->sub == WSM_SUB_LIVE && cs->resync))
+		return; /* subscribing again: its own read follows */
+	if (!r) {
+		cs->load_wanted = true; /* read once the link is back */
+		return;
+	}
+	if (r->type != REDIS_REPLY_ARRAY || r->elements != 7 ||
+	    !field_u64(r->element[0], 0x7fffffff, &epoch) || !epoch ||
+	    !field_u64(r->element[1], 1ull << 53, &seq)) {
+		lwsl_warn("wsm: redis: the state of %.*s does not read\n",
+			  (int)cs->id_len, cs->id);
+		cs->load_wanted = true;
+		wsm__rconn_reset(cl->inst[cs->instance].cmd);
+		return;
+	}
+	if (!(s = wsm__table_find(m, cs->id, cs->id_len))) {
+		wsm__cluster_leave(m, cs->id, cs->id_len);
+		return;
+	}
+	progress = stored(cs, r->element[2], r->element[3], NULL, 'p',
+			  (uint32_t)epoch);
+	terminal = stored(cs, r->element[4], r->element[5], r->element[6], 'e',
+			  (uint32_t)epoch);
+	caught_up = wsm__session_adopt(m, s, (uint32_t)epoch, seq, progress,
+				       terminal, cs->waiters, cs->nwaiters);
+	wsm__msg_unref(m, progress);
+	wsm__msg_unref(m, terminal);
+	if (cs->resync && caught_up > 0)
+		wsm__bump(&m->c.cluster_gap_repairs, 1);
+	cs->nwaiters = 0;
+	cs->sub = WSM_SUB_LIVE;
+	cs->was_live = true;
+	cs->resync = false;
+	flush_held(cs, s);
+}
+
+/* ---- the subscription ----------------------------------------------------- */
+
+static void subscribed(void *user, const redisReply *r)
+{
+	struct wsm_csess *cs = user;
+
+	cs->pending--;
+	if (cs->cl->stopping)
+		return;
+	if (!r) {
+		cs->sub_acks = 0;
+		return; /* sync_lost() takes it from here */
+	}
+	if (cs->sub_acks && --cs->sub_acks)
+		return; /* an earlier SUBSCRIBE's: wait for the last */
+	if (cs->sub != WSM_SUB_SUBSCRIBING) {
+		wsm__csess_release(cs);
+		return;
+	}
+	cs->sub = WSM_SUB_LOADING;
+	load(cs);
+}
+
+static void send_subscribe(struct wsm_csess *cs)
+{
+	struct wsm_instance *in = &cs->cl->inst[cs->instance];
+	char channel[KEY_SIZE];
+	const char *argv[2] = { "SUBSCRIBE", channel };
+	size_t lens[2] = { 9, 0 };
+
+	lens[1] = wsm__cluster_key(cs->cl, cs->id, cs->id_len, ":msgs", channel,
+				   sizeof(channel));
+	cs->sub = WSM_SUB_SUBSCRIBING;
+	cs->sub_sent = false;
+	if (!in->sub_up || wsm__rconn_send(in->sub, 2, argv, lens, 1,
+					   subscribed, cs))
+		return; /* sent by sync_resubscribe_all() once it is up */
+	cs->sub_sent = true;
+	cs->sub_acks++;
+	cs->pending++;
+}
+
+void wsm__sync_subscribe(struct wsm_csess *cs)
+{
+	send_subscribe(cs);
+}
+
+void wsm__cluster_leave(wsm_manager_t *m, const char *id, size_t len)
+{
+	struct wsm_csess *cs = wsm__csess_find(m->cluster, id, len);
+	struct wsm_instance *in;
+	char channel[KEY_SIZE];
+	const char *argv[2] = { "UNSUBSCRIBE", channel };
+	size_t lens[2] = { 11, 0 };
+
+	if (!cs)
+		return;
+	in = &cs->cl->inst[cs->instance];
+	if (cs->sub != WSM_SUB_NONE && cs->sub_sent && in->sub_up) {
+		lens[1] = wsm__cluster_key(cs->cl, id, len, ":msgs", channel,
+					   sizeof(channel));
+		wsm__rconn_send(in->sub, 2, argv, lens, 1, NULL, NULL);
+	}
+	cs->sub = WSM_SUB_NONE;
+	cs->sub_sent = false;
+	cs->was_live = false;
+	cs->resync = false;
+	cs->load_wanted = false;
+	cs->nwaiters = 0;
+	drop_held(cs);
+	wsm__csess_release(cs);
+}
+
+static void each_on(struct wsm_cluster *cl, unsigned instance,
+		    void (*fn)(struct wsm_csess *cs))
+{
+	size_t i;
+	struct wsm_csess *cs, *next;
+
+	for (i = 0; i < cl->nbuckets; i++)
+		for (cs = cl->buckets[i]; cs; cs = next) {
+			next = cs->hnext;
+			if (cs->instance == instance)
+				fn(cs);
+		}
+}
+
+static void resubscribe(struct wsm_csess *cs)
+{
+	if (cs->sub != WSM_SUB_NONE && !cs->sub_sent)
+		send_subscribe(cs);
+}
+
+void wsm__sync_resubscribe_all(struct wsm_cluster *cl, unsigned instance)
+{
+	each_on(cl, instance, resubscribe);
+}
+
+static void load_if_wanted(struct wsm_csess *cs)
+{
+	if (cs->load_wanted && cs->sub != WSM_SUB_NONE)
+		load(cs);
+}
+
+void wsm__sync_load_waiting(struct wsm_cluster *cl, unsigned instance)
+{
+	each_on(cl, instance, load_if_wanted);
+}
+
+/*
+ * The subscription is gone with its connection: whatever was published
+ * meanwhile is missed, so once subscribed again the state is read again.
+ */
+static void unsubscribed_by_loss(struct wsm_csess *cs)
+{
+	if (cs->sub == WSM_SUB_NONE)
+		return;
+	if (cs->sub == WSM_SUB_LIVE)
+		cs->resync = true;
+	cs->sub = WSM_SUB_SUBSCRIBING;
+	cs->sub_sent = false;
+	cs->sub_acks = 0;
+	cs->load_wanted = false;
+}
+
+void wsm__sync_lost(struct wsm_cluster *cl, unsigned instance)
+{
+	each_on(cl, instance, unsubscribed_by_loss);
+}
+
+/* ---- messages from the channel ------------------------------------------- */
+
+static void deliver_wire(struct wsm_csess *cs, struct wsm_session *s,
+			 const struct wsm_wire *w)
+{
+	wsm_manager_t *m = cs->cl->m;
+	struct wsm_msg *msg;
+
+	if (w->kind == 'x') {
+		wsm__session_close_now(m, cs->id, cs->id_len);
+		return;
+	}
+	if (w->epoch == s->epoch && w->seq <= s->seq)
+		return; /* the state, or an earlier read, had it */
+	if (w->epoch != s->epoch || w->seq != s->seq + 1) {
+		/* Missed something, or Redis lost it: read the state. */
+		cs->resync = true;
+		load(cs);
+		return;
+	}
+	if (wsm__wire_message(m, cs->id, cs->id_len, w->kind, w->body,
+			      w->body_len, &msg)) {
+		wsm__bump(&m->c.cluster_bad_messages, 1);
+		return;
+	}
+	wsm__msg_stamp(msg, w->seq, w->epoch);
+	msg->refs = 1;
+	wsm__session_deliver_stamped(m, s, msg);
+	wsm__msg_unref(m, msg);
+}
+
+static void hold(struct wsm_csess *cs, const struct wsm_wire *w)
+{
+	struct wsm_held *h;
+
+	if (cs->nheld >= WSM_HELD_MAX) {
+		drop_held(cs); /* the state read next covers them */
+		if (cs->sub == WSM_SUB_LIVE)
+			cs->resync = true;
+		return;
+	}
+	if (!(h = wsm__alloc(cs->cl->m, sizeof(*h) + w->body_len + 1)))
+		return;
+	h->w = *w;
+	memcpy(h->text, w->body, w->body_len);
+	h->w.body = h->text;
+	*cs->held_tail = h;
+	cs->held_tail = &h->next;
+	cs->nheld++;
+}
+
+/* "<prefix>{<id>}:msgs" to its id, or false. */
+static bool channel_id(const struct wsm_cluster *cl, const redisReply *ch,
+		       const char **id, size_t *len)
+{
+	size_t plen = strlen(cl->m->cfg.cluster_prefix);
+
+	if (ch->type != REDIS_REPLY_STRING || ch->len < plen + 8 ||
+	    memcmp(ch->str, cl->m->cfg.cluster_prefix, plen) ||
+	    ch->str[plen] != '{' || memcmp(ch->str + ch->len - 6, "}:msgs", 6))
+		return false;
+	*id = ch->str + plen + 1;
+	*len = ch->len - plen - 7;
+	return *len && *len <= WSM_SESSION_ID_LIMIT;
+}
+
+void wsm__sync_push(struct wsm_redis_conn *rc, void *user,
+		    const redisReply *reply)
+{
+	struct wsm_instance *in = user;
+	struct wsm_cluster *cl = in->cl;
+	wsm_manager_t *m = cl->m;
+	const redisReply *data = reply->element[2];
+	struct wsm_csess *cs;
+	struct wsm_session *s;
+	struct wsm_wire w;
+	const char *id;
+	size_t len;
+
+	(void)rc;
+	if (!channel_id(cl, reply->element[1], &id, &len) ||
+	    data->type != REDIS_REPLY_STRING ||
+	    wsm__wire_parse(data->str, data->len, &w)) {
+		wsm__bump(&m->c.cluster_bad_messages, 1);
+		return;
+	}
+	cs = wsm__csess_find(cl, id, len);
+	if (!cs || cs->sub == WSM_SUB_NONE)
+		return; /* unsubscribed meanwhile */
+	if (cs->sub != WSM_SUB_LIVE || cs->resync) {
+		hold(cs, &w);
+		return;
+	}
+	if ((s = wsm__table_find(m, id, len)))
+		deliver_wire(cs, s, &w);
+}

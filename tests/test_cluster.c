@@ -1,0 +1,468 @@
+/*
+ * Cluster mode end to end, in one process: several managers, each with its
+ * own lws context and service thread (nodes), one real redis-server the
+ * test starts, and real WebSocket clients on each node. A broadcast on any
+ * node reaches every connection of its session on every node in one seq
+ * order; late joins and resumes work on any node; a Redis that lost its
+ * data changes the epoch (a reset, never a reused seq); a session closed
+ * on one node closes everywhere; Redis killed and restarted: connections
+ * stay, broadcasts wait (bounded), the host is told.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include <poll.h>
+#include <signal.h>
+
+#include "support/must.h"
+#include "support/redis_server.h"
+
+#define NODES 3
+
+struct cluster {
+	struct redis_server redis;
+	harness_t *node[NODES];
+};
+
+static harness_t *start_node(const struct redis_server *r, const char *id,
+			     int64_t outbox_messages)
+{
+	wsm_config_t *cfg = wsm_config_new();
+	harness_t *h;
+
+	assert_non_null(cfg);
+	assert_int_equal(wsm_config_set_str(cfg, WSM_OPT_CLUSTER_REDIS, r->url), 0);
+	assert_int_equal(wsm_config_set_str(cfg, WSM_OPT_CLUSTER_NODE_ID, id), 0);
+	assert_int_equal(wsm_config_set_int(cfg, WSM_OPT_CLUSTER_TIMEOUT_MS, 1000),
+			 0);
+	assert_int_equal(wsm_config_set_int(cfg, WSM_OPT_CLUSTER_RETRY_MAX_MS,
+					    100),
+			 0);
+	if (outbox_messages)
+		assert_int_equal(wsm_config_set_int(cfg,
+						    WSM_OPT_CLUSTER_OUTBOX_MESSAGES,
+						    outbox_messages),
+				 0);
+	h = harness_start(cfg, NULL);
+	wsm_config_free(cfg);
+	assert_non_null(h);
+	/* Usable once every Redis link is up: the host is told. */
+	assert_int_equal(harness_wait_events(h, WSM_EVENT_CLUSTER_UP, -1, NULL,
+					     1, 10000),
+			 0);
+	return h;
+}
+
+static bool skip_without_redis(const char *test)
+{
+	if (redis_server_path())
+		return false;
+	harness_note_skip(test, "redis-server is not installed");
+	return true;
+}
+
+static void cluster_start(struct cluster *cl, unsigned n)
+{
+	static const char *const ids[NODES] = { "node-a", "node-b", "node-c" };
+	unsigned i;
+
+	memset(cl, 0, sizeof(*cl));
+	assert_int_equal(redis_start(&cl->redis, false), 0);
+	for (i = 0; i < n; i++)
+		cl->node[i] = start_node(&cl->redis, ids[i], 0);
+}
+
+static void cluster_stop(struct cluster *cl)
+{
+	unsigned i;
+
+	for (i = 0; i < NODES; i++)
+		if (cl->node[i])
+			harness_stop(cl->node[i]);
+	redis_stop(&cl->redis);
+}
+
+static int64_t int_of(json_t *j, const char *key)
+{
+	return json_integer_value(json_object_get(j, key));
+}
+
+/* Reads until a complete; the seqs of what came, strictly increasing. */
+struct seen {
+	int64_t seqs[256];
+	size_t n;
+	int64_t epoch, error_seq, complete_seq;
+};
+
+static void read_all(wsc_t *c, const char *session, struct seen *s)
+{
+	memset(s, 0, sizeof(*s));
+	for (;;) {
+		json_t *j = recv_json(c, 5000);
+		const char *type;
+
+		assert_non_null(j);
+		type = json_string_value(json_object_get(j, "type"));
+		assert_non_null(type);
+		assert_string_equal(json_string_value(json_object_get(j, "sessionId")),
+				    session);
+		if (!s->epoch)
+			s->epoch = int_of(j, "epoch");
+		assert_int_equal(int_of(j, "epoch"), s->epoch);
+		assert_true(s->n < 256);
+		if (s->n)
+			assert_true(int_of(j, "seq") > s->seqs[s->n - 1]);
+		s->seqs[s->n++] = int_of(j, "seq");
+		if (!strcmp(type, "error"))
+			s->error_seq = int_of(j, "seq");
+		if (!strcmp(type, "complete")) {
+			s->complete_seq = int_of(j, "seq");
+			json_decref(j);
+			return;
+		}
+		json_decref(j);
+	}
+}
+
+static void test_one_order_on_every_node(void **state)
+{
+	struct cluster cl;
+	wsc_t *c[4];
+	struct seen seen[4];
+	int i;
+
+	(void)state;
+	if (skip_without_redis(__func__))
+		return;
+	cluster_start(&cl, 3);
+	/* Two browsers on A, two on B; the job's worker on C. */
+	c[0] = must_join(cl.node[0], "job1");
+	c[1] = must_join(cl.node[0], "job1");
+	c[2] = must_join(cl.node[1], "job1");
+	c[3] = must_join(cl.node[1], "job1");
+	for (i = 0; i < 20; i++)
+		assert_int_equal(wsm_broadcast_progress(harness_mgr(cl.node[2]),
+							"job1", i * 5.0, "step",
+							NULL),
+				 0);
+	assert_int_equal(wsm_broadcast_error(harness_mgr(cl.node[2]), "job1",
+					     "disk almost full"),
+			 0);
+	assert_int_equal(wsm_broadcast_complete(harness_mgr(cl.node[2]), "job1",
+						"{\"n\":1}"),
+			 0);
+	for (i = 0; i < 4; i++)
+		read_all(c[i], "job1", &seen[i]);
+	/* One epoch, and the error and the complete at the same seqs. */
+	for (i = 1; i < 4; i++) {
+		assert_int_equal(seen[i].epoch, seen[0].epoch);
+		assert_int_equal(seen[i].error_seq, seen[0].error_seq);
+		assert_int_equal(seen[i].complete_seq, seen[0].complete_seq);
+	}
+	assert_true(seen[0].error_seq > 0);
+	assert_int_equal(seen[0].complete_seq, seen[0].error_seq + 1);
+	print_message("complete at seq %lld on every node\n",
+		      (long long)seen[0].complete_seq);
+	for (i = 0; i < 4; i++)
+		wsc_free(c[i]);
+	cluster_stop(&cl);
+}
+
+static void test_sessions_stay_apart(void **state)
+{
+	struct cluster cl;
+	wsc_t *c[16];
+	char id[16];
+	int i;
+
+	(void)state;
+	if (skip_without_redis(__func__))
+		return;
+	cluster_start(&cl, 2);
+	for (i = 0; i < 16; i++) {
+		snprintf(id, sizeof(id), "iso-%d", i / 2);
+		c[i] = must_join(cl.node[i % 2], id);
+	}
+	/* Each session's job on the node its first browser is not on. */
+	for (i = 0; i < 8; i++) {
+		char meta[32];
+
+		snprintf(id, sizeof(id), "iso-%d", i);
+		snprintf(meta, sizeof(meta), "{\"job\":%d}", i);
+		assert_int_equal(wsm_broadcast_progress(harness_mgr(cl.node[1]),
+							id, 50, NULL, NULL),
+				 0);
+		assert_int_equal(wsm_broadcast_complete(harness_mgr(cl.node[1]),
+							id, meta),
+				 0);
+	}
+	for (i = 0; i < 16; i++) {
+		json_t *j;
+
+		snprintf(id, sizeof(id), "iso-%d", i / 2);
+		j = recv_type(c[i], "complete", 5000);
+		assert_non_null(j);
+		assert_string_equal(json_string_value(json_object_get(j, "sessionId")),
+				    id);
+		assert_int_equal(int_of(json_object_get(j, "metadata"), "job"),
+				 i / 2);
+		json_decref(j);
+		wsc_free(c[i]);
+	}
+	cluster_stop(&cl);
+}
+
+/* Waits until Redis holds the session's terminal at seq (published). */
+static void wait_stored(const struct redis_server *r, const char *id,
+			const char *seq)
+{
+	char cmd[128], reply[64];
+	int64_t end = now_ms() + 5000;
+
+	snprintf(cmd, sizeof(cmd), "HGET wsm:{%s}:state ts", id);
+	while (now_ms() < end) {
+		if (!redis_cmd(r, cmd, reply, sizeof(reply)) &&
+		    !strcmp(reply, seq))
+			return;
+		poll(NULL, 0, 2);
+	}
+	fail_msg("%s: the terminal at seq %s never reached Redis", id, seq);
+}
+
+static void test_late_join_and_resume_on_other_nodes(void **state)
+{
+	struct cluster cl;
+	json_t *j;
+	wsc_t *c;
+	int64_t epoch, seq;
+	char path[96];
+
+	(void)state;
+	if (skip_without_redis(__func__))
+		return;
+	cluster_start(&cl, 3);
+	/* The job ran on A while nobody watched anywhere. */
+	assert_int_equal(wsm_broadcast_progress(harness_mgr(cl.node[0]), "late",
+						40, "p", NULL),
+			 0);
+	assert_int_equal(wsm_broadcast_error(harness_mgr(cl.node[0]), "late",
+					     "e1"),
+			 0);
+	wait_stored(&cl.redis, "late", "2");
+	/* A browser on B is shown the truth: the progress, then the error. */
+	c = must_join(cl.node[1], "late");
+	j = recv_json(c, 5000);
+	assert_non_null(j);
+	assert_string_equal(json_string_value(json_object_get(j, "type")),
+			    "progress");
+	assert_int_equal(int_of(j, "seq"), 1);
+	epoch = int_of(j, "epoch");
+	json_decref(j);
+	j = recv_type(c, "error", 5000);
+	assert_non_null(j);
+	seq = int_of(j, "seq");
+	assert_int_equal(seq, 2);
+	json_decref(j);
+	wsc_free(c);
+
+	/* More while it is away; it comes back on C and gets what it missed. */
+	assert_int_equal(wsm_broadcast_complete(harness_mgr(cl.node[0]), "late",
+						"{\"ok\":true}"),
+			 0);
+	wait_stored(&cl.redis, "late", "3");
+	snprintf(path, sizeof(path), "late?lastSeq=%lld&epoch=%lld",
+		 (long long)seq, (long long)epoch);
+	c = must_join(cl.node[2], path);
+	j = recv_json(c, 5000);
+	assert_non_null(j);
+	/* Not the progress or the error again: only the complete. */
+	assert_string_equal(json_string_value(json_object_get(j, "type")),
+			    "complete");
+	assert_int_equal(int_of(j, "seq"), 3);
+	assert_int_equal(int_of(j, "epoch"), epoch);
+	json_decref(j);
+	wsc_free(c);
+
+	/* Another epoch is another session's history: a reset first. */
+	snprintf(path, sizeof(path), "late?lastSeq=2&epoch=%lld",
+		 (long long)(epoch == 7 ? 8 : 7));
+	c = must_join(cl.node[1], path);
+	j = recv_json(c, 5000);
+	assert_non_null(j);
+	assert_string_equal(json_string_value(json_object_get(j, "type")),
+			    "reset");
+	json_decref(j);
+	wsc_free(c);
+	cluster_stop(&cl);
+}
+
+static void test_redis_losing_its_data_changes_the_epoch(void **state)
+{
+	struct cluster cl;
+	char reply[64];
+	json_t *j;
+	wsc_t *c;
+	int64_t epoch;
+
+	(void)state;
+	if (skip_without_redis(__func__))
+		return;
+	cluster_start(&cl, 2);
+	c = must_join(cl.node[0], "lost");
+	assert_int_equal(wsm_broadcast_progress(harness_mgr(cl.node[1]), "lost",
+						10, NULL, NULL),
+			 0);
+	j = recv_type(c, "progress", 5000);
+	assert_non_null(j);
+	epoch = int_of(j, "epoch");
+	assert_int_equal(int_of(j, "seq"), 1);
+	json_decref(j);
+
+	/* Redis forgets (a restart without persistence, a failover). */
+	assert_int_equal(redis_cmd(&cl.redis, "FLUSHALL", reply, sizeof(reply)),
+			 0);
+	assert_string_equal(reply, "+OK");
+	assert_int_equal(wsm_broadcast_progress(harness_mgr(cl.node[1]), "lost",
+						20, NULL, NULL),
+			 0);
+	/* seq 1 again would be a lie: a new epoch, and the browser is told. */
+	j = recv_json(c, 5000);
+	assert_non_null(j);
+	assert_string_equal(json_string_value(json_object_get(j, "type")),
+			    "reset");
+	assert_int_not_equal(int_of(j, "epoch"), epoch);
+	json_decref(j);
+	j = recv_type(c, "progress", 5000);
+	assert_non_null(j);
+	assert_int_not_equal(int_of(j, "epoch"), epoch);
+	assert_int_equal(int_of(j, "seq"), 1);
+	assert_true(json_real_value(json_object_get(j, "progress")) == 20.0 ||
+		    int_of(j, "progress") == 20);
+	json_decref(j);
+	wsc_free(c);
+	cluster_stop(&cl);
+}
+
+static void test_session_close_reaches_every_node(void **state)
+{
+	struct cluster cl;
+	wsc_t *a, *b, *other;
+
+	(void)state;
+	if (skip_without_redis(__func__))
+		return;
+	cluster_start(&cl, 3);
+	a = must_join(cl.node[0], "cleanup");
+	b = must_join(cl.node[1], "cleanup");
+	other = must_join(cl.node[1], "keep");
+	/* From C, which holds none of its connections: 0 here, all closed. */
+	assert_int_equal(wsm_session_close(harness_mgr(cl.node[2]), "cleanup"), 0);
+	assert_int_equal(wsc_wait_close(a, 5000), WSM_CLOSE_SESSION_CLOSED);
+	assert_int_equal(wsc_wait_close(b, 5000), WSM_CLOSE_SESSION_CLOSED);
+	/* Another session is untouched. */
+	assert_int_equal(wsm_broadcast_complete(harness_mgr(cl.node[0]), "keep",
+						NULL),
+			 0);
+	must_recv_type(other, "complete");
+	wsc_free(a);
+	wsc_free(b);
+	wsc_free(other);
+	cluster_stop(&cl);
+}
+
+static void test_redis_down_and_back(void **state)
+{
+	struct cluster cl;
+	wsc_t *c;
+	json_t *j;
+	int rc, i, accepted = 0;
+
+	(void)state;
+	if (skip_without_redis(__func__))
+		return;
+	memset(&cl, 0, sizeof(cl));
+	assert_int_equal(redis_start(&cl.redis, false), 0);
+	cl.node[0] = start_node(&cl.redis, "node-a", 0);
+	cl.node[1] = start_node(&cl.redis, "node-b", 8);
+	c = must_join(cl.node[0], "outage");
+	/* Live: the browser has seen a message through Redis. */
+	assert_int_equal(wsm_broadcast_progress(harness_mgr(cl.node[1]), "outage",
+						1, NULL, NULL),
+			 0);
+	must_recv_type(c, "progress");
+
+	redis_kill(&cl.redis, SIGKILL);
+	assert_int_equal(harness_wait_events(cl.node[1], WSM_EVENT_CLUSTER_DOWN,
+					     -1, NULL, 1, 5000),
+			 0);
+	/* The outbox holds 8 terminals; past that the caller is told. */
+	assert_int_equal(wsm_broadcast_error(harness_mgr(cl.node[1]), "outage",
+					     "first"),
+			 0);
+	for (i = 0; i < 20; i++) {
+		rc = wsm_broadcast_progress(harness_mgr(cl.node[1]), "outage",
+					    i, NULL, NULL);
+		assert_true(rc == 0 || rc == WSM_EOUTBOX);
+		accepted += rc == 0;
+	}
+	/* Progress is coalesced in place, so it never fills the outbox. */
+	assert_int_equal(accepted, 20);
+	for (i = 0; i < 10; i++) {
+		rc = wsm_broadcast_error(harness_mgr(cl.node[1]), "outage",
+					 i == 6 ? "last" : "more");
+		if (rc)
+			break;
+	}
+	/* 8 errors fill it (progress is outside): the 9th is told. */
+	assert_int_equal(rc, WSM_EOUTBOX);
+	assert_int_equal(i, 7);
+	/* The browser's connection stayed up all along. */
+	assert_int_equal(harness_metrics(cl.node[0]).connections, 1);
+
+	assert_int_equal(redis_restart(&cl.redis), 0);
+	assert_int_equal(harness_wait_events(cl.node[1], WSM_EVENT_CLUSTER_UP,
+					     -1, NULL, 2, 10000),
+			 0);
+	/* Redis came back empty: a new epoch, so the browser resets... */
+	j = recv_type(c, "reset", 10000);
+	assert_non_null(j);
+	json_decref(j);
+	/*
+	 * ...and is brought up to date: the last error that waited (all of
+	 * them reached Redis, in call order: "first" 1, the progress 2, and
+	 * the 7 others 3 to 9).
+	 */
+	for (;;) {
+		j = recv_type(c, "error", 5000);
+		assert_non_null(j);
+		if (!strcmp(json_string_value(json_object_get(j, "error")),
+			    "last"))
+			break;
+		json_decref(j);
+	}
+	assert_int_equal(int_of(j, "seq"), 9);
+	json_decref(j);
+	wsc_free(c);
+	cluster_stop(&cl);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_one_order_on_every_node),
+		cmocka_unit_test(test_sessions_stay_apart),
+		cmocka_unit_test(test_late_join_and_resume_on_other_nodes),
+		cmocka_unit_test(test_redis_losing_its_data_changes_the_epoch),
+		cmocka_unit_test(test_session_close_reaches_every_node),
+		cmocka_unit_test(test_redis_down_and_back),
+	};
+
+	signal(SIGPIPE, SIG_IGN);
+	return harness_exit(cmocka_run_group_tests(tests, NULL, NULL));
+}
