@@ -345,6 +345,19 @@ typedef struct wsm_metrics {
 	uint64_t setup_problems; /* WSM_SETUP_* bits seen as vhosts started */
 	uint64_t queue_peak_bytes;    /* most bytes one queue has held */
 	uint64_t queue_peak_messages; /* most messages one queue has held */
+	/* Since 1.2: cluster mode (all 0 on a single node). */
+	uint64_t cluster_link_up;    /* 1 while every Redis instance is reachable */
+	uint64_t cluster_reconnects; /* Redis connections made again after a loss */
+	uint64_t cluster_publishes;  /* broadcasts and closes Redis confirmed */
+	uint64_t cluster_publish_failures; /* publishes to send again (lost, refused) */
+	uint64_t cluster_publish_rtt_sum_us; /* their round trips, summed */
+	uint64_t cluster_publish_rtt_max_us; /* the longest round trip seen */
+	uint64_t cluster_outbox_messages; /* errors, completes, closes waiting */
+	uint64_t cluster_outbox_bytes;    /* their bytes */
+	uint64_t cluster_gap_repairs;     /* sessions brought up to date in place */
+	uint64_t cluster_epoch_resets;    /* live connections reset: epoch changed */
+	uint64_t cluster_subscribed;      /* sessions subscribed now */
+	uint64_t cluster_bad_messages;    /* dropped from a channel as malformed */
 } wsm_metrics_t;
 
 /* Bits of wsm_metrics_t.setup_problems. */

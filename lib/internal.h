@@ -355,7 +355,15 @@ struct wsm_counters {
 	_Atomic uint64_t setup_problems;              /* WSM_SETUP_* bits */
 	_Atomic uint64_t queue_peak_bytes;    /* (svc) live bytes, one queue */
 	_Atomic uint64_t queue_peak_messages; /* (svc) live positions, one queue */
+	_Atomic uint64_t cluster_link_up;      /* (svc) */
+	_Atomic uint64_t cluster_reconnects;   /* (svc) */
+	_Atomic uint64_t cluster_publishes;    /* (svc) */
+	_Atomic uint64_t cluster_publish_failures; /* (svc) */
+	_Atomic uint64_t cluster_rtt_sum_us;   /* (svc) */
+	_Atomic uint64_t cluster_rtt_max_us;   /* (svc) */
 	_Atomic uint64_t cluster_gap_repairs;  /* (svc) */
+	_Atomic uint64_t cluster_epoch_resets; /* (svc) */
+	_Atomic uint64_t cluster_subscribed;   /* (svc) */
 	_Atomic uint64_t cluster_bad_messages; /* (svc) dropped from a channel */
 };
 
@@ -639,6 +647,10 @@ void wsm__cluster_free(wsm_manager_t *m);
 /* Any thread: room in the outbox for msg, or WSM_EOUTBOX. */
 int wsm__cluster_reserve(wsm_manager_t *m, const struct wsm_msg *msg);
 void wsm__cluster_unreserve(wsm_manager_t *m, const struct wsm_msg *msg);
+/* Any thread: what the outbox holds now, messages or bytes. */
+uint64_t wsm__cluster_outbox(wsm_manager_t *m, bool bytes);
+/* Any thread: this node's id. */
+const char *wsm__cluster_node_id(const wsm_manager_t *m);
 /* A broadcast or a session close, to every node through Redis. */
 void wsm__cluster_publish(wsm_manager_t *m, struct wsm_msg *msg);
 /*

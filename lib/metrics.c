@@ -60,6 +60,22 @@ static void snapshot(wsm_manager_t *m, wsm_metrics_t *s)
 	s->setup_problems = rd(&m->c.setup_problems);
 	s->queue_peak_bytes = rd(&m->c.queue_peak_bytes);
 	s->queue_peak_messages = rd(&m->c.queue_peak_messages);
+	s->cluster_link_up = rd(&m->c.cluster_link_up);
+	s->cluster_reconnects = rd(&m->c.cluster_reconnects);
+	s->cluster_publishes = rd(&m->c.cluster_publishes);
+	s->cluster_publish_failures = rd(&m->c.cluster_publish_failures);
+	s->cluster_publish_rtt_sum_us = rd(&m->c.cluster_rtt_sum_us);
+	s->cluster_publish_rtt_max_us = rd(&m->c.cluster_rtt_max_us);
+#ifdef WSM_WITH_CLUSTER
+	if (m->cluster) {
+		s->cluster_outbox_messages = wsm__cluster_outbox(m, false);
+		s->cluster_outbox_bytes = wsm__cluster_outbox(m, true);
+	}
+#endif
+	s->cluster_gap_repairs = rd(&m->c.cluster_gap_repairs);
+	s->cluster_epoch_resets = rd(&m->c.cluster_epoch_resets);
+	s->cluster_subscribed = rd(&m->c.cluster_subscribed);
+	s->cluster_bad_messages = rd(&m->c.cluster_bad_messages);
 }
 
 int wsm_metrics(wsm_manager_t *m, wsm_metrics_t *out)
@@ -122,6 +138,27 @@ static json_t *metrics_json(const wsm_metrics_t *s)
 			 "setupProblems", setup_json(s->setup_problems));
 }
 
+/* This node in the cluster, or JSON null on a single node. */
+static json_t *cluster_json(const wsm_manager_t *m, const wsm_metrics_t *s)
+{
+#ifdef WSM_WITH_CLUSTER
+	if (m->cluster)
+		return json_pack("{s:s, s:s, s:I, s:I, s:I, s:I}", "nodeId",
+				 wsm__cluster_node_id(m), "link",
+				 s->cluster_link_up ? "up" : "down",
+				 "outboxMessages",
+				 (json_int_t)s->cluster_outbox_messages,
+				 "subscribedSessions",
+				 (json_int_t)s->cluster_subscribed, "publishes",
+				 (json_int_t)s->cluster_publishes, "reconnects",
+				 (json_int_t)s->cluster_reconnects);
+#else
+	(void)m;
+	(void)s;
+#endif
+	return json_null();
+}
+
 int wsm_status_json(wsm_manager_t *m, char *buf, size_t size)
 {
 	wsm_metrics_t s;
@@ -134,11 +171,12 @@ int wsm_status_json(wsm_manager_t *m, char *buf, size_t size)
 	if ((rc = wsm__acquire(m)))
 		return rc;
 	snapshot(m, &s);
-	doc = json_pack("{s:s, s:o, s:o, s:I}", "status",
+	doc = json_pack("{s:s, s:o, s:o, s:o, s:I}", "status",
 			atomic_load(&m->shutting_down) ? "shutting_down"
 			: atomic_load(&m->draining)    ? "draining"
 						       : "ok",
-			"metrics", metrics_json(&s), "config",
+			"metrics", metrics_json(&s), "cluster",
+			cluster_json(m, &s), "config",
 			wsm__settings_json(&m->cfg), "timestamp",
 			(json_int_t)wsm__wall_ms());
 	wsm__release(m);

@@ -144,6 +144,48 @@ static void delivery(struct out *o, const wsm_metrics_t *mx)
 	    (double)mx->rtt_max_us / 1e6);
 }
 
+static void cluster(struct out *o, const wsm_metrics_t *mx)
+{
+	single(o, "wsm_cluster_link_up", "gauge",
+	       "1 while every Redis instance is reachable (cluster mode).",
+	       mx->cluster_link_up);
+	single(o, "wsm_cluster_reconnects_total", "counter",
+	       "Redis connections made again after a loss.",
+	       mx->cluster_reconnects);
+	single(o, "wsm_cluster_publishes_total", "counter",
+	       "Broadcasts and closes Redis confirmed.", mx->cluster_publishes);
+	single(o, "wsm_cluster_publish_failures_total", "counter",
+	       "Publishes to send again: the link was lost, or Redis refused.",
+	       mx->cluster_publish_failures);
+	family(o, "wsm_cluster_publish_rtt_seconds", "summary",
+	       "Round trips of the publishes Redis confirmed.");
+	put(o, "wsm_cluster_publish_rtt_seconds_sum %.6f\n",
+	    (double)mx->cluster_publish_rtt_sum_us / 1e6);
+	put(o, "wsm_cluster_publish_rtt_seconds_count %" PRIu64 "\n",
+	    mx->cluster_publishes);
+	family(o, "wsm_cluster_publish_rtt_max_seconds", "gauge",
+	       "Longest publish round trip.");
+	put(o, "wsm_cluster_publish_rtt_max_seconds %.6f\n",
+	    (double)mx->cluster_publish_rtt_max_us / 1e6);
+	single(o, "wsm_cluster_outbox_messages", "gauge",
+	       "Errors, completes and closes waiting for Redis.",
+	       mx->cluster_outbox_messages);
+	single(o, "wsm_cluster_outbox_bytes", "gauge",
+	       "Bytes of the messages waiting for Redis.",
+	       mx->cluster_outbox_bytes);
+	single(o, "wsm_cluster_gap_repairs_total", "counter",
+	       "Sessions brought up to date in place after a gap.",
+	       mx->cluster_gap_repairs);
+	single(o, "wsm_cluster_epoch_resets_total", "counter",
+	       "Live connections reset because Redis's epoch changed.",
+	       mx->cluster_epoch_resets);
+	single(o, "wsm_cluster_subscribed_sessions", "gauge",
+	       "Sessions this node is subscribed to.", mx->cluster_subscribed);
+	single(o, "wsm_cluster_bad_messages_total", "counter",
+	       "Messages dropped from a session's channel as malformed.",
+	       mx->cluster_bad_messages);
+}
+
 int wsm_metrics_prometheus(wsm_manager_t *m, char *buf, size_t size)
 {
 	struct out o = { buf, size, 0 };
@@ -159,6 +201,7 @@ int wsm_metrics_prometheus(wsm_manager_t *m, char *buf, size_t size)
 	connections(&o, &mx);
 	admissions(&o, &mx);
 	delivery(&o, &mx);
+	cluster(&o, &mx);
 	if (o.len >= size && size)
 		buf[0] = '\0'; /* too small: nothing half-written */
 	return o.len > INT32_MAX ? WSM_ENOMEM : (int)o.len;

@@ -169,6 +169,32 @@ static void test_one_order_on_every_node(void **state)
 	assert_int_equal(seen[0].complete_seq, seen[0].error_seq + 1);
 	print_message("complete at seq %lld on every node\n",
 		      (long long)seen[0].complete_seq);
+	{
+		wsm_metrics_t a = harness_metrics(cl.node[0]),
+			      c2 = harness_metrics(cl.node[2]);
+		char doc[4096];
+		json_t *j, *node;
+
+		/* Every publish confirmed, each its seq; C serves no one. */
+		assert_int_equal(c2.cluster_publishes,
+				 (uint64_t)seen[0].complete_seq);
+		assert_true(c2.cluster_publish_rtt_max_us > 0);
+		assert_int_equal(c2.cluster_subscribed, 0);
+		assert_int_equal(a.cluster_subscribed, 1);
+		assert_int_equal(a.cluster_link_up, 1);
+		assert_int_equal(a.cluster_bad_messages, 0);
+		assert_true(wsm_status_json(harness_mgr(cl.node[1]), doc,
+					    sizeof(doc)) > 0);
+		j = json_loads(doc, 0, NULL);
+		node = json_object_get(j, "cluster");
+		assert_string_equal(json_string_value(json_object_get(node,
+								      "nodeId")),
+				    "node-b");
+		assert_string_equal(json_string_value(json_object_get(node,
+								      "link")),
+				    "up");
+		json_decref(j);
+	}
 	for (i = 0; i < 4; i++)
 		wsc_free(c[i]);
 	cluster_stop(&cl);
@@ -424,6 +450,13 @@ static void test_redis_down_and_back(void **state)
 	assert_int_equal(i, 7);
 	/* The browser's connection stayed up all along. */
 	assert_int_equal(harness_metrics(cl.node[0]).connections, 1);
+	{
+		wsm_metrics_t mx = harness_metrics(cl.node[1]);
+
+		assert_int_equal(mx.cluster_link_up, 0);
+		assert_int_equal(mx.cluster_outbox_messages, 8);
+		assert_true(mx.cluster_outbox_bytes > 8 * 64);
+	}
 
 	assert_int_equal(redis_restart(&cl.redis), 0);
 	assert_int_equal(harness_wait_events(cl.node[1], WSM_EVENT_CLUSTER_UP,
@@ -448,6 +481,19 @@ static void test_redis_down_and_back(void **state)
 	}
 	assert_int_equal(int_of(j, "seq"), 9);
 	json_decref(j);
+	{
+		wsm_metrics_t a = harness_metrics(cl.node[0]),
+			      b = harness_metrics(cl.node[1]);
+
+		assert_int_equal(b.cluster_link_up, 1);
+		assert_true(b.cluster_reconnects >= 2); /* command, subscriber */
+		assert_int_equal(b.cluster_outbox_messages, 0);
+		assert_int_equal(b.cluster_outbox_bytes, 0);
+		assert_true(b.cluster_publishes >= 10); /* 1 before, 9 after */
+		assert_int_equal(a.cluster_epoch_resets, 1);
+		assert_int_equal(a.cluster_subscribed, 1);
+		assert_int_equal(b.cluster_subscribed, 0);
+	}
 	wsc_free(c);
 	cluster_stop(&cl);
 }

@@ -88,6 +88,20 @@ static const struct manager_flag {
 	  "lws protocol and WebSocket subprotocol name" },
 	{ "origin-allow", WSM_OPT_ORIGIN_ALLOW, KIND_STRING, "LIST",
 	  "comma-separated Origins admitted, others 403" },
+	{ "redis", WSM_OPT_CLUSTER_REDIS, KIND_STRING, "URL",
+	  "Redis: redis://IP[:port][/db] or unix:/path,..." },
+	{ "node-id", WSM_OPT_CLUSTER_NODE_ID, KIND_STRING, "ID",
+	  "this node's name in the cluster" },
+	{ "cluster-key-prefix", WSM_OPT_CLUSTER_KEY_PREFIX, KIND_STRING,
+	  "PREFIX", "start of every Redis key and channel" },
+	{ "cluster-timeout-ms", WSM_OPT_CLUSTER_TIMEOUT_MS, KIND_INT, "MS",
+	  "longest a Redis command may take" },
+	{ "cluster-retry-max-ms", WSM_OPT_CLUSTER_RETRY_MAX_MS, KIND_INT, "MS",
+	  "bound of the reconnect backoff" },
+	{ "cluster-outbox-messages", WSM_OPT_CLUSTER_OUTBOX_MESSAGES, KIND_INT,
+	  "N", "errors and completes waiting for Redis" },
+	{ "cluster-outbox-bytes", WSM_OPT_CLUSTER_OUTBOX_BYTES, KIND_INT,
+	  "BYTES", "their bytes" },
 };
 #define MANAGER_FLAGS (sizeof(manager_flags) / sizeof(manager_flags[0]))
 
@@ -183,6 +197,13 @@ static void usage(FILE *f)
 		snprintf(flag, sizeof(flag), "--%s %s", mf->name, mf->arg);
 		if (mf->opt == WSM_OPT_ORIGIN_ALLOW)
 			snprintf(range, sizeof(range), "default empty: any Origin");
+		else if (mf->opt == WSM_OPT_CLUSTER_REDIS)
+			snprintf(range, sizeof(range), "default empty: one node");
+		else if (mf->opt == WSM_OPT_CLUSTER_NODE_ID)
+			snprintf(range, sizeof(range),
+				 "default host name and pid");
+		else if (mf->opt == WSM_OPT_CLUSTER_KEY_PREFIX)
+			snprintf(range, sizeof(range), "default wsm:");
 		else if (mf->kind == KIND_STRING)
 			snprintf(range, sizeof(range), "default %s",
 				 mf->opt == WSM_OPT_PATH_PREFIX ? prefix : name);

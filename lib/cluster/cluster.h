@@ -137,7 +137,7 @@ struct wsm_instance {
 	unsigned scripts_loaded;
 	bool ready;   /* cmd up with its scripts loaded */
 	bool sub_up;
-	bool was_down; /* reported down, not yet back */
+	bool cmd_was_up, sub_was_up; /* an up after the first is a reconnect */
 };
 
 /* A session as the cluster sees it: its outbox here, its subscription. */
@@ -168,6 +168,7 @@ struct wsm_csess {
 	struct wsm_msg *in_flight; /* taken from the outbox, not confirmed */
 	uint64_t in_flight_id; /* its publish id: a retry is applied once */
 	bool publishing;       /* its script call is outstanding */
+	int64_t sent_us;       /* when it was sent */
 	/* The subscription, and what waits for the state. */
 	enum wsm_sub_state sub;
 	bool sub_sent;      /* its SUBSCRIBE is on the current connection */
@@ -175,6 +176,7 @@ struct wsm_csess {
 	bool load_wanted;   /* read the state once the instance is ready */
 	bool resync;        /* live, but the state is being read again */
 	bool was_live;      /* local connections were shown Redis's state */
+	bool confirmed;     /* counted in the subscribed gauge */
 	struct wsm_join *waiters; /* connections waiting for the state */
 	size_t nwaiters, waiters_cap;
 	struct wsm_held *held_head, **held_tail;

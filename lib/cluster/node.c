@@ -158,9 +158,11 @@ static void report(struct wsm_cluster *cl)
 		ok += healthy(&cl->inst[i]);
 	if (ok == cl->ninst && !cl->up_reported) {
 		cl->up_reported = true;
+		atomic_store(&cl->m->c.cluster_link_up, 1);
 		emit(cl, WSM_EVENT_CLUSTER_UP);
 	} else if (ok < cl->ninst && cl->up_reported) {
 		cl->up_reported = false;
+		atomic_store(&cl->m->c.cluster_link_up, 0);
 		emit(cl, WSM_EVENT_CLUSTER_DOWN);
 	}
 }
@@ -199,6 +201,9 @@ static void cmd_up(struct wsm_redis_conn *rc, void *user)
 	struct wsm_instance *in = user;
 	unsigned k;
 
+	if (in->cmd_was_up)
+		wsm__bump(&in->cl->m->c.cluster_reconnects, 1);
+	in->cmd_was_up = true;
 	in->scripts_loaded = 0;
 	for (k = 0; k < WSM_SCRIPT_COUNT; k++) {
 		const char *argv[3] = { "SCRIPT", "LOAD", wsm__scripts[k] };
@@ -226,6 +231,9 @@ static void sub_up(struct wsm_redis_conn *rc, void *user)
 	struct wsm_instance *in = user;
 
 	(void)rc;
+	if (in->sub_was_up)
+		wsm__bump(&in->cl->m->c.cluster_reconnects, 1);
+	in->sub_was_up = true;
 	in->sub_up = true;
 	report(in->cl);
 	wsm__sync_resubscribe_all(in->cl, index_of(in));
@@ -394,6 +402,18 @@ int wsm__cluster_reserve(wsm_manager_t *m, const struct wsm_msg *msg)
 				 (unsigned long long)(b - msg->alloc_size));
 	}
 	return WSM_OK;
+}
+
+uint64_t wsm__cluster_outbox(wsm_manager_t *m, bool bytes)
+{
+	return atomic_load_explicit(bytes ? &m->cluster->outbox_bytes
+					  : &m->cluster->outbox_msgs,
+				    memory_order_relaxed);
+}
+
+const char *wsm__cluster_node_id(const wsm_manager_t *m)
+{
+	return m->cluster->node_id;
 }
 
 void wsm__cluster_unreserve(wsm_manager_t *m, const struct wsm_msg *msg)

@@ -69,6 +69,7 @@ static bool send_in_flight(struct wsm_csess *cs)
 	if (wsm__rconn_send(in->cmd, argc, argv, lens, 1, publish_done, cs))
 		return false;
 	cs->publishing = true;
+	cs->sent_us = wsm__now_us();
 	cs->pending++;
 	return true;
 }
@@ -138,6 +139,8 @@ static void publish_done(void *user, const redisReply *r)
 	cs->publishing = false;
 	if (cl->stopping)
 		return;
+	if (!r || r->type == REDIS_REPLY_ERROR)
+		wsm__bump(&cl->m->c.cluster_publish_failures, 1);
 	if (!r) {
 		/* Lost with the link: kept, and sent again once it is back. */
 		wsm__outbox_pump(cs);
@@ -153,6 +156,17 @@ static void publish_done(void *user, const redisReply *r)
 			  r->str);
 		wsm__rconn_reset(cl->inst[cs->instance].cmd);
 		return;
+	}
+	{
+		uint64_t rtt = (uint64_t)(wsm__now_us() - cs->sent_us);
+		wsm_manager_t *m = cl->m;
+
+		wsm__bump(&m->c.cluster_publishes, 1);
+		wsm__bump(&m->c.cluster_rtt_sum_us, (int64_t)rtt);
+		if (rtt > atomic_load_explicit(&m->c.cluster_rtt_max_us,
+					       memory_order_relaxed))
+			atomic_store_explicit(&m->c.cluster_rtt_max_us, rtt,
+					      memory_order_relaxed);
 	}
 	confirmed(cs);
 	wsm__outbox_pump(cs);

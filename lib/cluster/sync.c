@@ -139,6 +139,7 @@ static void loaded(void *user, const redisReply *r)
 	struct wsm_msg *progress, *terminal;
 	struct wsm_session *s;
 	uint64_t epoch, seq;
+	bool epoch_changed;
 	int caught_up;
 
 	cs->pending--;
@@ -168,6 +169,7 @@ static void loaded(void *user, const redisReply *r)
 		wsm__cluster_leave(m, cs->id, cs->id_len);
 		return;
 	}
+	epoch_changed = cs->was_live && s->epoch != (uint32_t)epoch;
 	progress = stored(cs, r->element[2], r->element[3], NULL, 'p',
 			  (uint32_t)epoch);
 	terminal = stored(cs, r->element[4], r->element[5], r->element[6], 'e',
@@ -176,7 +178,9 @@ static void loaded(void *user, const redisReply *r)
 				       terminal, cs->waiters, cs->nwaiters);
 	wsm__msg_unref(m, progress);
 	wsm__msg_unref(m, terminal);
-	if (cs->resync && caught_up > 0)
+	if (epoch_changed)
+		wsm__bump(&m->c.cluster_epoch_resets, caught_up);
+	else if (cs->resync && caught_up > 0)
 		wsm__bump(&m->c.cluster_gap_repairs, 1);
 	cs->nwaiters = 0;
 	cs->sub = WSM_SUB_LIVE;
@@ -203,6 +207,10 @@ static void subscribed(void *user, const redisReply *r)
 	if (cs->sub != WSM_SUB_SUBSCRIBING) {
 		wsm__csess_release(cs);
 		return;
+	}
+	if (!cs->confirmed) {
+		cs->confirmed = true;
+		wsm__bump(&cs->cl->m->c.cluster_subscribed, 1);
 	}
 	cs->sub = WSM_SUB_LOADING;
 	load(cs);
@@ -247,6 +255,10 @@ void wsm__cluster_leave(wsm_manager_t *m, const char *id, size_t len)
 		lens[1] = wsm__cluster_key(cs->cl, id, len, ":msgs", channel,
 					   sizeof(channel));
 		wsm__rconn_send(in->sub, 2, argv, lens, 1, NULL, NULL);
+	}
+	if (cs->confirmed) {
+		cs->confirmed = false;
+		wsm__bump(&m->c.cluster_subscribed, -1);
 	}
 	cs->sub = WSM_SUB_NONE;
 	cs->sub_sent = false;
@@ -304,6 +316,10 @@ static void unsubscribed_by_loss(struct wsm_csess *cs)
 		return;
 	if (cs->sub == WSM_SUB_LIVE)
 		cs->resync = true;
+	if (cs->confirmed) {
+		cs->confirmed = false;
+		wsm__bump(&cs->cl->m->c.cluster_subscribed, -1);
+	}
 	cs->sub = WSM_SUB_SUBSCRIBING;
 	cs->sub_sent = false;
 	cs->sub_acks = 0;

@@ -297,7 +297,18 @@ test('GET /metrics: Prometheus text format, line by line, with the right figures
     wsm_messages_coalesced_total: 'counter', wsm_pings_sent_total: 'counter',
     wsm_app_pings_sent_total: 'counter', wsm_retained_evicted_total: 'counter',
     wsm_resets_total: 'counter', wsm_app_ping_rtt_seconds: 'summary',
-    wsm_app_ping_rtt_max_seconds: 'gauge', progress_broadcast_jobs: 'gauge',
+    wsm_app_ping_rtt_max_seconds: 'gauge',
+    wsm_cluster_link_up: 'gauge', wsm_cluster_reconnects_total: 'counter',
+    wsm_cluster_publishes_total: 'counter',
+    wsm_cluster_publish_failures_total: 'counter',
+    wsm_cluster_publish_rtt_seconds: 'summary',
+    wsm_cluster_publish_rtt_max_seconds: 'gauge',
+    wsm_cluster_outbox_messages: 'gauge', wsm_cluster_outbox_bytes: 'gauge',
+    wsm_cluster_gap_repairs_total: 'counter',
+    wsm_cluster_epoch_resets_total: 'counter',
+    wsm_cluster_subscribed_sessions: 'gauge',
+    wsm_cluster_bad_messages_total: 'counter',
+    progress_broadcast_jobs: 'gauge',
   });
   const labels = (name, key) => fam.get(name).samples.map((x) => x.labels[key]);
   assert.deepEqual(labels('wsm_connections', 'state'), ['active', 'stale', 'closing']);
