@@ -19,6 +19,7 @@
 
 #include <poll.h>
 #include <signal.h>
+#include <stdlib.h>
 
 #include "support/must.h"
 #include "support/redis_server.h"
@@ -30,16 +31,25 @@ struct cluster {
 	harness_t *node[NODES];
 };
 
-static harness_t *start_node(const struct redis_server *r, const char *id,
-			     int64_t outbox_messages)
+struct node_opts {
+	int64_t outbox_messages; /* 0: the default */
+	int64_t timeout_ms;      /* 0: 1000 */
+	bool libuv;
+};
+
+static harness_t *start_node_with(const char *url, const char *id,
+				  const struct node_opts *o)
 {
+	struct harness_opts ho = { .mode = HARNESS_READY, .libuv = o->libuv };
 	wsm_config_t *cfg = wsm_config_new();
+	int64_t outbox_messages = o->outbox_messages;
 	harness_t *h;
 
 	assert_non_null(cfg);
-	assert_int_equal(wsm_config_set_str(cfg, WSM_OPT_CLUSTER_REDIS, r->url), 0);
+	assert_int_equal(wsm_config_set_str(cfg, WSM_OPT_CLUSTER_REDIS, url), 0);
 	assert_int_equal(wsm_config_set_str(cfg, WSM_OPT_CLUSTER_NODE_ID, id), 0);
-	assert_int_equal(wsm_config_set_int(cfg, WSM_OPT_CLUSTER_TIMEOUT_MS, 1000),
+	assert_int_equal(wsm_config_set_int(cfg, WSM_OPT_CLUSTER_TIMEOUT_MS,
+					    o->timeout_ms ? o->timeout_ms : 1000),
 			 0);
 	assert_int_equal(wsm_config_set_int(cfg, WSM_OPT_CLUSTER_RETRY_MAX_MS,
 					    100),
@@ -49,7 +59,7 @@ static harness_t *start_node(const struct redis_server *r, const char *id,
 						    WSM_OPT_CLUSTER_OUTBOX_MESSAGES,
 						    outbox_messages),
 				 0);
-	h = harness_start(cfg, NULL);
+	h = harness_start(cfg, &ho);
 	wsm_config_free(cfg);
 	assert_non_null(h);
 	/* Usable once every Redis link is up: the host is told. */
@@ -57,6 +67,14 @@ static harness_t *start_node(const struct redis_server *r, const char *id,
 					     1, 10000),
 			 0);
 	return h;
+}
+
+static harness_t *start_node(const struct redis_server *r, const char *id,
+			     int64_t outbox_messages)
+{
+	struct node_opts o = { .outbox_messages = outbox_messages };
+
+	return start_node_with(r->url, id, &o);
 }
 
 static bool skip_without_redis(const char *test)
@@ -170,12 +188,20 @@ static void test_one_order_on_every_node(void **state)
 	print_message("complete at seq %lld on every node\n",
 		      (long long)seen[0].complete_seq);
 	{
-		wsm_metrics_t a = harness_metrics(cl.node[0]),
-			      c2 = harness_metrics(cl.node[2]);
+		wsm_metrics_t a = harness_metrics(cl.node[0]), c2;
+		int64_t end = now_ms() + 5000;
 		char doc[4096];
 		json_t *j, *node;
 
-		/* Every publish confirmed, each its seq; C serves no one. */
+		/*
+		 * Every publish confirmed, each its seq; C serves no one. Its
+		 * last confirmation may come after the browsers had the
+		 * message: Redis publishes before it answers the script.
+		 */
+		do
+			c2 = harness_metrics(cl.node[2]);
+		while (c2.cluster_publishes < (uint64_t)seen[0].complete_seq &&
+		       now_ms() < end && !poll(NULL, 0, 1));
 		assert_int_equal(c2.cluster_publishes,
 				 (uint64_t)seen[0].complete_seq);
 		assert_true(c2.cluster_publish_rtt_max_us > 0);
@@ -482,9 +508,14 @@ static void test_redis_down_and_back(void **state)
 	assert_int_equal(int_of(j, "seq"), 9);
 	json_decref(j);
 	{
-		wsm_metrics_t a = harness_metrics(cl.node[0]),
-			      b = harness_metrics(cl.node[1]);
+		wsm_metrics_t a = harness_metrics(cl.node[0]), b;
+		int64_t end = now_ms() + 5000;
 
+		/* B hears Redis confirm the last one after the browser had it. */
+		do
+			b = harness_metrics(cl.node[1]);
+		while (b.cluster_outbox_messages && now_ms() < end &&
+		       !poll(NULL, 0, 1));
 		assert_int_equal(b.cluster_link_up, 1);
 		assert_true(b.cluster_reconnects >= 2); /* command, subscriber */
 		assert_int_equal(b.cluster_outbox_messages, 0);
@@ -498,6 +529,205 @@ static void test_redis_down_and_back(void **state)
 	cluster_stop(&cl);
 }
 
+/* A browser on A that has seen a message through Redis: A is live. */
+static wsc_t *live_browser(harness_t *a, harness_t *b, const char *id)
+{
+	wsc_t *c = must_join(a, id);
+
+	assert_int_equal(wsm_broadcast_progress(harness_mgr(b), id, 1, NULL,
+						NULL),
+			 0);
+	must_recv_type(c, "progress");
+	return c;
+}
+
+static void test_gap_repaired_after_subscriber_loss(void **state)
+{
+	struct cluster cl;
+	char reply[64];
+	wsc_t *c;
+	json_t *j;
+	wsm_metrics_t a;
+
+	(void)state;
+	if (skip_without_redis(__func__))
+		return;
+	cluster_start(&cl, 2);
+	c = live_browser(cl.node[0], cl.node[1], "gap");
+	/*
+	 * Redis drops the subscribers (as it drops one past its output
+	 * buffer limit); A reconnects after 25 ms at least, and what B
+	 * publishes meanwhile never reaches A's channel.
+	 */
+	assert_int_equal(redis_cmd(&cl.redis, "CLIENT KILL TYPE pubsub", reply,
+				   sizeof(reply)),
+			 0);
+	assert_string_equal(reply, ":1"); /* A's: B subscribes to nothing */
+	assert_int_equal(wsm_broadcast_error(harness_mgr(cl.node[1]), "gap",
+					     "missed"),
+			 0);
+	wait_stored(&cl.redis, "gap", "2");
+	/* A brings its browser up to date, in place: same connection. */
+	j = recv_type(c, "error", 5000);
+	assert_non_null(j);
+	assert_string_equal(json_string_value(json_object_get(j, "error")),
+			    "missed");
+	assert_int_equal(int_of(j, "seq"), 2);
+	json_decref(j);
+	a = harness_metrics(cl.node[0]);
+	assert_int_equal(a.cluster_gap_repairs, 1);
+	assert_true(a.cluster_reconnects >= 1);
+	assert_int_equal(a.opened, 1);
+	assert_int_equal(a.connections, 1);
+	/* And it is live again. */
+	assert_int_equal(wsm_broadcast_complete(harness_mgr(cl.node[1]), "gap",
+						NULL),
+			 0);
+	j = recv_type(c, "complete", 5000);
+	assert_non_null(j);
+	assert_int_equal(int_of(j, "seq"), 3);
+	json_decref(j);
+	wsc_free(c);
+	cluster_stop(&cl);
+}
+
+/*
+ * Redis stuck for a second, as DEBUG SLEEP or a slow script makes it, but
+ * in effect when the call returns: every client's next command waits.
+ */
+static void pause_redis(const struct redis_server *r)
+{
+	char reply[64];
+
+	assert_int_equal(redis_cmd(r, "CLIENT PAUSE 1000 ALL", reply,
+				   sizeof(reply)),
+			 0);
+	assert_string_equal(reply, "+OK");
+}
+
+static void test_stuck_redis_times_out_and_publishes_once(void **state)
+{
+	struct node_opts fast = { .timeout_ms = 200 };
+	struct cluster cl;
+	wsc_t *c;
+	json_t *j;
+	wsm_metrics_t b;
+
+	(void)state;
+	if (skip_without_redis(__func__))
+		return;
+	memset(&cl, 0, sizeof(cl));
+	assert_int_equal(redis_start(&cl.redis, false), 0);
+	cl.node[0] = start_node_with(cl.redis.url, "node-a", &fast);
+	cl.node[1] = start_node_with(cl.redis.url, "node-b", &fast);
+	c = live_browser(cl.node[0], cl.node[1], "stuck");
+
+	/* Redis is stuck for 1 s: B's publish outlives its 200 ms. */
+	pause_redis(&cl.redis);
+	assert_int_equal(wsm_broadcast_error(harness_mgr(cl.node[1]), "stuck",
+					     "late"),
+			 0);
+	assert_int_equal(harness_wait_events(cl.node[1], WSM_EVENT_CLUSTER_DOWN,
+					     -1, NULL, 1, 5000),
+			 0);
+	assert_int_equal(harness_wait_events(cl.node[1], WSM_EVENT_CLUSTER_UP, -1,
+					     NULL, 2, 10000),
+			 0);
+	/* Sent again with its publish id: delivered, and only once. */
+	j = recv_type(c, "error", 5000);
+	assert_non_null(j);
+	assert_int_equal(int_of(j, "seq"), 2);
+	json_decref(j);
+	assert_int_equal(wsm_broadcast_complete(harness_mgr(cl.node[1]), "stuck",
+						NULL),
+			 0);
+	j = recv_json(c, 5000);
+	assert_non_null(j);
+	assert_string_equal(json_string_value(json_object_get(j, "type")),
+			    "complete");
+	assert_int_equal(int_of(j, "seq"), 3);
+	json_decref(j);
+	b = harness_metrics(cl.node[1]);
+	assert_true(b.cluster_publish_failures >= 1);
+	assert_true(b.cluster_reconnects >= 1);
+
+	/* Destroyed with a publish outstanding in a stuck Redis: no leak. */
+	pause_redis(&cl.redis);
+	assert_int_equal(wsm_broadcast_error(harness_mgr(cl.node[1]), "stuck",
+					     "never confirmed"),
+			 0);
+	harness_stop(cl.node[1]);
+	cl.node[1] = NULL;
+	wsc_free(c);
+	cluster_stop(&cl);
+}
+
+static void test_two_instances_spread_sessions(void **state)
+{
+	struct node_opts o = { 0 };
+	struct redis_server r1, r2;
+	harness_t *a, *b;
+	wsc_t *c[24];
+	char url[2 * sizeof(r1.url) + 2], id[16], reply[64];
+	int i;
+
+	(void)state;
+	if (skip_without_redis(__func__))
+		return;
+	assert_int_equal(redis_start(&r1, false), 0);
+	assert_int_equal(redis_start(&r2, true), 0);
+	snprintf(url, sizeof(url), "%s,%s", r1.url, r2.url);
+	a = start_node_with(url, "node-a", &o);
+	b = start_node_with(url, "node-b", &o);
+	for (i = 0; i < 24; i++) {
+		snprintf(id, sizeof(id), "two-%d", i);
+		c[i] = must_join(a, id);
+	}
+	for (i = 0; i < 24; i++) {
+		snprintf(id, sizeof(id), "two-%d", i);
+		assert_int_equal(wsm_broadcast_complete(harness_mgr(b), id, NULL),
+				 0);
+	}
+	for (i = 0; i < 24; i++) {
+		snprintf(id, sizeof(id), "two-%d", i);
+		must_recv_type(c[i], "complete");
+		wsc_free(c[i]);
+	}
+	/* Each instance holds a share of the sessions' state. */
+	assert_int_equal(redis_cmd(&r1, "DBSIZE", reply, sizeof(reply)), 0);
+	print_message("instance 1: %s keys\n", reply);
+	assert_true(atoi(reply + 1) > 0 && atoi(reply + 1) < 24);
+	assert_int_equal(redis_cmd(&r2, "DBSIZE", reply, sizeof(reply)), 0);
+	print_message("instance 2: %s keys\n", reply);
+	assert_true(atoi(reply + 1) > 0 && atoi(reply + 1) < 24);
+	harness_stop(a);
+	harness_stop(b);
+	redis_stop(&r1);
+	redis_stop(&r2);
+}
+
+static void test_libuv_nodes(void **state)
+{
+	struct node_opts uv = { .libuv = true };
+	struct cluster cl;
+	wsc_t *c;
+
+	(void)state;
+	if (skip_without_redis(__func__))
+		return;
+	memset(&cl, 0, sizeof(cl));
+	assert_int_equal(redis_start(&cl.redis, false), 0);
+	cl.node[0] = start_node_with(cl.redis.url, "uv-a", &uv);
+	cl.node[1] = start_node_with(cl.redis.url, "uv-b", &uv);
+	c = live_browser(cl.node[0], cl.node[1], "uv");
+	assert_int_equal(wsm_broadcast_complete(harness_mgr(cl.node[1]), "uv",
+						NULL),
+			 0);
+	must_recv_type(c, "complete");
+	wsc_free(c);
+	cluster_stop(&cl);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -507,6 +737,10 @@ int main(void)
 		cmocka_unit_test(test_redis_losing_its_data_changes_the_epoch),
 		cmocka_unit_test(test_session_close_reaches_every_node),
 		cmocka_unit_test(test_redis_down_and_back),
+		cmocka_unit_test(test_gap_repaired_after_subscriber_loss),
+		cmocka_unit_test(test_stuck_redis_times_out_and_publishes_once),
+		cmocka_unit_test(test_two_instances_spread_sessions),
+		cmocka_unit_test(test_libuv_nodes),
 	};
 
 	signal(SIGPIPE, SIG_IGN);

@@ -79,6 +79,11 @@ int wsm__rconn_send(struct wsm_redis_conn *rc, int argc, const char **argv,
 /* Commands sent and not yet answered. */
 size_t wsm__rconn_pending(const struct wsm_redis_conn *rc);
 uint64_t wsm__rconn_reconnects(const struct wsm_redis_conn *rc);
+/*
+ * Bytes as if read from the socket (the fuzz target's way in; the
+ * connection counts as up, and without a context nothing is scheduled).
+ */
+void wsm__rconn_feed(struct wsm_redis_conn *rc, const void *in, size_t len);
 /* Drops the connection now (as a lost link would) and reconnects later. */
 void wsm__rconn_reset(struct wsm_redis_conn *rc);
 /* Fails what is pending and closes the socket; not from rc's callbacks. */

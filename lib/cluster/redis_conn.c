@@ -109,6 +109,8 @@ static void arm_timeout(struct wsm_redis_conn *rc, int64_t at_us)
 {
 	int64_t now = wsm__now_us();
 
+	if (!rc->m->context)
+		return; /* unbound: nothing runs timers (wsm__rconn_feed()) */
 	lws_sul_schedule(rc->m->context, 0, &rc->sul_timeout,
 			 rc->sul_timeout.cb, at_us > now ? at_us - now : 0);
 }
@@ -156,6 +158,8 @@ static void schedule_retry(struct wsm_redis_conn *rc)
 	uint64_t x = rc->rng;
 	int64_t delay;
 
+	if (!rc->m->context)
+		return; /* unbound: it connects when started */
 	x ^= x << 13;
 	x ^= x >> 7;
 	x ^= x << 17;
@@ -565,6 +569,16 @@ struct wsm_redis_conn *wsm__rconn_new(wsm_manager_t *m,
 	rc->sul_timeout.cb = on_timeout;
 	wsm_list_append(&m->redis_conns, &rc->in_manager);
 	return rc;
+}
+
+void wsm__rconn_feed(struct wsm_redis_conn *rc, const void *in, size_t len)
+{
+	if (!rc->reader && !(rc->reader = new_reader(rc)))
+		return;
+	if (rc->state == RCONN_IDLE)
+		rc->state = RCONN_UP;
+	if (len)
+		receive(rc, in, len);
 }
 
 void wsm__rconn_start(struct wsm_redis_conn *rc)

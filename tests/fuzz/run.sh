@@ -6,7 +6,7 @@
 # BUILD_DIR (default build-fuzz) must be a clang build of the project; it is
 # set up (CC=clang) if it does not exist. Environment:
 #   FUZZ_SECONDS   time per target, default 30
-#   FUZZ_TARGETS   targets to run, default "ids broadcast config status frames upgrade"
+#   FUZZ_TARGETS   targets to run, default "ids broadcast config status frames upgrade redis"
 #   FUZZ_JOBS      parallel libFuzzer jobs per target (-fork=N), default 1
 #   FUZZ_OUT       directory for the working corpora, logs and crash inputs;
 #                  default a new one from mktemp -d (printed either way)
@@ -19,7 +19,7 @@ set -eu
 src=$(cd "$(dirname "$0")/../.." && pwd)
 build=${1:-build-fuzz}
 seconds=${FUZZ_SECONDS:-30}
-targets=${FUZZ_TARGETS:-"ids broadcast config status frames upgrade"}
+targets=${FUZZ_TARGETS:-"ids broadcast config status frames upgrade redis"}
 jobs=${FUZZ_JOBS:-1}
 out=${FUZZ_OUT:-$(mktemp -d "${TMPDIR:-/tmp}/libwsm-fuzz.XXXXXX")}
 mkdir -p "$out"
