@@ -55,7 +55,7 @@ static void usage(const char *prog)
 		"[--queue N]\n"
 		"  [--retention MS] [--lws-validity 0/1] [--duration S]\n"
 		"  [--max-per-ip N] [--max-upgrade-rate N]\n"
-		"  [--producer thread|loop]\n",
+		"  [--producer thread|loop] [--redis URL] [--node-id ID]\n",
 		prog);
 	exit(2);
 }
@@ -119,6 +119,10 @@ void host_parse(int argc, char **argv, struct host_opts *o, const char *prog)
 			o->lws_validity = atoi(v) != 0;
 		else if (!strcmp(a, "--duration"))
 			o->duration = atof(v);
+		else if (!strcmp(a, "--redis"))
+			o->redis = v;
+		else if (!strcmp(a, "--node-id"))
+			o->node_id = v;
 		else if (!strcmp(a, "--producer")) {
 			if (!strcmp(v, "loop"))
 				o->on_loop = true;

@@ -34,6 +34,8 @@ struct host_opts {
 	bool on_loop;      /* --producer loop: an lws_sul timer on the service
 			    * thread broadcasts, not a producer thread */
 	double duration;   /* the host stops by itself after this (s) */
+	const char *redis;   /* libwsm only: cluster mode's Redis; NULL: off */
+	const char *node_id; /* libwsm only: its node id */
 };
 
 /* Parses argv into o (defaults first); exits with 2 on a bad option. */

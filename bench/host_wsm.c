@@ -56,7 +56,10 @@ static void report(void *user, char *buf, size_t n)
 		 ",\"closed_peer\":%" PRIu64 ",\"closed_error\":%" PRIu64
 		 ",\"closed_stale\":%" PRIu64 ",\"closed_slow\":%" PRIu64
 		 ",\"refused\":%" PRIu64 ",\"refused_per_ip\":%" PRIu64
-		 ",\"refused_rate\":%" PRIu64 ",\"eagain\":%ld,\"errors\":%ld",
+		 ",\"refused_rate\":%" PRIu64 ",\"eagain\":%ld,\"errors\":%ld"
+		 ",\"cluster_publishes\":%" PRIu64
+		 ",\"cluster_rtt_sum_us\":%" PRIu64
+		 ",\"cluster_outbox\":%" PRIu64,
 		 mt.connections, mt.sessions, mt.held_bytes, mt.opened,
 		 mt.messages_sent, mt.bytes_sent, mt.messages_queued,
 		 mt.coalesced, mt.queued_bytes, mt.pings_sent, mt.broadcasts,
@@ -67,7 +70,9 @@ static void report(void *user, char *buf, size_t n)
 			 mt.refused_session_limit + mt.refused_global_limit +
 			 mt.refused_shutdown + mt.refused_origin +
 			 mt.refused_per_ip + mt.refused_rate,
-		 mt.refused_per_ip, mt.refused_rate, a->eagain, a->errors);
+		 mt.refused_per_ip, mt.refused_rate, a->eagain, a->errors,
+		 mt.cluster_publishes, mt.cluster_publish_rtt_sum_us,
+		 mt.cluster_outbox_messages);
 }
 
 static void shutdown_app(void *user)
@@ -123,6 +128,13 @@ int main(int argc, char **argv)
 	    set(cfg, WSM_OPT_MAX_CONNECTIONS_PER_IP, h.o.max_per_ip) ||
 	    set(cfg, WSM_OPT_MAX_UPGRADE_RATE, h.o.max_upgrade_rate))
 		return 2;
+	if ((h.o.redis &&
+	     (err = wsm_config_set_str(cfg, WSM_OPT_CLUSTER_REDIS, h.o.redis))) ||
+	    (h.o.node_id && (err = wsm_config_set_str(cfg, WSM_OPT_CLUSTER_NODE_ID,
+						      h.o.node_id)))) {
+		fprintf(stderr, "host_wsm: cluster: %s\n", wsm_strerror(err));
+		return 2;
+	}
 	a.m = wsm_manager_new(cfg, &err);
 	wsm_config_free(cfg);
 	if (!a.m) {

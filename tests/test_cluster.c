@@ -662,6 +662,39 @@ static void test_stuck_redis_times_out_and_publishes_once(void **state)
 	cluster_stop(&cl);
 }
 
+static void test_wedged_redis_is_noticed_without_traffic(void **state)
+{
+	struct node_opts fast = { .timeout_ms = 200 };
+	struct cluster cl;
+	wsc_t *c;
+
+	(void)state;
+	if (skip_without_redis(__func__))
+		return;
+	memset(&cl, 0, sizeof(cl));
+	assert_int_equal(redis_start(&cl.redis, false), 0);
+	cl.node[0] = start_node_with(cl.redis.url, "node-a", &fast);
+	cl.node[1] = start_node_with(cl.redis.url, "node-b", &fast);
+	c = live_browser(cl.node[0], cl.node[1], "wedged");
+	/* Nothing is sent or published: only A's own PINGs can tell. */
+	pause_redis(&cl.redis);
+	assert_int_equal(harness_wait_events(cl.node[0], WSM_EVENT_CLUSTER_DOWN,
+					     -1, NULL, 1, 5000),
+			 0);
+	assert_int_equal(harness_wait_events(cl.node[0], WSM_EVENT_CLUSTER_UP, -1,
+					     NULL, 2, 10000),
+			 0);
+	/* Subscribed again and in step: the browser gets what follows. */
+	assert_int_equal(wsm_broadcast_complete(harness_mgr(cl.node[1]), "wedged",
+						NULL),
+			 0);
+	must_recv_type(c, "complete");
+	assert_true(harness_metrics(cl.node[0]).cluster_reconnects >= 1);
+	assert_int_equal(harness_metrics(cl.node[0]).connections, 1);
+	wsc_free(c);
+	cluster_stop(&cl);
+}
+
 static void test_two_instances_spread_sessions(void **state)
 {
 	struct node_opts o = { 0 };
@@ -739,6 +772,7 @@ int main(void)
 		cmocka_unit_test(test_redis_down_and_back),
 		cmocka_unit_test(test_gap_repaired_after_subscriber_loss),
 		cmocka_unit_test(test_stuck_redis_times_out_and_publishes_once),
+		cmocka_unit_test(test_wedged_redis_is_noticed_without_traffic),
 		cmocka_unit_test(test_two_instances_spread_sessions),
 		cmocka_unit_test(test_libuv_nodes),
 	};

@@ -204,6 +204,7 @@ struct wsm_cluster {
 	bool up_reported; /* WSM_EVENT_CLUSTER_UP sent since the last down */
 	bool stopping;
 	lws_sorted_usec_list_t sul_refresh; /* TTLs of live sessions */
+	lws_sorted_usec_list_t sul_heartbeat; /* PINGs on idle connections */
 	/* Reserved by callers on any thread, released on the service thread. */
 	_Atomic uint64_t outbox_msgs, outbox_bytes;
 };

@@ -335,6 +335,31 @@ static void refresh(lws_sorted_usec_list_t *sul)
 			 cl->m->cfg.retention_ms * 1000 / 3);
 }
 
+/*
+ * A connection with nothing outstanding would never notice a Redis that
+ * stopped answering (a subscriber wedged after a failover, a half-open
+ * socket): each gets a PING per timeout, which the timeout then judges.
+ */
+static void heartbeat(lws_sorted_usec_list_t *sul)
+{
+	struct wsm_cluster *cl = wsm_container_of(sul, struct wsm_cluster,
+						  sul_heartbeat);
+	const char *argv[1] = { "PING" };
+	size_t lens[1] = { 4 };
+	unsigned i;
+
+	for (i = 0; i < cl->ninst; i++) {
+		struct wsm_instance *in = &cl->inst[i];
+
+		if (in->ready && !wsm__rconn_pending(in->cmd))
+			wsm__rconn_send(in->cmd, 1, argv, lens, 1, NULL, NULL);
+		if (in->sub_up && !wsm__rconn_pending(in->sub))
+			wsm__rconn_send(in->sub, 1, argv, lens, 1, NULL, NULL);
+	}
+	lws_sul_schedule(cl->m->context, 0, &cl->sul_heartbeat, heartbeat,
+			 cl->timing.timeout_us);
+}
+
 void wsm__cluster_start(wsm_manager_t *m)
 {
 	struct wsm_cluster *cl = m->cluster;
@@ -346,11 +371,14 @@ void wsm__cluster_start(wsm_manager_t *m)
 	}
 	lws_sul_schedule(m->context, 0, &cl->sul_refresh, refresh,
 			 m->cfg.retention_ms * 1000 / 3);
+	lws_sul_schedule(m->context, 0, &cl->sul_heartbeat, heartbeat,
+			 cl->timing.timeout_us);
 }
 
 void wsm__cluster_unbind(wsm_manager_t *m)
 {
 	lws_sul_cancel(&m->cluster->sul_refresh);
+	lws_sul_cancel(&m->cluster->sul_heartbeat);
 }
 
 void wsm__cluster_free(wsm_manager_t *m)
@@ -361,8 +389,10 @@ void wsm__cluster_free(wsm_manager_t *m)
 	if (!cl)
 		return;
 	cl->stopping = true;
-	if (m->context)
+	if (m->context) {
 		lws_sul_cancel(&cl->sul_refresh);
+		lws_sul_cancel(&cl->sul_heartbeat);
+	}
 	/* Their pending replies fail first: nothing is sent any more. */
 	for (i = 0; i < cl->ninst; i++) {
 		wsm__rconn_free(cl->inst[i].cmd);

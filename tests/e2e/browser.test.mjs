@@ -2,8 +2,10 @@
 // driven over the DevTools protocol with playwright-core: a job followed to
 // its end, a failing job, a late joiner, a server stopped mid-job and
 // restarted on the same port (with and without job records), the page over
-// https and wss, the monitor and its cleanup button. Screenshots of the
-// finished page go to the build directory.
+// https and wss, the monitor and its cleanup button, and three servers as a
+// cluster through a redis-server of the test's own (a job on one node, its
+// page on another, that node killed and the page opened on a third).
+// Screenshots of the finished page go to the build directory.
 //
 // Chromium is started here with the flags below and a fresh profile, and
 // playwright-core connects to it over CDP. playwright-core is installed with
@@ -212,6 +214,58 @@ async function stopMidJob(server, page) {
       !document.querySelector('#reconnect').hidden), 10000, 20);
   return seen;
 }
+
+// A redis-server of the test's own, on a unix socket in a fresh directory,
+// without persistence: never the system's.
+async function startRedis() {
+  const dir = tempDir('redis');
+  const sock = join(dir, 'redis.sock');
+  const proc = spawn('redis-server', ['--port', '0', '--unixsocket', sock,
+    '--save', '', '--appendonly', 'no', '--dir', dir], { stdio: 'ignore' });
+  atExit(() => proc.kill('SIGKILL'));
+  await waitFor('redis-server to listen', () => {
+    if (proc.exitCode !== null) throw new Error('redis-server exited');
+    return existsSync(sock);
+  }, 10000);
+  return { proc, url: `unix:${sock}` };
+}
+
+test('a cluster of three nodes: a job on A followed on B, B killed, the page reloaded on C resumes', async () => {
+  if (spawnSync('redis-server', ['--version']).status !== 0)
+    skip('redis-server is not installed (.ci/install-deps installs it)');
+  const redis = await startRedis();
+  const node = (id) => startServer(['--port', '0', '--redis', redis.url,
+    '--node-id', id, ...FAST]);
+  const [a, b, c] = [await node('a'), await node('b'), await node('c')];
+  // The job runs on A; the page follows it on B, through Redis.
+  const { sessionId: id } = (await request(a, 'POST', '/api/images_mvp/jobs')).json();
+  const onB = await openPage(b, { path: `/#job=${id}` });
+  await onB.locator('#conn.live').waitFor();
+  await waitFor('progress to reach B', async () => (await pct(onB)) > 0, 15000);
+  // The monitor says which node it is and that Redis is reachable.
+  await waitFor('the cluster figure', async () =>
+    /^Redis up$/.test(await text(onB, '#m-cluster')), 10000);
+  assert.equal(await text(onB, '#m-node'), 'node b');
+  const seenOnB = await pct(onB);
+  // B dies: no drain, no close frame.
+  await stopServer(b, 'SIGKILL');
+  await onB.context().close();
+  // The same link, opened against C: the state is in Redis, not in B.
+  const onC = await openPage(c, { path: `/#job=${id}` });
+  await waitFor('C to show at least what B showed', async () =>
+    (await pct(onC)) >= seenOnB, 15000);
+  await expectComplete(onC);
+  assert.equal(await text(onC, '#m-node'), 'node c');
+  const api = (await request(a, 'GET', `/api/images_mvp/jobs/${id}`)).json();
+  assert.equal(api.state, 'complete');
+  assert.deepEqual(JSON.parse(await text(onC, '#result pre')), api.metadata);
+  await shot(onC, 'e2e-cluster-resumed-on-c.png');
+  assertNoScriptErrors(onC);
+  await onC.context().close();
+  assert.equal((await stopServer(a)).code, 0);
+  assert.equal((await stopServer(c)).code, 0);
+  redis.proc.kill('SIGTERM');
+});
 
 test('server restarted mid-job with --state-dir: the page reconnects, resets and shows the true end', async () => {
   const dir = tempDir('state');
