@@ -159,6 +159,19 @@ print(json.dumps({
 EOF
 }
 
+# cluster_run LABEL REP RATE: nodes A and B serve half the sessions each,
+# C broadcasts to all of them at RATE, from an empty Redis.
+cluster_run() {
+	redis-cli -s "$SOCK" flushall >/dev/null
+	node a --redis "$URL" --node-id a --rate 0
+	node b --redis "$URL" --node-id b --rate 0
+	node c --redis "$URL" --node-id c --sessions "$SESSIONS" --rate "$3" \
+		--subticks 10
+	measure "$1" "$2" "$3" "$PID_c" "$PID_a $PID_b" \
+		"$PORT_a:0:$SESSIONS" "$PORT_b:$HALF:$SESSIONS"
+	stop_all
+}
+
 start_redis
 URL=unix:$SOCK
 HALF=$((SESSIONS / 2))
@@ -169,26 +182,12 @@ for rep in $(seq 1 "$REPS"); do
 	stop_all
 
 	echo "cluster rep $rep" >&2
-	redis-cli -s "$SOCK" flushall >/dev/null
-	node a --redis "$URL" --node-id a --rate 0
-	node b --redis "$URL" --node-id b --rate 0
-	node c --redis "$URL" --node-id c --sessions "$SESSIONS" --rate "$RATE" \
-		--subticks 10
-	measure cluster "$rep" "$RATE" "$PID_c" "$PID_a $PID_b" \
-		"$PORT_a:0:$SESSIONS" "$PORT_b:$HALF:$SESSIONS"
-	stop_all
+	cluster_run cluster "$rep" "$RATE"
 done
 
 for rate in $MAXRATES; do
 	echo "maxrate $rate" >&2
-	redis-cli -s "$SOCK" flushall >/dev/null
-	node a --redis "$URL" --node-id a --rate 0
-	node b --redis "$URL" --node-id b --rate 0
-	node c --redis "$URL" --node-id c --sessions "$SESSIONS" --rate "$rate" \
-		--subticks 10
-	measure maxrate 1 "$rate" "$PID_c" "$PID_a $PID_b" \
-		"$PORT_a:0:$SESSIONS" "$PORT_b:$HALF:$SESSIONS"
-	stop_all
+	cluster_run maxrate 1 "$rate"
 done
 
 # What one redis-server takes: the producer node alone, no subscriber, so

@@ -85,7 +85,9 @@ static bool skip_without_redis(const char *test)
 	return true;
 }
 
-static void cluster_start(struct cluster *cl, unsigned n)
+/* A redis-server and n nodes of it, named node-a, node-b, node-c. */
+static void cluster_start_with(struct cluster *cl, unsigned n,
+			       const struct node_opts *o)
 {
 	static const char *const ids[NODES] = { "node-a", "node-b", "node-c" };
 	unsigned i;
@@ -93,7 +95,14 @@ static void cluster_start(struct cluster *cl, unsigned n)
 	memset(cl, 0, sizeof(*cl));
 	assert_int_equal(redis_start(&cl->redis, false), 0);
 	for (i = 0; i < n; i++)
-		cl->node[i] = start_node(&cl->redis, ids[i], 0);
+		cl->node[i] = start_node_with(cl->redis.url, ids[i], o);
+}
+
+static void cluster_start(struct cluster *cl, unsigned n)
+{
+	struct node_opts o = { 0 };
+
+	cluster_start_with(cl, n, &o);
 }
 
 static void cluster_stop(struct cluster *cl)
@@ -616,10 +625,7 @@ static void test_stuck_redis_times_out_and_publishes_once(void **state)
 	(void)state;
 	if (skip_without_redis(__func__))
 		return;
-	memset(&cl, 0, sizeof(cl));
-	assert_int_equal(redis_start(&cl.redis, false), 0);
-	cl.node[0] = start_node_with(cl.redis.url, "node-a", &fast);
-	cl.node[1] = start_node_with(cl.redis.url, "node-b", &fast);
+	cluster_start_with(&cl, 2, &fast);
 	c = live_browser(cl.node[0], cl.node[1], "stuck");
 
 	/* Redis is stuck for 1 s: B's publish outlives its 200 ms. */
@@ -671,10 +677,7 @@ static void test_wedged_redis_is_noticed_without_traffic(void **state)
 	(void)state;
 	if (skip_without_redis(__func__))
 		return;
-	memset(&cl, 0, sizeof(cl));
-	assert_int_equal(redis_start(&cl.redis, false), 0);
-	cl.node[0] = start_node_with(cl.redis.url, "node-a", &fast);
-	cl.node[1] = start_node_with(cl.redis.url, "node-b", &fast);
+	cluster_start_with(&cl, 2, &fast);
 	c = live_browser(cl.node[0], cl.node[1], "wedged");
 	/* Nothing is sent or published: only A's own PINGs can tell. */
 	pause_redis(&cl.redis);
@@ -748,10 +751,7 @@ static void test_libuv_nodes(void **state)
 	(void)state;
 	if (skip_without_redis(__func__))
 		return;
-	memset(&cl, 0, sizeof(cl));
-	assert_int_equal(redis_start(&cl.redis, false), 0);
-	cl.node[0] = start_node_with(cl.redis.url, "uv-a", &uv);
-	cl.node[1] = start_node_with(cl.redis.url, "uv-b", &uv);
+	cluster_start_with(&cl, 2, &uv);
 	c = live_browser(cl.node[0], cl.node[1], "uv");
 	assert_int_equal(wsm_broadcast_complete(harness_mgr(cl.node[1]), "uv",
 						NULL),
