@@ -128,7 +128,7 @@ typedef enum wsm_option {
 	WSM_OPT_CLUSTER_TIMEOUT_MS = 703, /* a Redis command, default 2000 */
 	WSM_OPT_CLUSTER_RETRY_MAX_MS = 704,      /* reconnect backoff bound, 5000 */
 	WSM_OPT_CLUSTER_OUTBOX_MESSAGES = 705,   /* unconfirmed broadcasts, 65536 */
-	WSM_OPT_CLUSTER_OUTBOX_BYTES = 706       /* their bytes, default 16 MiB */
+	WSM_OPT_CLUSTER_OUTBOX_BYTES = 706       /* all waiting bytes, 16 MiB */
 } wsm_option_t;
 
 /* Values of WSM_OPT_SESSION_LIMIT_POLICY. */
@@ -353,7 +353,7 @@ typedef struct wsm_metrics {
 	uint64_t cluster_publish_rtt_sum_us; /* their round trips, summed */
 	uint64_t cluster_publish_rtt_max_us; /* the longest round trip seen */
 	uint64_t cluster_outbox_messages; /* errors, completes, closes waiting */
-	uint64_t cluster_outbox_bytes;    /* their bytes */
+	uint64_t cluster_outbox_bytes;    /* theirs and waiting progress's */
 	uint64_t cluster_gap_repairs;     /* sessions brought up to date in place */
 	uint64_t cluster_epoch_resets;    /* live connections reset: epoch changed */
 	uint64_t cluster_subscribed;      /* sessions subscribed now */

@@ -472,7 +472,7 @@ static void test_redis_down_and_back(void **state)
 		assert_true(rc == 0 || rc == WSM_EOUTBOX);
 		accepted += rc == 0;
 	}
-	/* Progress is coalesced in place, so it never fills the outbox. */
+	/* Progress is coalesced in place: it does not fill the count. */
 	assert_int_equal(accepted, 20);
 	for (i = 0; i < 10; i++) {
 		rc = wsm_broadcast_error(harness_mgr(cl.node[1]), "outage",
@@ -548,6 +548,65 @@ static wsc_t *live_browser(harness_t *a, harness_t *b, const char *id)
 			 0);
 	must_recv_type(c, "progress");
 	return c;
+}
+
+/* Many sessions' progress while Redis is away: bounded by bytes. */
+static void test_outbox_bytes_bound_progress_of_many_sessions(void **state)
+{
+	struct cluster cl;
+	char id[24];
+	int i, rc = 0;
+	wsm_config_t *cfg;
+
+	(void)state;
+	if (skip_without_redis(__func__))
+		return;
+	memset(&cl, 0, sizeof(cl));
+	assert_int_equal(redis_start(&cl.redis, false), 0);
+	cfg = wsm_config_new();
+	assert_non_null(cfg);
+	assert_int_equal(wsm_config_set_str(cfg, WSM_OPT_CLUSTER_REDIS,
+					    cl.redis.url),
+			 0);
+	assert_int_equal(wsm_config_set_int(cfg, WSM_OPT_CLUSTER_OUTBOX_BYTES,
+					    65536),
+			 0);
+	assert_int_equal(wsm_config_set_int(cfg, WSM_OPT_CLUSTER_RETRY_MAX_MS,
+					    100),
+			 0);
+	cl.node[0] = harness_start(cfg, NULL);
+	wsm_config_free(cfg);
+	assert_non_null(cl.node[0]);
+	assert_int_equal(harness_wait_events(cl.node[0], WSM_EVENT_CLUSTER_UP,
+					     -1, NULL, 1, 10000),
+			 0);
+	redis_kill(&cl.redis, SIGKILL);
+	assert_int_equal(harness_wait_events(cl.node[0], WSM_EVENT_CLUSTER_DOWN,
+					     -1, NULL, 1, 5000),
+			 0);
+	for (i = 0; i < 100000 && !rc; i++) {
+		snprintf(id, sizeof(id), "many-%d", i);
+		rc = wsm_broadcast_progress(harness_mgr(cl.node[0]), id, 1, NULL,
+					    NULL);
+	}
+	assert_int_equal(rc, WSM_EOUTBOX);
+	print_message("refused after %d sessions' progress\n", i - 1);
+	assert_true(i > 10 && i < 1000);
+	assert_true(harness_metrics(cl.node[0]).cluster_outbox_bytes <= 65536);
+	/* Back: everything waiting is confirmed, and the bound empties. */
+	assert_int_equal(redis_restart(&cl.redis), 0);
+	assert_int_equal(harness_wait_events(cl.node[0], WSM_EVENT_CLUSTER_UP,
+					     -1, NULL, 2, 10000),
+			 0);
+	{
+		int64_t end = now_ms() + 5000;
+
+		while (harness_metrics(cl.node[0]).cluster_outbox_bytes &&
+		       now_ms() < end)
+			poll(NULL, 0, 2);
+	}
+	assert_int_equal(harness_metrics(cl.node[0]).cluster_outbox_bytes, 0);
+	cluster_stop(&cl);
 }
 
 static void test_gap_repaired_after_subscriber_loss(void **state)
@@ -770,6 +829,7 @@ int main(void)
 		cmocka_unit_test(test_redis_losing_its_data_changes_the_epoch),
 		cmocka_unit_test(test_session_close_reaches_every_node),
 		cmocka_unit_test(test_redis_down_and_back),
+		cmocka_unit_test(test_outbox_bytes_bound_progress_of_many_sessions),
 		cmocka_unit_test(test_gap_repaired_after_subscriber_loss),
 		cmocka_unit_test(test_stuck_redis_times_out_and_publishes_once),
 		cmocka_unit_test(test_wedged_redis_is_noticed_without_traffic),

@@ -101,7 +101,7 @@ static const struct manager_flag {
 	{ "cluster-outbox-messages", WSM_OPT_CLUSTER_OUTBOX_MESSAGES, KIND_INT,
 	  "N", "errors and completes waiting for Redis" },
 	{ "cluster-outbox-bytes", WSM_OPT_CLUSTER_OUTBOX_BYTES, KIND_INT,
-	  "BYTES", "their bytes" },
+	  "BYTES", "bytes waiting for Redis, progress too" },
 };
 #define MANAGER_FLAGS (sizeof(manager_flags) / sizeof(manager_flags[0]))
 

@@ -411,24 +411,26 @@ void wsm__cluster_free(wsm_manager_t *m)
 int wsm__cluster_reserve(wsm_manager_t *m, const struct wsm_msg *msg)
 {
 	struct wsm_cluster *cl = m->cluster;
+	bool progress = msg->kind == WSM_MSG_PROGRESS;
 	uint64_t n, b;
 
 	/*
-	 * Progress is outside the bound and never refused: each session
-	 * keeps at most one waiting, the newest, so it cannot pile up.
+	 * A progress is not counted among the messages: each session keeps
+	 * one waiting, the newest, and one not yet coalesced could make the
+	 * count refuse a terminal for nothing. Its bytes count: one progress
+	 * per session of many sessions is still memory.
 	 */
-	if (msg->kind == WSM_MSG_PROGRESS)
-		return WSM_OK;
-	n = atomic_fetch_add(&cl->outbox_msgs, 1) + 1;
+	n = progress ? atomic_load(&cl->outbox_msgs)
+		     : atomic_fetch_add(&cl->outbox_msgs, 1) + 1;
 	b = atomic_fetch_add(&cl->outbox_bytes, msg->alloc_size) +
 	    msg->alloc_size;
-	if (n > (uint64_t)m->cfg.cluster_outbox_messages ||
+	if ((!progress && n > (uint64_t)m->cfg.cluster_outbox_messages) ||
 	    b > (uint64_t)m->cfg.cluster_outbox_bytes) {
 		wsm__cluster_unreserve(m, msg);
 		return wsm__fail(WSM_EOUTBOX, "the cluster outbox holds %llu "
 				 "broadcasts (%llu bytes) Redis has not "
 				 "confirmed: at its bound",
-				 (unsigned long long)n - 1,
+				 (unsigned long long)(progress ? n : n - 1),
 				 (unsigned long long)(b - msg->alloc_size));
 	}
 	return WSM_OK;
@@ -448,9 +450,8 @@ const char *wsm__cluster_node_id(const wsm_manager_t *m)
 
 void wsm__cluster_unreserve(wsm_manager_t *m, const struct wsm_msg *msg)
 {
-	if (msg->kind == WSM_MSG_PROGRESS)
-		return;
-	atomic_fetch_sub(&m->cluster->outbox_msgs, 1);
+	if (msg->kind != WSM_MSG_PROGRESS)
+		atomic_fetch_sub(&m->cluster->outbox_msgs, 1);
 	atomic_fetch_sub(&m->cluster->outbox_bytes, msg->alloc_size);
 }
 
