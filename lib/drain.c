@@ -48,8 +48,8 @@ int wsm_drain(wsm_manager_t *m, int64_t window_ms)
 		/* What was broadcast before the drain reaches its clients. */
 		wsm__inbox_drain(m);
 		now = wsm__now_us();
-		for (l = m->pings.next; l != &m->pings; l = l->next)
-			n++;
+		n = (int64_t)atomic_load_explicit(&m->c.open,
+						  memory_order_relaxed);
 		for (l = m->pings.next; l != &m->pings; l = l->next)
 			wsm__dq_arm_at(&m->q_drain,
 				       &wsm_container_of(l, struct wsm_conn,

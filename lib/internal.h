@@ -514,11 +514,11 @@ int wsm__msg_new_close(wsm_manager_t *m, const char *id, struct wsm_msg **out);
 int wsm__msg_new_open(wsm_manager_t *m, const char *id, struct wsm_msg **out);
 int wsm__msg_new_reset(wsm_manager_t *m, const char *id, size_t id_len,
 		       struct wsm_msg **out);
-/* Writes the session's seq and epoch in front of the body. */
 /* A message around a body rendered elsewhere (another node), unchecked. */
 int wsm__msg_new_raw(wsm_manager_t *m, enum wsm_msg_kind kind, const char *id,
 		     size_t id_len, const char *body, size_t body_len,
 		     struct wsm_msg **out);
+/* Writes the session's seq and epoch in front of the body. */
 void wsm__msg_stamp(struct wsm_msg *msg, uint64_t seq, uint32_t epoch);
 void wsm__msg_unref(wsm_manager_t *m, struct wsm_msg *msg);
 
