@@ -128,7 +128,10 @@ typedef enum wsm_option {
 	WSM_OPT_CLUSTER_TIMEOUT_MS = 703, /* a Redis command, default 2000 */
 	WSM_OPT_CLUSTER_RETRY_MAX_MS = 704,      /* reconnect backoff bound, 5000 */
 	WSM_OPT_CLUSTER_OUTBOX_MESSAGES = 705,   /* unconfirmed broadcasts, 65536 */
-	WSM_OPT_CLUSTER_OUTBOX_BYTES = 706       /* all waiting bytes, 16 MiB */
+	WSM_OPT_CLUSTER_OUTBOX_BYTES = 706,      /* all waiting bytes, 16 MiB */
+	WSM_OPT_CLUSTER_HISTORY = 707            /* since 1.2: messages kept per
+						  * session for exact repair and
+						  * resume; 0 (default): state */
 } wsm_option_t;
 
 /* Values of WSM_OPT_SESSION_LIMIT_POLICY. */

@@ -77,12 +77,15 @@ static const struct int_option int_options[] = {
 	    cluster_outbox_messages, "clusterOutboxMessages"),
 	OPT(WSM_OPT_CLUSTER_OUTBOX_BYTES, 1024, 1073741824, 16777216,
 	    cluster_outbox_bytes, "clusterOutboxBytes"),
+	/* Well inside what one Redis reply may carry (WSM_REDIS_MAX_ELEMENTS). */
+	OPT(WSM_OPT_CLUSTER_HISTORY, 0, 1024, 0, cluster_history,
+	    "clusterHistory"),
 };
 
 #ifndef WSM_WITH_CLUSTER
 static bool is_cluster_option(wsm_option_t opt)
 {
-	return opt >= WSM_OPT_CLUSTER_REDIS && opt <= WSM_OPT_CLUSTER_OUTBOX_BYTES;
+	return opt >= WSM_OPT_CLUSTER_REDIS && opt <= WSM_OPT_CLUSTER_HISTORY;
 }
 #endif
 

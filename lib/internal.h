@@ -94,6 +94,7 @@ struct wsm_settings {
 	int64_t cluster_retry_max_ms;
 	int64_t cluster_outbox_messages;
 	int64_t cluster_outbox_bytes;
+	int64_t cluster_history;
 	char cluster_redis[WSM_REDIS_LIST_LIMIT + 1]; /* "": single node */
 	char cluster_node_id[WSM_NODE_ID_LIMIT + 1];  /* "": generated */
 	char cluster_prefix[WSM_KEY_PREFIX_LIMIT + 1];
@@ -570,15 +571,28 @@ void wsm__session_busy(wsm_manager_t *m, struct wsm_session *s);
 /* msg was delivered to s: keep it for replay. False if s was evicted. */
 bool wsm__session_keep(wsm_manager_t *m, struct wsm_session *s,
 		       struct wsm_msg *msg);
+/* A session's state as Redis holds it (cluster mode). */
+struct wsm_state {
+	uint32_t epoch;
+	uint64_t seq;
+	struct wsm_msg *progress, *terminal; /* stamped; NULL if none */
+	/*
+	 * Every message of the epoch up to seq, from history[0]->seq on,
+	 * when the cluster keeps a history (nhistory 0 otherwise).
+	 */
+	struct wsm_msg *const *history;
+	size_t nhistory;
+};
+
 /*
  * s takes the state Redis holds. The connections in joins get their
  * replay from it; the others, shown s's former state, what they missed of
- * it (a reset first if the epoch changed). Returns how many of those got
- * anything.
+ * it (a reset first if the epoch changed). Those the history covers get
+ * each message they missed, the others the state. Returns how many of
+ * those already there got anything.
  */
-int wsm__session_adopt(wsm_manager_t *m, struct wsm_session *s, uint32_t epoch,
-		       uint64_t seq, struct wsm_msg *progress,
-		       struct wsm_msg *terminal, const struct wsm_join *joins,
+int wsm__session_adopt(wsm_manager_t *m, struct wsm_session *s,
+		       const struct wsm_state *st, const struct wsm_join *joins,
 		       size_t njoins);
 /* Queues the replay state to a new connection, before any live message. */
 void wsm__replay(wsm_manager_t *m, struct wsm_conn *c,

@@ -151,9 +151,33 @@ static void send_reset(wsm_manager_t *m, struct wsm_conn *c, bool replay)
 	wsm__bump(&m->c.resets, 1);
 }
 
+/*
+ * A client that saw up to after, in s's epoch, can be sent each message it
+ * missed when the history reaches back to after + 1 and forward to s->seq.
+ * They go as live messages would have, inside the connection's bounds
+ * (progress coalesced), since there may be many.
+ */
+static int serve_history(wsm_manager_t *m, struct wsm_conn *c, uint64_t after,
+			 const struct wsm_state *st)
+{
+	size_t i;
+	int n = 0;
+
+	if (!st || !st->nhistory || st->history[0]->seq > after + 1 ||
+	    st->history[st->nhistory - 1]->seq != c->session->seq)
+		return -1;
+	for (i = 0; i < st->nhistory && !c->closing; i++)
+		if (st->history[i]->seq > after) {
+			wsm__conn_enqueue(m, c, st->history[i]);
+			n++;
+		}
+	return n;
+}
+
 /* Queues what a client that saw resume lacks of s's state; how many. */
 static int serve(wsm_manager_t *m, struct wsm_conn *c,
-		 const struct wsm_resume *resume, bool replay)
+		 const struct wsm_resume *resume, const struct wsm_state *st,
+		 bool replay)
 {
 	struct wsm_session *s = c->session;
 	struct wsm_msg *first = s->last_progress, *second = s->terminal;
@@ -167,6 +191,9 @@ static int serve(wsm_manager_t *m, struct wsm_conn *c,
 	if (resume && resume->present) {
 		if (resume->epoch == s->epoch && resume->seq <= s->seq) {
 			after = resume->seq;
+			if ((n = serve_history(m, c, after, st)) >= 0)
+				return n;
+			n = 0;
 		} else {
 			send_reset(m, c, replay);
 			n++;
@@ -190,7 +217,7 @@ static int serve(wsm_manager_t *m, struct wsm_conn *c,
 void wsm__replay(wsm_manager_t *m, struct wsm_conn *c,
 		 const struct wsm_resume *resume)
 {
-	serve(m, c, resume, true);
+	serve(m, c, resume, NULL, true);
 }
 
 static void set_slot(wsm_manager_t *m, struct wsm_msg **slot,
@@ -205,9 +232,8 @@ static void set_slot(wsm_manager_t *m, struct wsm_msg **slot,
 	*slot = NULL;
 }
 
-int wsm__session_adopt(wsm_manager_t *m, struct wsm_session *s, uint32_t epoch,
-		       uint64_t seq, struct wsm_msg *progress,
-		       struct wsm_msg *terminal, const struct wsm_join *joins,
+int wsm__session_adopt(wsm_manager_t *m, struct wsm_session *s,
+		       const struct wsm_state *st, const struct wsm_join *joins,
 		       size_t njoins)
 {
 	/* What the connections already there were shown. */
@@ -216,10 +242,10 @@ int wsm__session_adopt(wsm_manager_t *m, struct wsm_session *s, uint32_t epoch,
 	int caught_up = 0;
 	size_t i;
 
-	s->epoch = epoch;
-	s->seq = seq;
-	set_slot(m, &s->last_progress, progress);
-	set_slot(m, &s->terminal, terminal);
+	s->epoch = st->epoch;
+	s->seq = st->seq;
+	set_slot(m, &s->last_progress, st->progress);
+	set_slot(m, &s->terminal, st->terminal);
 	/* A full queue closes its connection, which unlinks it: keep next. */
 	for (l = s->conns.next; l != &s->conns; l = next) {
 		struct wsm_conn *c =
@@ -229,9 +255,9 @@ int wsm__session_adopt(wsm_manager_t *m, struct wsm_session *s, uint32_t epoch,
 		for (i = 0; i < njoins && joins[i].conn_id != c->id; i++)
 			;
 		if (i < njoins)
-			serve(m, c, &joins[i].resume, true);
+			serve(m, c, &joins[i].resume, st, true);
 		else
-			caught_up += serve(m, c, &shown, false) > 0;
+			caught_up += serve(m, c, &shown, st, false) > 0;
 	}
 	return caught_up;
 }

@@ -346,6 +346,7 @@ static const struct int_opt {
 	  "clusterOutboxMessages" },
 	{ WSM_OPT_CLUSTER_OUTBOX_BYTES, 1024, 1073741824, 16777216,
 	  "clusterOutboxBytes" },
+	{ WSM_OPT_CLUSTER_HISTORY, 0, 1024, 0, "clusterHistory" },
 };
 #define N_INT_OPTS (sizeof(int_opts) / sizeof(int_opts[0]))
 
@@ -364,7 +365,7 @@ static bool built_with_cluster(void)
 static bool is_cluster_opt(wsm_option_t opt)
 {
 	return opt >= WSM_OPT_CLUSTER_REDIS &&
-	       opt <= WSM_OPT_CLUSTER_OUTBOX_BYTES;
+	       opt <= WSM_OPT_CLUSTER_HISTORY;
 }
 
 /*

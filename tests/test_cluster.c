@@ -34,6 +34,7 @@ struct cluster {
 struct node_opts {
 	int64_t outbox_messages; /* 0: the default */
 	int64_t timeout_ms;      /* 0: 1000 */
+	int64_t history;         /* WSM_OPT_CLUSTER_HISTORY */
 	bool libuv;
 };
 
@@ -59,6 +60,9 @@ static harness_t *start_node_with(const char *url, const char *id,
 						    WSM_OPT_CLUSTER_OUTBOX_MESSAGES,
 						    outbox_messages),
 				 0);
+	assert_int_equal(wsm_config_set_int(cfg, WSM_OPT_CLUSTER_HISTORY,
+					    o->history),
+			 0);
 	h = harness_start(cfg, &ho);
 	wsm_config_free(cfg);
 	assert_non_null(h);
@@ -801,6 +805,187 @@ static void test_two_instances_spread_sessions(void **state)
 	redis_stop(&r2);
 }
 
+/* The next message, which must be of this type and seq. */
+static void expect(wsc_t *c, const char *type, int64_t seq)
+{
+	json_t *j = recv_json(c, 5000);
+
+	assert_non_null(j);
+	assert_string_equal(json_string_value(json_object_get(j, "type")), type);
+	assert_int_equal(int_of(j, "seq"), seq);
+	json_decref(j);
+}
+
+static void expect_nothing_more(wsc_t *c)
+{
+	json_t *j = recv_json(c, 200);
+
+	if (j) {
+		char *text = json_dumps(j, 0);
+
+		fail_msg("unexpected %s", text);
+	}
+}
+
+/* A browser on A that has seen seq 1 of id, and its epoch. */
+static int64_t seen_first(harness_t *a, harness_t *producer, const char *id)
+{
+	wsc_t *c = must_join(a, id);
+	json_t *j;
+	int64_t epoch;
+
+	assert_int_equal(wsm_broadcast_progress(harness_mgr(producer), id, 10,
+						NULL, NULL),
+			 0);
+	j = recv_type(c, "progress", 5000);
+	assert_non_null(j);
+	assert_int_equal(int_of(j, "seq"), 1);
+	epoch = int_of(j, "epoch");
+	json_decref(j);
+	wsc_free(c);
+	return epoch;
+}
+
+static void two_errors_a_progress_and_the_end(harness_t *producer,
+					      const struct redis_server *r,
+					      const char *id, int first)
+{
+	assert_int_equal(wsm_broadcast_error(harness_mgr(producer), id, "e1"), 0);
+	assert_int_equal(wsm_broadcast_progress(harness_mgr(producer), id, 50,
+						NULL, NULL),
+			 0);
+	assert_int_equal(wsm_broadcast_error(harness_mgr(producer), id, "e2"), 0);
+	assert_int_equal(wsm_broadcast_complete(harness_mgr(producer), id, NULL),
+			 0);
+	{
+		char seq[24];
+
+		snprintf(seq, sizeof(seq), "%d", first + 3);
+		wait_stored(r, id, seq);
+	}
+}
+
+/*
+ * With a history, a browser resuming on another node gets each message it
+ * missed, both errors included, where the state alone has the last one.
+ */
+static void test_history_resume_gets_every_missed_message(void **state)
+{
+	struct node_opts o = { .history = 8 };
+	struct cluster cl;
+	char path[96];
+	int64_t epoch;
+	wsc_t *c;
+	int i;
+
+	(void)state;
+	if (skip_without_redis(__func__))
+		return;
+	cluster_start_with(&cl, 3, &o);
+	epoch = seen_first(cl.node[0], cl.node[2], "hist");
+	two_errors_a_progress_and_the_end(cl.node[2], &cl.redis, "hist", 2);
+	snprintf(path, sizeof(path), "hist?lastSeq=1&epoch=%lld",
+		 (long long)epoch);
+	c = must_join(cl.node[1], path);
+	expect(c, "error", 2);
+	expect(c, "progress", 3);
+	expect(c, "error", 4);
+	expect(c, "complete", 5);
+	expect_nothing_more(c);
+	wsc_free(c);
+
+	/* A new browser gets the state, as without a history. */
+	c = must_join(cl.node[1], "hist");
+	expect(c, "progress", 3);
+	expect(c, "complete", 5);
+	expect_nothing_more(c);
+	wsc_free(c);
+
+	/* Past the 8 kept, the history cannot say it all: the state. */
+	for (i = 0; i < 9; i++)
+		assert_int_equal(wsm_broadcast_error(harness_mgr(cl.node[2]),
+						     "hist", "more"),
+				 0);
+	assert_int_equal(wsm_broadcast_progress(harness_mgr(cl.node[2]), "hist",
+						99, NULL, NULL),
+			 0);
+	wait_stored(&cl.redis, "hist", "14");
+	snprintf(path, sizeof(path), "hist?lastSeq=5&epoch=%lld",
+		 (long long)epoch);
+	c = must_join(cl.node[2], path);
+	expect(c, "error", 14);
+	expect(c, "progress", 15);
+	expect_nothing_more(c);
+	wsc_free(c);
+	cluster_stop(&cl);
+}
+
+/* A node without the history publishes: a hole, and the state serves. */
+static void test_history_with_a_hole_falls_back_to_the_state(void **state)
+{
+	struct node_opts with = { .history = 8 }, without = { 0 };
+	struct cluster cl;
+	char path[96];
+	int64_t epoch;
+	wsc_t *c;
+
+	(void)state;
+	if (skip_without_redis(__func__))
+		return;
+	memset(&cl, 0, sizeof(cl));
+	assert_int_equal(redis_start(&cl.redis, false), 0);
+	cl.node[0] = start_node_with(cl.redis.url, "node-a", &with);
+	cl.node[1] = start_node_with(cl.redis.url, "node-b", &without);
+	epoch = seen_first(cl.node[0], cl.node[0], "hole");
+	assert_int_equal(wsm_broadcast_error(harness_mgr(cl.node[0]), "hole",
+					     "kept"),
+			 0);
+	assert_int_equal(wsm_broadcast_error(harness_mgr(cl.node[1]), "hole",
+					     "not kept"),
+			 0);
+	assert_int_equal(wsm_broadcast_error(harness_mgr(cl.node[0]), "hole",
+					     "kept"),
+			 0);
+	wait_stored(&cl.redis, "hole", "4");
+	snprintf(path, sizeof(path), "hole?lastSeq=1&epoch=%lld",
+		 (long long)epoch);
+	c = must_join(cl.node[0], path);
+	expect(c, "error", 4); /* the state: its terminal only */
+	expect_nothing_more(c);
+	wsc_free(c);
+	cluster_stop(&cl);
+}
+
+/* A node that missed messages catches its browser up with each of them. */
+static void test_history_repairs_a_gap_message_by_message(void **state)
+{
+	struct node_opts o = { .history = 16 };
+	struct cluster cl;
+	char reply[64];
+	wsc_t *c;
+	wsm_metrics_t a;
+
+	(void)state;
+	if (skip_without_redis(__func__))
+		return;
+	cluster_start_with(&cl, 2, &o);
+	c = live_browser(cl.node[0], cl.node[1], "hgap");
+	assert_int_equal(redis_cmd(&cl.redis, "CLIENT KILL TYPE pubsub", reply,
+				   sizeof(reply)),
+			 0);
+	assert_string_equal(reply, ":1");
+	two_errors_a_progress_and_the_end(cl.node[1], &cl.redis, "hgap", 2);
+	expect(c, "error", 2);
+	expect(c, "progress", 3);
+	expect(c, "error", 4);
+	expect(c, "complete", 5);
+	a = harness_metrics(cl.node[0]);
+	assert_int_equal(a.cluster_gap_repairs, 1);
+	assert_int_equal(a.opened, 1);
+	wsc_free(c);
+	cluster_stop(&cl);
+}
+
 static void test_libuv_nodes(void **state)
 {
 	struct node_opts uv = { .libuv = true };
@@ -834,6 +1019,9 @@ int main(void)
 		cmocka_unit_test(test_stuck_redis_times_out_and_publishes_once),
 		cmocka_unit_test(test_wedged_redis_is_noticed_without_traffic),
 		cmocka_unit_test(test_two_instances_spread_sessions),
+		cmocka_unit_test(test_history_resume_gets_every_missed_message),
+		cmocka_unit_test(test_history_with_a_hole_falls_back_to_the_state),
+		cmocka_unit_test(test_history_repairs_a_gap_message_by_message),
 		cmocka_unit_test(test_libuv_nodes),
 	};
 

@@ -102,6 +102,8 @@ static const struct manager_flag {
 	  "N", "errors and completes waiting for Redis" },
 	{ "cluster-outbox-bytes", WSM_OPT_CLUSTER_OUTBOX_BYTES, KIND_INT,
 	  "BYTES", "bytes waiting for Redis, progress too" },
+	{ "cluster-history", WSM_OPT_CLUSTER_HISTORY, KIND_INT, "N",
+	  "messages kept per session, for exact resume" },
 };
 #define MANAGER_FLAGS (sizeof(manager_flags) / sizeof(manager_flags[0]))
 

@@ -112,8 +112,14 @@ int wsm__wire_message(wsm_manager_t *m, const char *id, size_t id_len,
 		      struct wsm_msg **out);
 
 /* ---- the scripts (scripts.c) -------------------------------------------- */
+/*
+ * The most history one JOIN reads back, well inside what a connection
+ * buffers of one reply; past it the state serves.
+ */
+#define WSM_HISTORY_REPLY_BYTES (16u << 20)
+
 enum wsm_script {
-	WSM_SCRIPT_PUBLISH, /* seq, state, publish: one atomic step */
+	WSM_SCRIPT_PUBLISH, /* seq, state, history, publish: one atomic step */
 	WSM_SCRIPT_JOIN,    /* the state, created with an epoch if missing */
 	WSM_SCRIPT_CLOSE,   /* publishes a close at the current seq */
 	WSM_SCRIPT_COUNT

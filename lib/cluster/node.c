@@ -307,8 +307,9 @@ int wsm__cluster_new(wsm_manager_t *m)
 }
 
 /*
- * A session's state lives in Redis for WSM_OPT_RETENTION_MS after its last
- * publish or join; a node keeps that alive for the sessions it serves.
+ * A session's state (and history) lives in Redis for WSM_OPT_RETENTION_MS
+ * after its last publish or join; a node keeps that alive for the sessions
+ * it serves.
  */
 static void refresh(lws_sorted_usec_list_t *sul)
 {
@@ -329,6 +330,11 @@ static void refresh(lws_sorted_usec_list_t *sul)
 				continue;
 			lens[1] = wsm__cluster_key(cl, cs->id, cs->id_len,
 						   ":state", key, sizeof(key));
+			wsm__rconn_send(in->cmd, 3, argv, lens, 1, NULL, NULL);
+			if (!cl->m->cfg.cluster_history)
+				continue;
+			lens[1] = wsm__cluster_key(cl, cs->id, cs->id_len,
+						   ":hist", key, sizeof(key));
 			wsm__rconn_send(in->cmd, 3, argv, lens, 1, NULL, NULL);
 		}
 	lws_sul_schedule(cl->m->context, 0, &cl->sul_refresh, refresh,

@@ -22,9 +22,10 @@ static bool send_in_flight(struct wsm_csess *cs)
 	struct wsm_instance *in = &cl->inst[cs->instance];
 	struct wsm_msg *msg = cs->in_flight;
 	char key[KEY_SIZE], channel[KEY_SIZE], kind[2] = { 0, 0 };
-	char epoch[16], ttl[24], id[WSM_NODE_ID_LIMIT + 24];
-	const char *argv[10];
-	size_t lens[10];
+	char hkey[KEY_SIZE], epoch[16], ttl[24], id[WSM_NODE_ID_LIMIT + 24];
+	char history[16];
+	const char *argv[12];
+	size_t lens[12];
 	int argc;
 
 	lens[3] = wsm__cluster_key(cl, cs->id, cs->id_len, ":state", key,
@@ -42,26 +43,32 @@ static bool send_in_flight(struct wsm_csess *cs)
 		kind[0] = wsm__wire_kind((enum wsm_msg_kind)msg->kind);
 		argv[0] = "EVALSHA";
 		argv[1] = in->sha[WSM_SCRIPT_PUBLISH];
-		argv[2] = "1";
+		argv[2] = "2";
 		argv[3] = key;
-		argv[4] = kind;
-		lens[4] = 1;
-		argv[5] = (const char *)msg->buf + LWS_PRE + WSM_SEQ_ROOM;
-		lens[5] = msg->body_len;
-		argv[6] = epoch;
-		lens[6] = (size_t)snprintf(epoch, sizeof(epoch), "%u",
+		argv[4] = hkey;
+		lens[4] = wsm__cluster_key(cl, cs->id, cs->id_len, ":hist",
+					   hkey, sizeof(hkey));
+		argv[5] = kind;
+		lens[5] = 1;
+		argv[6] = (const char *)msg->buf + LWS_PRE + WSM_SEQ_ROOM;
+		lens[6] = msg->body_len;
+		argv[7] = epoch;
+		lens[7] = (size_t)snprintf(epoch, sizeof(epoch), "%u",
 					   wsm__cluster_epoch(cl));
-		argv[7] = ttl;
-		lens[7] = (size_t)snprintf(ttl, sizeof(ttl), "%lld",
+		argv[8] = ttl;
+		lens[8] = (size_t)snprintf(ttl, sizeof(ttl), "%lld",
 					   (long long)cl->m->cfg.retention_ms);
-		argv[8] = channel;
-		lens[8] = wsm__cluster_key(cl, cs->id, cs->id_len, ":msgs",
+		argv[9] = channel;
+		lens[9] = wsm__cluster_key(cl, cs->id, cs->id_len, ":msgs",
 					   channel, sizeof(channel));
-		argv[9] = id;
-		lens[9] = (size_t)snprintf(id, sizeof(id), "%s:%llu",
-					   cl->node_id,
-					   (unsigned long long)cs->in_flight_id);
-		argc = 10;
+		argv[10] = id;
+		lens[10] = (size_t)snprintf(id, sizeof(id), "%s:%llu",
+					    cl->node_id,
+					    (unsigned long long)cs->in_flight_id);
+		argv[11] = history;
+		lens[11] = (size_t)snprintf(history, sizeof(history), "%lld",
+					    (long long)cl->m->cfg.cluster_history);
+		argc = 12;
 	}
 	lens[0] = 7;
 	lens[1] = 40;

@@ -3,23 +3,30 @@
  * the session's state hash, "<prefix>{<id>}:state": e (epoch), s (last
  * seq), p and ps (the last progress and its seq), t, ts and tk (the last
  * error or complete, its seq and kind), u (the last publish id applied).
- * The epoch is drawn by the node (Lua's random numbers repeat in Redis 7),
- * and a state that is gone (expired, or lost by Redis) gets a new one, so
- * a seq is never reused for different content.
+ * KEYS[2], "<prefix>{<id>}:hist", is the optional history: a stream of the
+ * epoch's last messages as published, entry id "<seq>-0", which goes with
+ * the state (a new epoch starts it over). The epoch is drawn by the node
+ * (Lua's random numbers repeat in Redis 7), and a state that is gone
+ * (expired, or lost by Redis) gets a new one, so a seq is never reused for
+ * different content.
  */
 #include "cluster.h"
 
 const char *const wsm__scripts[WSM_SCRIPT_COUNT] = {
 	/*
 	 * PUBLISH. ARGV: kind, body, epoch if new, TTL ms, channel,
-	 * publish id. A retry of a publish already applied (its reply was
-	 * lost with the link) changes nothing. Returns { seq, epoch, new }.
+	 * publish id, history length (0: none). A retry of a publish already
+	 * applied (its reply was lost with the link) changes nothing. The
+	 * history entry is best effort (pcall): a stream someone else wrote
+	 * into makes a hole, which readers see and pass over for the state.
+	 * Returns { seq, epoch, new }.
 	 */
 	[WSM_SCRIPT_PUBLISH] =
 		"local k = KEYS[1]\n"
 		"local e = redis.call('HGET', k, 'e')\n"
 		"if not e then\n"
 		"  e = ARGV[3]\n"
+		"  redis.call('DEL', KEYS[2])\n"
 		"  redis.call('HSET', k, 'e', e, 's', 0)\n"
 		"elseif redis.call('HGET', k, 'u') == ARGV[6] then\n"
 		"  return {tonumber(redis.call('HGET', k, 's')), tonumber(e), 0}\n"
@@ -32,15 +39,24 @@ const char *const wsm__scripts[WSM_SCRIPT_COUNT] = {
 		"             'u', ARGV[6])\n"
 		"end\n"
 		"redis.call('PEXPIRE', k, ARGV[4])\n"
-		"redis.call('PUBLISH', ARGV[5], s .. ' ' .. e .. ' ' .. ARGV[1] ..\n"
-		"           ARGV[2])\n"
+		"local m = s .. ' ' .. e .. ' ' .. ARGV[1] .. ARGV[2]\n"
+		"if ARGV[7] ~= '0' then\n"
+		"  redis.pcall('XADD', KEYS[2], 'MAXLEN', ARGV[7], s .. '-0',\n"
+		"              'm', m)\n"
+		"  redis.call('PEXPIRE', KEYS[2], ARGV[4])\n"
+		"end\n"
+		"redis.call('PUBLISH', ARGV[5], m)\n"
 		"return {s, tonumber(e), 1}\n",
 	/*
-	 * JOIN. ARGV: epoch if new, TTL ms, and the epoch and seq this node
-	 * has served (0 0 if none). A state behind what a node served, in
-	 * the same epoch, lost writes (a failover to a lagging replica): its
-	 * seqs would be reused, so it starts over in a new epoch. Returns
-	 * the state's fields, e s p ps t ts tk (nil where unset).
+	 * JOIN. ARGV: epoch if new, TTL ms, the epoch and seq this node has
+	 * served (0 0 if none), then the history wanted: how many entries at
+	 * most (0: none), after which seq, in which epoch, and how many bytes
+	 * at most. A state behind what a node served, in the same epoch,
+	 * lost writes (a failover to a lagging replica): its seqs would be
+	 * reused, so it starts over in a new epoch. Returns the state's
+	 * fields, e s p ps t ts tk (nil where unset), and the history's
+	 * messages after that seq, oldest first ({} if none or another
+	 * epoch).
 	 */
 	[WSM_SCRIPT_JOIN] =
 		"local k = KEYS[1]\n"
@@ -51,11 +67,27 @@ const char *const wsm__scripts[WSM_SCRIPT_COUNT] = {
 		"  e = false\n"
 		"end\n"
 		"if not e then\n"
+		"  redis.call('DEL', KEYS[2])\n"
 		"  redis.call('HSET', k, 'e', ARGV[1], 's', 0)\n"
 		"end\n"
 		"redis.call('PEXPIRE', k, ARGV[2])\n"
-		"return redis.call('HMGET', k, 'e', 's', 'p', 'ps', 't', 'ts', "
-		"'tk')\n",
+		"local r = redis.call('HMGET', k, 'e', 's', 'p', 'ps', 't', 'ts', "
+		"'tk')\n"
+		"local h = {}\n"
+		"if ARGV[5] ~= '0' and e == ARGV[7] then\n"
+		"  local left = tonumber(ARGV[8])\n"
+		"  redis.call('PEXPIRE', KEYS[2], ARGV[2])\n"
+		"  for _, x in ipairs(redis.call('XRANGE', KEYS[2],\n"
+		"      (tonumber(ARGV[6]) + 1) .. '-0', '+', 'COUNT', ARGV[5])) do\n"
+		"    local m = x[2][2]\n"
+		"    if not m then break end\n"
+		"    left = left - #m\n"
+		"    if left < 0 then break end\n"
+		"    h[#h + 1] = m\n"
+		"  end\n"
+		"end\n"
+		"r[8] = h\n"
+		"return r\n",
 	/* CLOSE. ARGV: channel. Every node closes the session's connections. */
 	[WSM_SCRIPT_CLOSE] =
 		"local v = redis.call('HMGET', KEYS[1], 'e', 's')\n"

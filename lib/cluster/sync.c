@@ -45,16 +45,53 @@ void wsm__sync_free(struct wsm_csess *cs)
 
 static void loaded(void *user, const redisReply *r);
 
+/*
+ * The oldest point, in one epoch, that the local connections and those
+ * waiting to resume have seen: the history is read from there. False when
+ * none has seen anything (a new connection gets the state).
+ */
+static bool history_from(const struct wsm_csess *cs,
+			 const struct wsm_session *s, uint32_t *epoch,
+			 uint64_t *after)
+{
+	bool any = false;
+	size_t i;
+
+	if (!cs->cl->m->cfg.cluster_history)
+		return false;
+	if (s && cs->was_live) {
+		*epoch = s->epoch;
+		*after = s->seq;
+		any = true;
+	}
+	for (i = 0; i < cs->nwaiters; i++) {
+		const struct wsm_resume *r = &cs->waiters[i].resume;
+
+		if (!r->present || (any && r->epoch != *epoch))
+			continue;
+		if (!any || r->seq < *after)
+			*after = r->seq;
+		*epoch = r->epoch;
+		any = true;
+	}
+	return any;
+}
+
 static void load(struct wsm_csess *cs)
 {
 	struct wsm_cluster *cl = cs->cl;
 	struct wsm_instance *in = &cl->inst[cs->instance];
 	struct wsm_session *s = wsm__table_find(cl->m, cs->id, cs->id_len);
-	char key[KEY_SIZE], epoch[16], ttl[24], known_e[16], known_s[24];
-	const char *argv[8] = { "EVALSHA", in->sha[WSM_SCRIPT_JOIN], "1", key,
-				epoch, ttl, known_e, known_s };
-	size_t lens[8] = { 7, 40, 1, 0, 0, 0, 0, 0 };
+	char key[KEY_SIZE], hkey[KEY_SIZE], epoch[16], ttl[24], known_e[16];
+	char known_s[24], hcount[16], hafter[24], hepoch[16], hbytes[16];
+	const char *argv[13] = { "EVALSHA", in->sha[WSM_SCRIPT_JOIN], "2", key,
+				 hkey, epoch, ttl, known_e, known_s, hcount,
+				 hafter, hepoch, hbytes };
+	size_t lens[13] = { 7, 40, 1 };
 	bool served = s && cs->was_live;
+	uint32_t from_epoch = 0;
+	uint64_t after = 0;
+	bool history = history_from(cs, s, &from_epoch, &after);
 
 	cs->load_wanted = false;
 	if (!in->ready) {
@@ -63,16 +100,26 @@ static void load(struct wsm_csess *cs)
 	}
 	lens[3] = wsm__cluster_key(cl, cs->id, cs->id_len, ":state", key,
 				   sizeof(key));
-	lens[4] = (size_t)snprintf(epoch, sizeof(epoch), "%u",
+	lens[4] = wsm__cluster_key(cl, cs->id, cs->id_len, ":hist", hkey,
+				   sizeof(hkey));
+	lens[5] = (size_t)snprintf(epoch, sizeof(epoch), "%u",
 				   wsm__cluster_epoch(cl));
-	lens[5] = (size_t)snprintf(ttl, sizeof(ttl), "%lld",
+	lens[6] = (size_t)snprintf(ttl, sizeof(ttl), "%lld",
 				   (long long)cl->m->cfg.retention_ms);
 	/* What the local connections were shown, to catch lost writes. */
-	lens[6] = (size_t)snprintf(known_e, sizeof(known_e), "%u",
+	lens[7] = (size_t)snprintf(known_e, sizeof(known_e), "%u",
 				   served ? s->epoch : 0);
-	lens[7] = (size_t)snprintf(known_s, sizeof(known_s), "%llu",
+	lens[8] = (size_t)snprintf(known_s, sizeof(known_s), "%llu",
 				   served ? (unsigned long long)s->seq : 0ULL);
-	if (wsm__rconn_send(in->cmd, 8, argv, lens, 1, loaded, cs)) {
+	lens[9] = (size_t)snprintf(hcount, sizeof(hcount), "%lld",
+				   history ? (long long)cl->m->cfg.cluster_history
+					   : 0LL);
+	lens[10] = (size_t)snprintf(hafter, sizeof(hafter), "%llu",
+				    (unsigned long long)after);
+	lens[11] = (size_t)snprintf(hepoch, sizeof(hepoch), "%u", from_epoch);
+	lens[12] = (size_t)snprintf(hbytes, sizeof(hbytes), "%u",
+				    WSM_HISTORY_REPLY_BYTES);
+	if (wsm__rconn_send(in->cmd, 13, argv, lens, 1, loaded, cs)) {
 		cs->load_wanted = true;
 		return;
 	}
@@ -113,6 +160,58 @@ static struct wsm_msg *stored(struct wsm_csess *cs, const redisReply *body,
 	return msg;
 }
 
+/*
+ * The history into st, when it is whole: one message per seq from its
+ * first, in the state's epoch, up to the state's seq. Otherwise (trimmed
+ * to nothing, a node without history published meanwhile, bad data) none,
+ * and the state serves. Returns the slots allocated, for free_history().
+ */
+static size_t read_history(struct wsm_csess *cs, const redisReply *h,
+			   struct wsm_state *st)
+{
+	wsm_manager_t *m = cs->cl->m;
+	struct wsm_msg **msgs;
+	struct wsm_wire w;
+	size_t i, n = 0;
+
+	if (!h || h->type != REDIS_REPLY_ARRAY || !h->elements ||
+	    h->elements > (size_t)m->cfg.cluster_history ||
+	    !(msgs = wsm__alloc(m, h->elements * sizeof(*msgs))))
+		return 0;
+	for (i = 0; i < h->elements; i++) {
+		const redisReply *e = h->element[i];
+
+		if (e->type != REDIS_REPLY_STRING ||
+		    wsm__wire_parse(e->str, e->len, &w) || w.kind == 'x' ||
+		    wsm__wire_message(m, cs->id, cs->id_len, w.kind, w.body,
+				      w.body_len, &msgs[n])) {
+			wsm__bump(&m->c.cluster_bad_messages, 1);
+			break;
+		}
+		wsm__msg_stamp(msgs[n], w.seq, w.epoch);
+		msgs[n]->refs = 1;
+		n++;
+		if (w.epoch != st->epoch ||
+		    (n > 1 && w.seq != msgs[n - 2]->seq + 1))
+			break;
+	}
+	if (i < h->elements || msgs[n - 1]->seq != st->seq)
+		while (n)
+			wsm__msg_unref(m, msgs[--n]);
+	st->history = msgs;
+	st->nhistory = n;
+	return h->elements;
+}
+
+static void free_history(wsm_manager_t *m, struct wsm_state *st,
+			 size_t slots)
+{
+	while (st->nhistory)
+		wsm__msg_unref(m, st->history[--st->nhistory]);
+	if (slots)
+		wsm__free(m, (void *)st->history, slots * sizeof(*st->history));
+}
+
 static void deliver_wire(struct wsm_csess *cs, struct wsm_session *s,
 			 const struct wsm_wire *w);
 
@@ -136,9 +235,10 @@ static void loaded(void *user, const redisReply *r)
 	struct wsm_csess *cs = user;
 	struct wsm_cluster *cl = cs->cl;
 	wsm_manager_t *m = cl->m;
-	struct wsm_msg *progress, *terminal;
+	struct wsm_state st = { 0 };
 	struct wsm_session *s;
-	uint64_t epoch, seq;
+	uint64_t epoch;
+	size_t history_slots;
 	bool epoch_changed;
 	int caught_up;
 
@@ -156,9 +256,9 @@ static void loaded(void *user, const redisReply *r)
 		cs->load_wanted = true; /* read once the link is back */
 		return;
 	}
-	if (r->type != REDIS_REPLY_ARRAY || r->elements != 7 ||
+	if (r->type != REDIS_REPLY_ARRAY || r->elements != 8 ||
 	    !field_u64(r->element[0], 0x7fffffff, &epoch) || !epoch ||
-	    !field_u64(r->element[1], 1ull << 53, &seq)) {
+	    !field_u64(r->element[1], 1ull << 53, &st.seq)) {
 		lwsl_warn("wsm: redis: the state of %.*s does not read\n",
 			  (int)cs->id_len, cs->id);
 		cs->load_wanted = true;
@@ -169,15 +269,17 @@ static void loaded(void *user, const redisReply *r)
 		wsm__cluster_leave(m, cs->id, cs->id_len);
 		return;
 	}
-	epoch_changed = cs->was_live && s->epoch != (uint32_t)epoch;
-	progress = stored(cs, r->element[2], r->element[3], NULL, 'p',
-			  (uint32_t)epoch);
-	terminal = stored(cs, r->element[4], r->element[5], r->element[6], 'e',
-			  (uint32_t)epoch);
-	caught_up = wsm__session_adopt(m, s, (uint32_t)epoch, seq, progress,
-				       terminal, cs->waiters, cs->nwaiters);
-	wsm__msg_unref(m, progress);
-	wsm__msg_unref(m, terminal);
+	st.epoch = (uint32_t)epoch;
+	epoch_changed = cs->was_live && s->epoch != st.epoch;
+	st.progress = stored(cs, r->element[2], r->element[3], NULL, 'p',
+			     st.epoch);
+	st.terminal = stored(cs, r->element[4], r->element[5], r->element[6],
+			     'e', st.epoch);
+	history_slots = read_history(cs, r->element[7], &st);
+	caught_up = wsm__session_adopt(m, s, &st, cs->waiters, cs->nwaiters);
+	wsm__msg_unref(m, st.progress);
+	wsm__msg_unref(m, st.terminal);
+	free_history(m, &st, history_slots);
 	if (epoch_changed)
 		wsm__bump(&m->c.cluster_epoch_resets, caught_up);
 	else if (cs->resync && caught_up > 0)

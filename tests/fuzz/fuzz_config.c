@@ -57,6 +57,7 @@ static const struct ref_opt {
 	{ 704, 10, 600000, 5000, "clusterRetryMaxMs" },
 	{ 705, 1, 16777216, 65536, "clusterOutboxMessages" },
 	{ 706, 1024, 1073741824, 16777216, "clusterOutboxBytes" },
+	{ 707, 0, 1024, 0, "clusterHistory" },
 };
 #define NOPTS (sizeof(ref_opts) / sizeof(ref_opts[0]))
 
