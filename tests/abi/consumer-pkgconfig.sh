@@ -80,6 +80,9 @@ for tool in "$meson" pkg-config "$cc" "$cxx" readelf; do
 	fi
 done
 
+# meson test points LD_LIBRARY_PATH at the build tree: the programs here
+# must find the library under test by themselves.
+unset LD_LIBRARY_PATH
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/consumer-pkgconfig.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 trap 'exit 1' HUP INT TERM
