@@ -139,8 +139,16 @@ for req in "$version" 1.0; do
 		exit 1
 	fi
 done
-# The package found must be the one under test.
+# The package found must be the one under test: with --installed, one in
+# /usr/local would shadow the one of /usr.
 dir=$(sed -n 's/^-- wsm [^ ]* from //p' "$tmp/$log")
+case $dir in
+/usr/local/*)
+	[ -n "$builddir" ] || {
+		echo "$me: FAIL: find_package(wsm) found $dir, not in /usr" >&2
+		exit 1
+	} ;;
+esac
 case $dir in
 "$root"/*) ;;
 *)
@@ -155,7 +163,9 @@ sed 's/^/    /' "$tmp/run.log"
 # CMake gives the build a run path to the staged library; with --installed
 # the loader finds it alone. Either way it must be the one of $root.
 lib=$(ldd "$bld/consumer" | sed -n 's/^[[:space:]]*libwsm\.so\.[0-9]* => \([^ ]*\) .*/\1/p')
-case $(readlink -f "${lib:-/nonexistent}") in
+real=$(readlink -f "${lib:-/nonexistent}")
+[ -n "$builddir" ] || case $real in /usr/local/*) real=/nonexistent ;; esac
+case $real in
 "$(readlink -f "$root")"/*) ;;
 *)
 	echo "$me: FAIL: the consumer loads libwsm from '${lib}', not $root:" >&2

@@ -97,6 +97,12 @@ else
 	stage=
 	pc=$(pkg-config --variable=pcfiledir wsm 2>/dev/null || :)
 	pc=${pc:+$pc/wsm.pc}
+	case $pc in
+	/usr/local/*)
+		# It would shadow the installed package's.
+		echo "$me: FAIL: pkg-config finds $pc, not the one of /usr" >&2
+		exit 1 ;;
+	esac
 fi
 if [ -z "$pc" ]; then
 	if [ -z "$stage" ]; then
