@@ -1,5 +1,6 @@
 #!/bin/sh
 # consumer-pkgconfig.sh BUILDDIR SANITIZE VERSION CONSUMER_C CONSUMER_CPP
+# consumer-pkgconfig.sh --installed VERSION CONSUMER_C CONSUMER_CPP
 #
 # Installs BUILDDIR (already built) into a temporary staging directory with
 # `meson install --destdir`, then builds and runs, with nothing but what
@@ -10,7 +11,10 @@
 #      (pkg-config --static --cflags --libs wsm), which only links if the
 #      .pc's private part (Requires.private, Libs.private) names everything
 #      libwsm.a needs.
-# The staged wsm.pc must report VERSION. Everything is written under the
+# The staged wsm.pc must report VERSION. With --installed nothing is staged:
+# the same checks run against the wsm.pc that pkg-config finds on its own
+# (CI: the one of the installed libwsm-dev package), with no
+# LD_LIBRARY_PATH. Everything is written under the
 # temporary directory; even meson's install log goes to a shadow of
 # BUILDDIR there, not into BUILDDIR/meson-logs.
 #
@@ -31,20 +35,31 @@ set -eu
 
 me=consumer-pkgconfig
 
-if [ "$#" -ne 5 ]; then
+usage() {
 	echo "usage: $me BUILDDIR SANITIZE VERSION CONSUMER_C CONSUMER_CPP" >&2
+	echo "       $me --installed VERSION CONSUMER_C CONSUMER_CPP" >&2
 	exit 99
+}
+if [ "${1-}" = --installed ]; then
+	[ "$#" -eq 4 ] || usage
+	builddir=
+	sanitize=none
+	shift
+else
+	[ "$#" -eq 5 ] || usage
+	builddir=$1
+	sanitize=$2
+	shift 2
 fi
-builddir=$1
-sanitize=$2
-version=$3
-consumer_c=$4
-consumer_cpp=$5
+version=$1
+consumer_c=$2
+consumer_cpp=$3
 cc=${CC:-cc}
 cxx=${CXX:-c++}
 meson=${MESON:-meson}
 
-for f in "$builddir/meson-private/install.dat" "$consumer_c" "$consumer_cpp"
+for f in ${builddir:+"$builddir/meson-private/install.dat"} "$consumer_c" \
+    "$consumer_cpp"
 do
 	if [ ! -f "$f" ]; then
 		echo "$me: ERROR: $f does not exist" >&2
@@ -65,38 +80,35 @@ for tool in "$meson" pkg-config "$cc" "$cxx" readelf; do
 	fi
 done
 
+# meson test points LD_LIBRARY_PATH at the build tree: the programs here
+# must find the library under test by themselves.
+unset LD_LIBRARY_PATH
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/consumer-pkgconfig.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 trap 'exit 1' HUP INT TERM
-builddir=$(cd "$builddir" && pwd)
 
 . "$(dirname "$0")/run-logged.sh"
 
-# meson install writes its log to BUILDDIR/meson-logs, found through
-# meson-private/..; a shadow build directory of symbolic links, with its
-# own meson-private and meson-logs, keeps that write in $tmp too.
-shadow=$tmp/build
-mkdir -p "$shadow/meson-logs" "$shadow/meson-private"
-for e in "$builddir"/*; do
-	case ${e##*/} in
-	meson-logs|meson-private) ;;
-	*)
-		if [ -d "$e" ] && [ ! -h "$e" ]; then
-			ln -s "$e" "$shadow/"
-		else
-			# Files are copied: meson warns when it installs a
-			# symbolic link to a file.
-			cp -P "$e" "$shadow/"
-		fi ;;
+if [ -n "$builddir" ]; then
+	. "$(dirname "$0")/stage-install.sh"
+	stage_install "$builddir"
+	pc=$(find "$stage" -name wsm.pc -path '*/pkgconfig/*' | head -n 1)
+else
+	stage=
+	pc=$(pkg-config --variable=pcfiledir wsm 2>/dev/null || :)
+	pc=${pc:+$pc/wsm.pc}
+	case $pc in
+	/usr/local/*)
+		# It would shadow the installed package's.
+		echo "$me: FAIL: pkg-config finds $pc, not the one of /usr" >&2
+		exit 1 ;;
 	esac
-done
-cp -R "$builddir/meson-private/." "$shadow/meson-private/"
-
-stage=$tmp/stage
-run "$tmp/install.log" "$meson" install -C "$shadow" --no-rebuild \
-    --destdir "$stage"
-pc=$(find "$stage" -name wsm.pc -path '*/pkgconfig/*' | head -n 1)
+fi
 if [ -z "$pc" ]; then
+	if [ -z "$stage" ]; then
+		echo "$me: FAIL: pkg-config finds no wsm.pc" >&2
+		exit 1
+	fi
 	echo "$me: FAIL: meson install staged no pkgconfig/wsm.pc:" >&2
 	(cd "$stage" && find . -type f) | sed 's/^/    /' >&2
 	exit 1
@@ -122,9 +134,11 @@ if readelf -d "$libdir/$soname" | grep -Eq '\((RPATH|RUNPATH)\)'; then
 fi
 
 # pkg-config sees the staged wsm.pc at its installed paths.
-PKG_CONFIG_PATH=$pcdir
-PKG_CONFIG_SYSROOT_DIR=$stage
-export PKG_CONFIG_PATH PKG_CONFIG_SYSROOT_DIR
+if [ -n "$stage" ]; then
+	PKG_CONFIG_PATH=$pcdir
+	PKG_CONFIG_SYSROOT_DIR=$stage
+	export PKG_CONFIG_PATH PKG_CONFIG_SYSROOT_DIR
+fi
 run "$tmp/pc.log" pkg-config --exists --print-errors wsm
 got=$(pkg-config --modversion wsm)
 if [ "$got" != "$version" ]; then
@@ -134,8 +148,9 @@ fi
 cflags=$(pkg-config --cflags wsm)
 libs=$(pkg-config --libs wsm)
 static_libs=$(pkg-config --static --libs wsm)
-case " $cflags " in
-*" -I$stage/"*) ;;
+# Installed in /usr, the -I is a system directory pkg-config leaves out.
+case "$stage: $cflags " in
+:*|*" -I$stage/"*) ;;
 *)
 	echo "$me: FAIL: pkg-config --cflags wsm does not point into the" \
 	    "staged files: $cflags" >&2
@@ -144,7 +159,10 @@ esac
 echo "$me: pkg-config --cflags --libs wsm: $cflags $libs"
 echo "$me: pkg-config --static --libs wsm: $static_libs"
 
-# 1. Shared: C and C++, run against the staged library.
+# 1. Shared: C and C++, run against the staged library (the installed one
+# with --installed, found by the dynamic loader alone).
+ldpath=${stage:+$libdir}
+want=$(readlink -f "$libdir/$soname")
 # shellcheck disable=SC2086 # pkg-config output is meant to be split
 run "$tmp/c.log" "$cc" -Wall -Wextra -Werror $cflags "$consumer_c" \
     -o "$tmp/consumer-c" $libs
@@ -152,12 +170,15 @@ run "$tmp/c.log" "$cc" -Wall -Wextra -Werror $cflags "$consumer_c" \
 run "$tmp/cxx.log" "$cxx" -Wall -Wextra -Werror $cflags "$consumer_cpp" \
     -o "$tmp/consumer-cxx" $libs
 for prog in consumer-c consumer-cxx; do
-	run "$tmp/$prog.log" env LD_LIBRARY_PATH="$libdir" "$tmp/$prog"
+	run "$tmp/$prog.log" env ${ldpath:+LD_LIBRARY_PATH="$ldpath"} \
+	    "$tmp/$prog"
 	sed 's/^/    /' "$tmp/$prog.log"
-	if ! LD_LIBRARY_PATH=$libdir ldd "$tmp/$prog" |
-	    grep -q "$soname => $libdir/"; then
-		echo "$me: FAIL: $prog does not load the staged $soname:" >&2
-		LD_LIBRARY_PATH=$libdir ldd "$tmp/$prog" >&2
+	# Compared as real paths: the loader may name /lib for /usr/lib.
+	got=$(env ${ldpath:+LD_LIBRARY_PATH="$ldpath"} ldd "$tmp/$prog" |
+	    sed -n "s/^[[:space:]]*$soname => \([^ ]*\) .*/\1/p")
+	if [ -z "$got" ] || [ "$(readlink -f "$got")" != "$want" ]; then
+		echo "$me: FAIL: $prog does not load $want:" >&2
+		env ${ldpath:+LD_LIBRARY_PATH="$ldpath"} ldd "$tmp/$prog" >&2
 		exit 1
 	fi
 done
