@@ -20,7 +20,7 @@ using namespace std::chrono_literals;
 namespace {
 
 constexpr int kSessions = 4, kClientsPerSession = 2, kThreads = 4;
-constexpr int kPerThread = 40; // progress and errors, each, per session
+constexpr int kPerThread = 100; // progress and errors, each, per session
 
 std::string session_name(int s)
 {
