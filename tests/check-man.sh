@@ -305,8 +305,10 @@ while read -r base; do
 	}
 	sec == "NAME" && /^\.Nm[ \t]/ {
 		n = args(substr($0, 4), a)
+		# C identifiers only: wsm.hpp(3) is named after its header.
 		for (i = 1; i <= n; i++)
-			if (a[i] ~ /^[A-Za-z_]/) printf "N\t%s\t%s\n", page, a[i]
+			if (a[i] ~ /^[A-Za-z_][A-Za-z0-9_]*$/)
+				printf "N\t%s\t%s\n", page, a[i]
 		next
 	}
 	sec != "SYNOPSIS" { next }
