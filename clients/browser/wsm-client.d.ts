@@ -82,14 +82,20 @@ export type WsmTarget =
       pathPrefix?: string;
     };
 
-/** What the client needs of a WebSocket: the browser's, or an injected one. */
+/**
+ * What the client needs of a WebSocket: the browser's, or an injected one.
+ * The client sets the handlers; it reads event.data (a string) of messages
+ * and event.code, event.reason and event.wasClean of closes. The events
+ * are typed loosely so that the DOM's WebSocket, whose handlers take
+ * MessageEvent and CloseEvent, fits.
+ */
 export interface WsmSocket {
   readonly readyState: number;
   readonly url: string;
-  onopen: ((event: any) => void) | null;
-  onmessage: ((event: { data: unknown }) => void) | null;
-  onclose: ((event: { code: number; reason: string; wasClean?: boolean }) => void) | null;
-  onerror: ((event: any) => void) | null;
+  onopen: ((event: any) => any) | null;
+  onmessage: ((event: any) => any) | null;
+  onclose: ((event: any) => any) | null;
+  onerror: ((event: any) => any) | null;
   send(data: string): void;
   close(code?: number, reason?: string): void;
 }

@@ -48,7 +48,9 @@ function shown(m: WsmMessage): unknown {
 const p: WsmProgressMessage = {
   seq: 1, epoch: 2, type: 'progress', sessionId: 'job-42', timestamp: 0, progress: 50,
 };
-console.log(byUrl.url, resume, delay, hint, shown(p));
+// The browser's own WebSocket fits the injection option.
+const injected = new WsmClient(new URL('ws://h/x'), { WebSocket, random: Math.random, autoConnect: false });
+console.log(byUrl.url, injected.url, resume, delay, hint, shown(p));
 byUrl.close(1000, 'done');
 
 // @ts-expect-error: a session id is a string
