@@ -14,7 +14,7 @@
 // the injection options), each with its time. The tests wait for recorded
 // events, each wait bounded.
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { after, before, test } from 'node:test';
 
 import { SERVER, request, skip, startServer, stopServer, tempDir, waitFor } from './lib.mjs';
@@ -155,7 +155,9 @@ async function assertStopped(page, name, why, sockets) {
 
 test('a job to its end, then a failing one: each once, no reconnect after complete or error', async () => {
   const s = await startServer(['--port', '0', ...FAST]);
-  assert.match((await request(s, 'GET', '/wsm-client.js')).headers['content-type'], /^text\/javascript/);
+  const served = await request(s, 'GET', '/wsm-client.js');
+  assert.match(served.headers['content-type'], /^text\/javascript/);
+  assert.equal(served.body, readFileSync(new URL('../../clients/browser/wsm-client.js', import.meta.url), 'utf8'));
   const page = await openHarness(s);
   const id = await startJob(s);
   // A target of the session id alone: the page's origin and the default prefix.
