@@ -2,6 +2,7 @@
  * The HTTP side; see http.h.
  *
  *	GET  /                                      the page (index.html, embedded)
+ *	GET  /wsm-client.js                         the client module it imports
  *	POST /api/images_mvp/jobs                   start a job: {"sessionId":"..."}
  *	GET  /api/images_mvp/jobs                   the jobs the server knows
  *	GET  /api/images_mvp/jobs/<id>              one of them
@@ -25,12 +26,14 @@
 
 #include "http.h"
 #include "index_html.h"
+#include "wsm_client_js.h"
 #include "jobs.h"
 
 #define JOBS_PATH "/api/images_mvp/jobs"
 #define STATUS_PATH "/api/images_mvp/websocket/status"
 #define CLEANUP_PREFIX "/api/images_mvp/websocket/cleanup/"
 #define METRICS_PATH "/metrics"
+#define CLIENT_PATH "/wsm-client.js"
 
 #define MAX_BODY 1024 /* largest job request body read */
 #define MAX_AUTH 512  /* longest Authorization header looked at */
@@ -41,6 +44,7 @@ enum route {
 	ROUTE_NOT_FOUND,
 	ROUTE_BAD_METHOD,
 	ROUTE_PAGE,
+	ROUTE_CLIENT,
 	/* The routes from here on need the manager. */
 	ROUTE_STATUS,
 	ROUTE_START_JOB,
@@ -420,6 +424,9 @@ static int answer(struct lws *wsi, struct pss *pss)
 	case ROUTE_PAGE:
 		return respond(wsi, pss, 200, "text/html; charset=utf-8",
 			       index_html, index_html_len);
+	case ROUTE_CLIENT:
+		return respond(wsi, pss, 200, "text/javascript; charset=utf-8",
+			       wsm_client_js, wsm_client_js_len);
 	case ROUTE_STATUS:
 		return respond_status(wsi, pss, app);
 	case ROUTE_METRICS:
@@ -477,6 +484,8 @@ static enum route route_of(struct pss *pss, int method, const char *uri,
 {
 	if (path_is(uri, len, "/"))
 		return only(pss, method, LWSHUMETH_GET, ROUTE_PAGE);
+	if (path_is(uri, len, CLIENT_PATH))
+		return only(pss, method, LWSHUMETH_GET, ROUTE_CLIENT);
 	if (path_is(uri, len, STATUS_PATH))
 		return only(pss, method, LWSHUMETH_GET, ROUTE_STATUS);
 	if (path_is(uri, len, METRICS_PATH))

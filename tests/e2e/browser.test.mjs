@@ -7,14 +7,10 @@
 // page on another, that node killed and the page opened on a third).
 // Screenshots of the finished page go to the build directory.
 //
-// Chromium is started here with the flags below and a fresh profile, and
-// playwright-core connects to it over CDP. playwright-core is installed with
-// npm ci from package.json and package-lock.json (exact versions) into
-// E2E_NODE_DIR in the build directory, once.
+// Chromium and playwright-core come from pinned.mjs.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 
@@ -22,11 +18,8 @@ import {
   OUT_DIR, SERVER, atExit, makeCertificate, request, skip, sleep, startServer,
   stopServer, tempDir, waitFor,
 } from './lib.mjs';
+import { CHROMIUM, launchChromium, loadPinned } from './pinned.mjs';
 
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
-const CHROMIUM_FLAGS = ['--headless', '--no-sandbox', '--disable-gpu',
-  '--disable-background-networking', '--no-first-run', '--disable-component-update',
-  '--disable-sync', '--disable-quic'];
 const TOKEN = 'page-token-42';
 // Drain hints of at most 1 s (no lifetime jitter), so reconnects are quick.
 const FAST = ['--drain-ms', '300', '--lifetime-jitter-percent', '0'];
@@ -37,56 +30,11 @@ if (!SERVER || !existsSync(SERVER)) skip(`no server binary (PROGRESS_BROADCAST=$
 if (!existsSync(CHROMIUM))
   skip(`no Chromium at ${CHROMIUM} (Debian package chromium; .ci/install-deps installs it)`);
 
-// playwright-core, at the version package-lock.json pins, in the build tree.
-function loadPlaywright() {
-  const nodeDir = process.env.E2E_NODE_DIR;
-  const pkgDir = process.env.E2E_PACKAGE_DIR || process.cwd();
-  if (!nodeDir) skip('E2E_NODE_DIR is not set (run through meson test)');
-  const lock = JSON.parse(readFileSync(join(pkgDir, 'package-lock.json'), 'utf8'));
-  const want = lock.packages['node_modules/playwright-core'].version;
-  const installed = join(nodeDir, 'node_modules', 'playwright-core', 'package.json');
-  const have = existsSync(installed) && JSON.parse(readFileSync(installed, 'utf8')).version;
-  if (have !== want) {
-    const npm = spawnSync('npm', ['--version'], { encoding: 'utf8' });
-    if (npm.error || npm.status !== 0) skip('npm is not installed (.ci/install-deps installs it)');
-    mkdirSync(nodeDir, { recursive: true });
-    for (const f of ['package.json', 'package-lock.json']) copyFileSync(join(pkgDir, f), join(nodeDir, f));
-    console.log(`installing playwright-core ${want} into ${nodeDir}`);
-    const r = spawnSync('npm', ['ci', '--no-audit', '--no-fund', '--ignore-scripts',
-      '--loglevel=error'], { cwd: nodeDir, encoding: 'utf8', timeout: 300000 });
-    if (r.status !== 0)
-      skip(`npm ci could not install playwright-core ${want} (is the npm registry reachable?): ` +
-           `${(r.stderr || String(r.error)).trim().split('\n').slice(-3).join(' / ')}`);
-  }
-  return createRequire(join(nodeDir, 'package.json'))('playwright-core');
-}
-
-const { chromium } = loadPlaywright();
-
-// Starts Chromium with a fresh profile and lets it pick its DevTools port,
-// which it writes to DevToolsActivePort in the profile.
-async function launchChromium() {
-  const profile = tempDir('chromium');
-  const proc = spawn(CHROMIUM, [...CHROMIUM_FLAGS, `--user-data-dir=${profile}`,
-    '--remote-debugging-port=0', '--remote-debugging-address=127.0.0.1', 'about:blank'],
-  { stdio: ['ignore', 'ignore', 'pipe'] });
-  let log = '';
-  proc.stderr.on('data', (d) => { log = (log + d).slice(-4000); });
-  atExit(() => proc.kill('SIGKILL'));
-  const portFile = join(profile, 'DevToolsActivePort');
-  const text = await waitFor('Chromium to open its DevTools port', () => {
-    if (proc.exitCode !== null) throw new Error(`Chromium exited: ${log}`);
-    const t = existsSync(portFile) && readFileSync(portFile, 'utf8');
-    return t && t.split('\n').length >= 2 && t;
-  }, 30000);
-  const [port, path] = text.split('\n');
-  const browser = await chromium.connectOverCDP(`ws://127.0.0.1:${port}${path}`, { timeout: 30000 });
-  return { browser, proc };
-}
+const { chromium } = loadPinned('playwright-core');
 
 let browser, chromiumProc;
 before(async () => {
-  ({ browser, proc: chromiumProc } = await launchChromium());
+  ({ browser, proc: chromiumProc } = await launchChromium(chromium));
   console.log(`Chromium ${browser.version()}`);
 });
 after(async () => {
