@@ -70,3 +70,32 @@ test('tsc --noEmit --strict accepts the typed uses and each @ts-expect-error bit
   const errors = bad.out.split('\n').filter((l) => /^loose\.mts\(\d+,\d+\): error TS\d+/.test(l));
   assert.equal(errors.length, expected, bad.out);
 });
+
+// npm cannot install a subdirectory of a git repository, so the root's
+// package.json names the same module for `npm install <git url>`. What a
+// git URL gives is the committed tree: a clone's HEAD, here through
+// git+file, offline.
+test('npm install <git url> installs the same module, importable by its name', (t) => {
+  const root = join(HERE, '..', '..');
+  const head = spawnSync('git', ['-C', root, 'rev-parse', '--is-inside-work-tree'], { encoding: 'utf8' });
+  if (head.status !== 0) {
+    t.skip('the source tree is not a git checkout');
+    return;
+  }
+  const gitApp = tempDir('client-git-app');
+  writeFileSync(join(gitApp, 'package.json'), JSON.stringify({ name: 'app', private: true, type: 'module' }));
+  const r = spawnSync('npm', ['install', '--offline', '--no-audit', '--no-fund', '--loglevel=error',
+    `git+file://${root}`], { cwd: gitApp, encoding: 'utf8', timeout: 120000 });
+  assert.equal(r.status, 0, r.stderr);
+  const dir = join(gitApp, 'node_modules', '@libwsm', 'client');
+  const root_pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8'));
+  const sub_pkg = JSON.parse(readFileSync(join(PACKAGE, 'package.json'), 'utf8'));
+  assert.equal(root_pkg.version, sub_pkg.version, 'package.json and clients/browser/package.json');
+  assert.equal(readFileSync(join(dir, 'clients', 'browser', 'wsm-client.js'), 'utf8'),
+    readFileSync(join(PACKAGE, 'wsm-client.js'), 'utf8'));
+  const imported = spawnSync(process.execPath, ['--input-type=module', '-e',
+    "const m = await import('@libwsm/client'); console.log(typeof m.WsmClient)"],
+  { cwd: gitApp, encoding: 'utf8', timeout: 30000 });
+  assert.equal(imported.status, 0, imported.stderr);
+  assert.equal(imported.stdout.trim(), 'function');
+});
