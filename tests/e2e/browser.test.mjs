@@ -9,14 +9,13 @@
 //
 // Chromium and playwright-core come from pinned.mjs.
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 
 import {
-  OUT_DIR, SERVER, atExit, makeCertificate, request, skip, sleep, startServer,
-  stopServer, tempDir, waitFor,
+  OUT_DIR, SERVER, makeCertificate, request, skip, sleep, startRedis,
+  startServer, stopServer, tempDir, waitFor,
 } from './lib.mjs';
 import { CHROMIUM, launchChromium, loadPinned } from './pinned.mjs';
 
@@ -163,24 +162,7 @@ async function stopMidJob(server, page) {
   return seen;
 }
 
-// A redis-server of the test's own, on a unix socket in a fresh directory,
-// without persistence: never the system's.
-async function startRedis() {
-  const dir = tempDir('redis');
-  const sock = join(dir, 'redis.sock');
-  const proc = spawn('redis-server', ['--port', '0', '--unixsocket', sock,
-    '--save', '', '--appendonly', 'no', '--dir', dir], { stdio: 'ignore' });
-  atExit(() => proc.kill('SIGKILL'));
-  await waitFor('redis-server to listen', () => {
-    if (proc.exitCode !== null) throw new Error('redis-server exited');
-    return existsSync(sock);
-  }, 10000);
-  return { proc, url: `unix:${sock}` };
-}
-
 test('a cluster of three nodes: a job on A followed on B, B killed, the page reloaded on C resumes', async () => {
-  if (spawnSync('redis-server', ['--version']).status !== 0)
-    skip('redis-server is not installed (.ci/install-deps installs it)');
   const redis = await startRedis();
   const node = (id) => startServer(['--port', '0', '--redis', redis.url,
     '--node-id', id, ...FAST]);

@@ -13,8 +13,8 @@ import { test } from 'node:test';
 
 import { parseExposition } from './exposition.mjs';
 import {
-  SERVER, makeCertificate, request, runServer, skip, sleep, startServer,
-  stopServer, tempDir, waitFor, wsConnect,
+  SERVER, makeCertificate, request, runServer, skip, sleep, startRedis,
+  startServer, stopServer, tempDir, waitFor, wsConnect,
 } from './lib.mjs';
 
 if (!SERVER || !existsSync(SERVER)) skip(`no server binary (PROGRESS_BROADCAST=${SERVER})`);
@@ -254,6 +254,36 @@ test('POST .../websocket/cleanup/<id>: 401, 400, 404, 200 and the clients get 40
   const m = await metrics(srv);
   assert.equal(sample(m, 'wsm_connections_closed_total', { cause: 'session_closed' }), 2);
   assert.equal((await stopServer(srv)).code, 0);
+});
+
+test('cleanup across a cluster: POST on a node without viewers closes them on the others (4003)', async () => {
+  const redis = await startRedis();
+  const node = (id) => startServer([...FAST, '--admin-token', TOKEN, '--redis', redis.url,
+    '--node-id', id]);
+  const [a, b, c] = [await node('a'), await node('b'), await node('c')];
+  const ok = { headers: { Authorization: `Bearer ${TOKEN}` } };
+  const id = await startJob(a);
+  const other = await startJob(a);
+  // Viewers of the job on B and C, one of the other job on B; none on A.
+  const viewers = [await wsConnect(b, PROGRESS + id), await wsConnect(c, PROGRESS + id)];
+  const bystander = await wsConnect(b, PROGRESS + other);
+  for (const srv of [b, c])
+    await waitFor(`the viewer on ${srv.port}`, async () =>
+      (await request(srv, 'GET', STATUS)).json().metrics.totalConnections >= 1);
+  const done = await request(a, 'POST', CLEANUP + id, { ...ok, body: '' });
+  assert.equal(done.status, 200, done.body);
+  assert.deepEqual(done.json(), { closed: 0 }, 'A itself held none');
+  for (const { ws } of viewers) assert.equal((await ws.waitClose()).code, 4003);
+  for (const srv of [b, c])
+    await waitFor(`the close counted on ${srv.port}`, async () =>
+      sample(await metrics(srv), 'wsm_connections_closed_total',
+        { cause: 'session_closed' }) === 1);
+  // The other session is untouched: its viewer still gets its job's messages.
+  await bystander.ws.until('complete', 30000);
+  assert.ok(!bystander.ws.close, 'the other job\'s viewer stays open');
+  bystander.ws.end();
+  for (const srv of [a, b, c]) assert.equal((await stopServer(srv)).code, 0);
+  redis.proc.kill('SIGTERM');
 });
 
 test('cleanup: the token from WSM_ADMIN_TOKEN; without any token, 403', async () => {

@@ -5,7 +5,7 @@
 // library only.
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
@@ -342,4 +342,22 @@ export function makeCertificate(dir) {
   if (r.error?.code === 'ENOENT') return null;
   if (r.status !== 0) throw new Error(`openssl req failed: ${r.stderr}`);
   return { cert, key };
+}
+
+// ---- Redis -------------------------------------------------------------
+// A redis-server of the test's own, on a unix socket in a fresh directory,
+// without persistence: never the system's. Skips the test file without one.
+export async function startRedis() {
+  if (spawnSync('redis-server', ['--version']).status !== 0)
+    skip('redis-server is not installed (.ci/install-deps installs it)');
+  const dir = tempDir('redis');
+  const sock = join(dir, 'redis.sock');
+  const proc = spawn('redis-server', ['--port', '0', '--unixsocket', sock,
+    '--save', '', '--appendonly', 'no', '--dir', dir], { stdio: 'ignore' });
+  atExit(() => proc.kill('SIGKILL'));
+  await waitFor('redis-server to listen', () => {
+    if (proc.exitCode !== null) throw new Error('redis-server exited');
+    return existsSync(sock);
+  }, 10000);
+  return { proc, url: `unix:${sock}` };
 }
