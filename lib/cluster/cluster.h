@@ -191,7 +191,8 @@ struct wsm_csess {
 	struct wsm_join *waiters; /* connections waiting for the state */
 	size_t nwaiters, waiters_cap;
 	struct wsm_held *held_head, **held_tail;
-	size_t nheld;
+	bool held_overflow; /* some were dropped: read the state again */
+	size_t nheld, held_bytes;
 	uint8_t id_len;
 	char id[];
 };

@@ -16,8 +16,12 @@
 #include "cluster.h"
 
 #define KEY_SIZE (WSM_KEY_PREFIX_LIMIT + WSM_SESSION_ID_LIMIT + 16)
-/* Messages held per session while its state loads; past it, read again. */
+/*
+ * Messages, and their bytes, held per session while its state loads; past
+ * either, they are dropped and the state read again covers them.
+ */
 #define WSM_HELD_MAX 1024
+#define WSM_HELD_MAX_BYTES (4u << 20)
 
 static void drop_held(struct wsm_csess *cs)
 {
@@ -30,6 +34,7 @@ static void drop_held(struct wsm_csess *cs)
 	cs->held_head = NULL;
 	cs->held_tail = &cs->held_head;
 	cs->nheld = 0;
+	cs->held_bytes = 0;
 }
 
 void wsm__sync_free(struct wsm_csess *cs)
@@ -222,6 +227,7 @@ static void flush_held(struct wsm_csess *cs, struct wsm_session *s)
 	cs->held_head = NULL;
 	cs->held_tail = &cs->held_head;
 	cs->nheld = 0;
+	cs->held_bytes = 0;
 	for (; h; h = next) {
 		next = h->next;
 		if (cs->sub == WSM_SUB_LIVE && !cs->resync)
@@ -288,6 +294,13 @@ static void loaded(void *user, const redisReply *r)
 	cs->sub = WSM_SUB_LIVE;
 	cs->was_live = true;
 	cs->resync = false;
+	if (cs->held_overflow) {
+		cs->held_overflow = false;
+		drop_held(cs);
+		cs->resync = true;
+		load(cs);
+		return;
+	}
 	flush_held(cs, s);
 }
 
@@ -369,6 +382,7 @@ void wsm__cluster_leave(wsm_manager_t *m, const char *id, size_t len)
 	cs->load_wanted = false;
 	cs->nwaiters = 0;
 	drop_held(cs);
+	cs->held_overflow = false;
 	wsm__csess_release(cs);
 }
 
@@ -468,10 +482,14 @@ static void hold(struct wsm_csess *cs, const struct wsm_wire *w)
 {
 	struct wsm_held *h;
 
-	if (cs->nheld >= WSM_HELD_MAX) {
-		drop_held(cs); /* the state read next covers them */
-		if (cs->sub == WSM_SUB_LIVE)
-			cs->resync = true;
+	if (cs->nheld >= WSM_HELD_MAX ||
+	    cs->held_bytes + w->body_len > WSM_HELD_MAX_BYTES) {
+		/*
+		 * Some of them may be newer than the state being read: read
+		 * it once more when that read is in, which covers them.
+		 */
+		drop_held(cs);
+		cs->held_overflow = true;
 		return;
 	}
 	if (!(h = wsm__alloc(cs->cl->m, sizeof(*h) + w->body_len + 1)))
@@ -482,6 +500,7 @@ static void hold(struct wsm_csess *cs, const struct wsm_wire *w)
 	*cs->held_tail = h;
 	cs->held_tail = &h->next;
 	cs->nheld++;
+	cs->held_bytes += w->body_len;
 }
 
 /* "<prefix>{<id>}:msgs" to its id, or false. */
