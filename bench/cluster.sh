@@ -14,7 +14,8 @@
 #
 # usage: bench/cluster.sh [--build-dir B] [--out DIR] [--reps N]
 #   env: SESSIONS (1000), RATE (10), WARM (3), WIN (5), MAXRATES ("10 25 50 100"),
-#        PUBRATES ("25 50 75 100", the producer alone)
+#        PUBRATES ("25 50 75 100", the producer alone),
+#        HISTORY (0: WSM_OPT_CLUSTER_HISTORY of every cluster node)
 # Every process is bounded in time and stopped by its pid.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
@@ -35,6 +36,7 @@ WARM=${WARM:-3}
 WIN=${WIN:-5}
 MAXRATES=${MAXRATES:-"10 25 50 100"}
 PUBRATES=${PUBRATES:-"25 50 75 100"}
+HISTORY=${HISTORY:-0}
 # Configured again each time: a build made before hiredis was installed
 # would have no cluster mode.
 if [ -d "$BUILD" ]; then
@@ -163,10 +165,10 @@ EOF
 # C broadcasts to all of them at RATE, from an empty Redis.
 cluster_run() {
 	redis-cli -s "$SOCK" flushall >/dev/null
-	node a --redis "$URL" --node-id a --rate 0
-	node b --redis "$URL" --node-id b --rate 0
-	node c --redis "$URL" --node-id c --sessions "$SESSIONS" --rate "$3" \
-		--subticks 10
+	node a --redis "$URL" --cluster-history "$HISTORY" --node-id a --rate 0
+	node b --redis "$URL" --cluster-history "$HISTORY" --node-id b --rate 0
+	node c --redis "$URL" --cluster-history "$HISTORY" --node-id c \
+		--sessions "$SESSIONS" --rate "$3" --subticks 10
 	measure "$1" "$2" "$3" "$PID_c" "$PID_a $PID_b" \
 		"$PORT_a:0:$SESSIONS" "$PORT_b:$HALF:$SESSIONS"
 	stop_all
@@ -196,8 +198,8 @@ done
 for rate in $PUBRATES; do
 	echo "publish-only $rate" >&2
 	redis-cli -s "$SOCK" flushall >/dev/null
-	node c --redis "$URL" --node-id c --sessions "$SESSIONS" --rate "$rate" \
-		--subticks 10
+	node c --redis "$URL" --cluster-history "$HISTORY" --node-id c \
+		--sessions "$SESSIONS" --rate "$rate" --subticks 10
 	sleep "$WARM"
 	kill -USR1 "$PID_c"
 	r0=$(ticks "$REDIS_PID")

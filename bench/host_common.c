@@ -55,7 +55,8 @@ static void usage(const char *prog)
 		"[--queue N]\n"
 		"  [--retention MS] [--lws-validity 0/1] [--duration S]\n"
 		"  [--max-per-ip N] [--max-upgrade-rate N]\n"
-		"  [--producer thread|loop] [--redis URL] [--node-id ID]\n",
+		"  [--producer thread|loop] [--redis URL] [--node-id ID]\n"
+		"  [--cluster-history N]\n",
 		prog);
 	exit(2);
 }
@@ -123,6 +124,8 @@ void host_parse(int argc, char **argv, struct host_opts *o, const char *prog)
 			o->redis = v;
 		else if (!strcmp(a, "--node-id"))
 			o->node_id = v;
+		else if (!strcmp(a, "--cluster-history"))
+			o->cluster_history = atol(v);
 		else if (!strcmp(a, "--producer")) {
 			if (!strcmp(v, "loop"))
 				o->on_loop = true;

@@ -36,6 +36,7 @@ struct host_opts {
 	double duration;   /* the host stops by itself after this (s) */
 	const char *redis;   /* libwsm only: cluster mode's Redis; NULL: off */
 	const char *node_id; /* libwsm only: its node id */
+	long cluster_history; /* libwsm only: WSM_OPT_CLUSTER_HISTORY */
 };
 
 /* Parses argv into o (defaults first); exits with 2 on a bad option. */

@@ -131,7 +131,10 @@ int main(int argc, char **argv)
 	if ((h.o.redis &&
 	     (err = wsm_config_set_str(cfg, WSM_OPT_CLUSTER_REDIS, h.o.redis))) ||
 	    (h.o.node_id && (err = wsm_config_set_str(cfg, WSM_OPT_CLUSTER_NODE_ID,
-						      h.o.node_id)))) {
+						      h.o.node_id))) ||
+	    (h.o.cluster_history &&
+	     (err = wsm_config_set_int(cfg, WSM_OPT_CLUSTER_HISTORY,
+				       h.o.cluster_history)))) {
 		fprintf(stderr, "host_wsm: cluster: %s\n", wsm_strerror(err));
 		return 2;
 	}
