@@ -56,7 +56,8 @@ REDIS_PID=""
 PIDS=""
 
 cleanup() {
-	for p in $PIDS $REDIS; do kill -9 "$p" 2>/dev/null || true; done
+	# The server itself too: timeout(1), killed with -9, passes nothing on.
+	for p in $PIDS $REDIS_PID $REDIS; do kill -9 "$p" 2>/dev/null || true; done
 }
 trap cleanup EXIT
 
