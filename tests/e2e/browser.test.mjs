@@ -11,13 +11,13 @@
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 
 import {
   OUT_DIR, SERVER, makeCertificate, request, skip, sleep, startRedis,
   startServer, stopServer, tempDir, waitFor,
 } from './lib.mjs';
-import { CHROMIUM, launchChromium, loadPinned } from './pinned.mjs';
+import { useChromium } from './pinned.mjs';
 
 const TOKEN = 'page-token-42';
 // Drain hints of at most 1 s (no lifetime jitter), so reconnects are quick.
@@ -26,19 +26,10 @@ const FAST = ['--drain-ms', '300', '--lifetime-jitter-percent', '0'];
 // ---- tools -------------------------------------------------------------
 
 if (!SERVER || !existsSync(SERVER)) skip(`no server binary (PROGRESS_BROADCAST=${SERVER})`);
-if (!existsSync(CHROMIUM))
-  skip(`no Chromium at ${CHROMIUM} (Debian package chromium; .ci/install-deps installs it)`);
-
-const { chromium } = loadPinned('playwright-core');
-
-let browser, chromiumProc;
-before(async () => {
-  ({ browser, proc: chromiumProc } = await launchChromium(chromium));
+let browser;
+useChromium((b) => {
+  browser = b;
   console.log(`Chromium ${browser.version()}`);
-});
-after(async () => {
-  await browser?.close().catch(() => {});
-  chromiumProc?.kill('SIGTERM');
 });
 
 async function openPage(server, { path = '/', ignoreHTTPSErrors = false } = {}) {

@@ -15,10 +15,10 @@
 // events, each wait bounded.
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 
 import { SERVER, request, skip, startServer, stopServer, tempDir, waitFor } from './lib.mjs';
-import { CHROMIUM, launchChromium, loadPinned } from './pinned.mjs';
+import { useChromium } from './pinned.mjs';
 
 const TOKEN = 'client-token-7';
 // Drain hints of at most 1 s (no lifetime jitter), so reconnects are quick.
@@ -26,18 +26,8 @@ const FAST = ['--drain-ms', '300', '--lifetime-jitter-percent', '0'];
 const JOBS = '/api/images_mvp/jobs';
 
 if (!SERVER || !existsSync(SERVER)) skip(`no server binary (PROGRESS_BROADCAST=${SERVER})`);
-if (!existsSync(CHROMIUM))
-  skip(`no Chromium at ${CHROMIUM} (Debian package chromium; .ci/install-deps installs it)`);
-const { chromium } = loadPinned('playwright-core');
-
-let browser, chromiumProc;
-before(async () => {
-  ({ browser, proc: chromiumProc } = await launchChromium(chromium));
-});
-after(async () => {
-  await browser?.close().catch(() => {});
-  chromiumProc?.kill('SIGTERM');
-});
+let browser;
+useChromium((b) => { browser = b; });
 
 // A page of the server's origin (a 404 is enough) with the module imported
 // and window.track(name, target, options) to start a recorded client.

@@ -8,6 +8,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
+import { after, before } from 'node:test';
 
 import { atExit, skip, tempDir, waitFor } from './lib.mjs';
 
@@ -75,4 +76,21 @@ export async function launchChromium(chromium) {
   const [port, path] = text.split('\n');
   const browser = await chromium.connectOverCDP(`ws://127.0.0.1:${port}${path}`, { timeout: 30000 });
   return { browser, proc };
+}
+
+// Chromium for a test file: launched before its first test, ready(browser)
+// called, closed after its last. Skips (77) without Chromium or the package.
+export function useChromium(ready) {
+  if (!existsSync(CHROMIUM))
+    skip(`no Chromium at ${CHROMIUM} (Debian package chromium; .ci/install-deps installs it)`);
+  const { chromium } = loadPinned('playwright-core');
+  let browser, proc;
+  before(async () => {
+    ({ browser, proc } = await launchChromium(chromium));
+    ready(browser);
+  });
+  after(async () => {
+    await browser?.close().catch(() => {});
+    proc?.kill('SIGTERM');
+  });
 }
