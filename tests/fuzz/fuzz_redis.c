@@ -8,8 +8,12 @@
  * link is dropped), and a channel message a node accepts is one a browser
  * can read: a JSON object of the channel's session, stamped with its seq.
  *
- * Input: [mode: 1][pending commands: 1][chunk size: 1] then the bytes
- * (modes 1 and 2), or a channel message (mode 0).
+ * Mode 3: the reply to a JOIN, the state and the history with it, for a
+ * session whose connections saw seq 0-7 in epoch 1 and lost some: taken, or
+ * refused with the link reset, and nothing leaks either way.
+ *
+ * Input: [mode: 1][pending commands, or mode 3's seq: 1][chunk size: 1]
+ * then the bytes (modes 1, 2 and 3), or a channel message (mode 0).
  */
 #include <jansson.h>
 
@@ -40,6 +44,8 @@ static wsm_manager_t *cluster_manager(void)
 	FZ_CHECK(!wsm_config_set_str(cfg, WSM_OPT_CLUSTER_REDIS,
 				     "unix:/nonexistent/redis.sock"),
 		 "cluster option");
+	FZ_CHECK(!wsm_config_set_int(cfg, WSM_OPT_CLUSTER_HISTORY, 8),
+		 "history option");
 	m = wsm_manager_new(cfg, NULL);
 	wsm_config_free(cfg);
 	FZ_CHECK(m && m->cluster, "cluster manager");
@@ -107,6 +113,42 @@ static void replies(const uint8_t *data, size_t size, bool subscriber,
 		 t.replies, t.failures, pending);
 }
 
+static void join_reply(const uint8_t *data, size_t size, uint64_t seen,
+		       size_t chunk)
+{
+	wsm_manager_t *m = cluster_manager();
+	struct wsm_cluster *cl = m->cluster;
+	struct wsm_instance *in = &cl->inst[0];
+	struct wsm_session *s;
+	struct wsm_csess *cs;
+	size_t off;
+
+	pthread_mutex_lock(&m->table_lock);
+	s = wsm__table_get(m, "fz", 2);
+	pthread_mutex_unlock(&m->table_lock);
+	FZ_CHECK(s, "session");
+	s->epoch = 1;
+	s->seq = seen;
+	/* Live, and reading the state again after a gap: history wanted. */
+	cs = wsm__csess_get(cl, "fz", 2);
+	FZ_CHECK(cs, "cluster session");
+	cs->sub = WSM_SUB_LIVE;
+	cs->resync = cs->was_live = cs->load_wanted = true;
+	in->ready = true;
+	wsm__rconn_feed(in->cmd, NULL, 0);
+	wsm__sync_load_waiting(cl, 0);
+	FZ_CHECK(cs->pending == 1 && !cs->load_wanted, "the JOIN was not sent");
+	for (off = 0; off < size && cs->pending; off += chunk)
+		wsm__rconn_feed(in->cmd, data + off,
+				size - off < chunk ? size - off : chunk);
+	if (!cs->pending && !cs->load_wanted)
+		FZ_CHECK(!cs->resync && s->epoch != 0 &&
+				 s->seq <= (1ull << 53),
+			 "a state taken, but epoch %u seq %llu", s->epoch,
+			 (unsigned long long)s->seq);
+	wsm_manager_destroy(m);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	unsigned mode, pending;
@@ -114,11 +156,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size < 3)
 		return 0;
-	mode = data[0] % 3;
+	mode = data[0] % 4;
 	pending = data[1] % 8;
 	chunk = (size_t)data[2] % 64 + 1;
 	if (mode == 0)
 		channel_message(data + 1, size - 1);
+	else if (mode == 3)
+		join_reply(data + 3, size - 3, pending, chunk);
 	else
 		replies(data + 3, size - 3, mode == 2, pending, chunk);
 	return 0;
