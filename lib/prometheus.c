@@ -49,6 +49,25 @@ static void single(struct out *o, const char *name, const char *type,
 	put(o, "%s %" PRIu64 "\n", name, value);
 }
 
+/*
+ * Round trips: a summary "<base>_seconds" (sum and count) and the longest
+ * as the gauge "<base>_max_seconds".
+ */
+static void round_trips(struct out *o, const char *base, const char *help,
+			const char *max_help, uint64_t sum_us, uint64_t count,
+			uint64_t max_us)
+{
+	char name[64];
+
+	snprintf(name, sizeof(name), "%s_seconds", base);
+	family(o, name, "summary", help);
+	put(o, "%s_sum %.6f\n", name, (double)sum_us / 1e6);
+	put(o, "%s_count %" PRIu64 "\n", name, count);
+	snprintf(name, sizeof(name), "%s_max_seconds", base);
+	family(o, name, "gauge", max_help);
+	put(o, "%s %.6f\n", name, (double)max_us / 1e6);
+}
+
 static void labelled(struct out *o, const char *name, const char *label,
 		     const char *value, uint64_t n)
 {
@@ -133,15 +152,9 @@ static void delivery(struct out *o, const wsm_metrics_t *mx)
 	       mx->retained_evicted);
 	single(o, "wsm_resets_total", "counter",
 	       "Reconnecting clients told to reset.", mx->resets);
-	family(o, "wsm_app_ping_rtt_seconds", "summary",
-	       "Round trips of the JSON pings.");
-	put(o, "wsm_app_ping_rtt_seconds_sum %.6f\n",
-	    (double)mx->rtt_sum_us / 1e6);
-	put(o, "wsm_app_ping_rtt_seconds_count %" PRIu64 "\n", mx->rtt_samples);
-	family(o, "wsm_app_ping_rtt_max_seconds", "gauge",
-	       "Longest round trip of a JSON ping.");
-	put(o, "wsm_app_ping_rtt_max_seconds %.6f\n",
-	    (double)mx->rtt_max_us / 1e6);
+	round_trips(o, "wsm_app_ping_rtt", "Round trips of the JSON pings.",
+		    "Longest round trip of a JSON ping.", mx->rtt_sum_us,
+		    mx->rtt_samples, mx->rtt_max_us);
 }
 
 static void cluster(struct out *o, const wsm_metrics_t *mx)
@@ -157,16 +170,11 @@ static void cluster(struct out *o, const wsm_metrics_t *mx)
 	single(o, "wsm_cluster_publish_failures_total", "counter",
 	       "Publishes to send again: the link was lost, or Redis refused.",
 	       mx->cluster_publish_failures);
-	family(o, "wsm_cluster_publish_rtt_seconds", "summary",
-	       "Round trips of the publishes Redis confirmed.");
-	put(o, "wsm_cluster_publish_rtt_seconds_sum %.6f\n",
-	    (double)mx->cluster_publish_rtt_sum_us / 1e6);
-	put(o, "wsm_cluster_publish_rtt_seconds_count %" PRIu64 "\n",
-	    mx->cluster_publishes);
-	family(o, "wsm_cluster_publish_rtt_max_seconds", "gauge",
-	       "Longest publish round trip.");
-	put(o, "wsm_cluster_publish_rtt_max_seconds %.6f\n",
-	    (double)mx->cluster_publish_rtt_max_us / 1e6);
+	round_trips(o, "wsm_cluster_publish_rtt",
+		    "Round trips of the publishes Redis confirmed.",
+		    "Longest publish round trip.",
+		    mx->cluster_publish_rtt_sum_us, mx->cluster_publishes,
+		    mx->cluster_publish_rtt_max_us);
 	single(o, "wsm_cluster_outbox_messages", "gauge",
 	       "Errors, completes and closes waiting for Redis.",
 	       mx->cluster_outbox_messages);
