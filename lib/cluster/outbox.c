@@ -28,23 +28,25 @@ static bool send_in_flight(struct wsm_csess *cs)
 	size_t lens[12];
 	int argc;
 
+	bool closing = msg->kind == WSM_MSG_CLOSE_SESSION;
+	size_t channel_len = wsm__cluster_key(cl, cs->id, cs->id_len, ":msgs",
+					      channel, sizeof(channel));
+
+	argv[0] = "EVALSHA";
+	lens[0] = 7;
+	argv[1] = in->sha[closing ? WSM_SCRIPT_CLOSE : WSM_SCRIPT_PUBLISH];
+	lens[1] = 40;
+	argv[2] = closing ? "1" : "2"; /* how many keys */
+	lens[2] = 1;
+	argv[3] = key;
 	lens[3] = wsm__cluster_key(cl, cs->id, cs->id_len, ":state", key,
 				   sizeof(key));
-	if (msg->kind == WSM_MSG_CLOSE_SESSION) {
-		argv[0] = "EVALSHA";
-		argv[1] = in->sha[WSM_SCRIPT_CLOSE];
-		argv[2] = "1";
-		argv[3] = key;
+	if (closing) {
 		argv[4] = channel;
-		lens[4] = wsm__cluster_key(cl, cs->id, cs->id_len, ":msgs",
-					   channel, sizeof(channel));
+		lens[4] = channel_len;
 		argc = 5;
 	} else {
 		kind[0] = wsm__wire_kind((enum wsm_msg_kind)msg->kind);
-		argv[0] = "EVALSHA";
-		argv[1] = in->sha[WSM_SCRIPT_PUBLISH];
-		argv[2] = "2";
-		argv[3] = key;
 		argv[4] = hkey;
 		lens[4] = wsm__cluster_key(cl, cs->id, cs->id_len, ":hist",
 					   hkey, sizeof(hkey));
@@ -59,8 +61,7 @@ static bool send_in_flight(struct wsm_csess *cs)
 		lens[8] = (size_t)snprintf(ttl, sizeof(ttl), "%lld",
 					   (long long)cl->m->cfg.retention_ms);
 		argv[9] = channel;
-		lens[9] = wsm__cluster_key(cl, cs->id, cs->id_len, ":msgs",
-					   channel, sizeof(channel));
+		lens[9] = channel_len;
 		argv[10] = id;
 		lens[10] = (size_t)snprintf(id, sizeof(id), "%s:%llu",
 					    cl->node_id,
@@ -70,9 +71,6 @@ static bool send_in_flight(struct wsm_csess *cs)
 					    (long long)cl->m->cfg.cluster_history);
 		argc = 12;
 	}
-	lens[0] = 7;
-	lens[1] = 40;
-	lens[2] = 1;
 	if (wsm__rconn_send(in->cmd, argc, argv, lens, 1, publish_done, cs))
 		return false;
 	cs->publishing = true;
