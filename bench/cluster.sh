@@ -107,6 +107,14 @@ stop_all() {
 	PIDS=""
 }
 
+# snapshot PRODUCER_PID "NODE_PIDS": the wall time, then the CPU ticks of
+# the nodes together, of Redis and of the producer (0 for "-").
+snapshot() {
+	local c
+	c=$(for p in $2; do ticks "$p"; done | awk '{s += $1} END {print s}')
+	echo "$(date +%s.%N) $c $(ticks "$REDIS_PID") $([ "$1" = - ] && echo 0 || ticks "$1")"
+}
+
 # measure LABEL REP RATE PRODUCER_PID "NODE_PIDS" LOADGEN_SPECS...
 # Each spec is "port:base:conns". CPU of each process over the window,
 # read from /proc between the loadgens' warmup and the end of their window.
@@ -123,17 +131,10 @@ measure() {
 		i=$((i + 1))
 	done
 	sleep "$WARM"
-	local t0 c0 r0 n0
-	t0=$(date +%s.%N)
-	c0=$(for p in $nodes; do ticks "$p"; done | awk '{s += $1} END {print s}')
-	r0=$(ticks "$REDIS_PID")
-	n0=$([ "$prod" = - ] && echo 0 || ticks "$prod")
+	local t0 c0 r0 n0 t1 c1 r1 n1
+	read -r t0 c0 r0 n0 <<<"$(snapshot "$prod" "$nodes")"
 	sleep "$WIN"
-	local t1 c1 r1 n1
-	t1=$(date +%s.%N)
-	c1=$(for p in $nodes; do ticks "$p"; done | awk '{s += $1} END {print s}')
-	r1=$(ticks "$REDIS_PID")
-	n1=$([ "$prod" = - ] && echo 0 || ticks "$prod")
+	read -r t1 c1 r1 n1 <<<"$(snapshot "$prod" "$nodes")"
 	for p in $lgs; do wait "$p" || true; done
 	python3 - "$label" "$rep" "$rate" "$t0" "$t1" "$c0" "$c1" "$r0" "$r1" \
 		"$n0" "$n1" "$(getconf CLK_TCK)" "$SESSIONS" \
