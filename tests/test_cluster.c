@@ -875,6 +875,7 @@ static void test_history_resume_gets_every_missed_message(void **state)
 	struct cluster cl;
 	char path[96];
 	int64_t epoch;
+	uint64_t reconnects;
 	wsc_t *c;
 	int i;
 
@@ -917,6 +918,30 @@ static void test_history_resume_gets_every_missed_message(void **state)
 	expect(c, "progress", 15);
 	expect_nothing_more(c);
 	wsc_free(c);
+
+	/*
+	 * A lastSeq past any the session had, in its epoch, is a reset, and
+	 * must not trouble the node's Redis link on the way (Redis's Lua
+	 * prints numbers from 1e14 on in exponent form: no stream id).
+	 */
+	assert_int_equal(harness_wait_until(harness_no_connections, cl.node[0],
+					    5000),
+			 0);
+	reconnects = harness_metrics(cl.node[0]).cluster_reconnects;
+	snprintf(path, sizeof(path), "hist?lastSeq=100000000000000&epoch=%lld",
+		 (long long)epoch);
+	c = must_join(cl.node[0], path);
+	expect(c, "reset", 15);
+	expect(c, "error", 14);
+	expect(c, "progress", 15);
+	wsc_free(c);
+	snprintf(path, sizeof(path), "hist?lastSeq=18446744073709551615&epoch=%lld",
+		 (long long)epoch);
+	c = must_join(cl.node[1], path);
+	expect(c, "reset", 15);
+	wsc_free(c);
+	assert_int_equal(harness_metrics(cl.node[0]).cluster_reconnects,
+			 reconnects);
 	cluster_stop(&cl);
 }
 

@@ -117,6 +117,8 @@ int wsm__wire_message(wsm_manager_t *m, const char *id, size_t id_len,
  * buffers of one reply; past it the state serves.
  */
 #define WSM_HISTORY_REPLY_BYTES (16u << 20)
+/* Beyond any seq Redis's Lua numbers (doubles) count exactly. */
+#define WSM_SEQ_MAX (1ull << 53)
 
 enum wsm_script {
 	WSM_SCRIPT_PUBLISH, /* seq, state, history, publish: one atomic step */

@@ -53,10 +53,12 @@ const char *const wsm__scripts[WSM_SCRIPT_COUNT] = {
 	/*
 	 * JOIN. ARGV: epoch if new, TTL ms, the epoch and seq this node has
 	 * served (0 0 if none), then the history wanted: how many entries at
-	 * most (0: none), after which seq, in which epoch, and how many bytes
-	 * at most. A state behind what a node served, in the same epoch,
-	 * lost writes (a failover to a lagging replica): its seqs would be
-	 * reused, so it starts over in a new epoch. Returns the state's
+	 * most (0: none), the stream id to read from ("<seq + 1>-0"), in
+	 * which epoch, and how many bytes at most. A history that does not
+	 * read (a key of another type) is none. A state behind what a node
+	 * served, in the same epoch, lost writes (a failover to a lagging
+	 * replica): its seqs would be reused, so it starts over in a new
+	 * epoch. Returns the state's
 	 * fields, e s p ps t ts tk (nil where unset), and the history's
 	 * messages after that seq, oldest first ({} if none or another
 	 * epoch).
@@ -80,8 +82,10 @@ const char *const wsm__scripts[WSM_SCRIPT_COUNT] = {
 		"if ARGV[5] ~= '0' and e == ARGV[7] then\n"
 		"  local left = tonumber(ARGV[8])\n"
 		"  redis.call('PEXPIRE', KEYS[2], ARGV[2])\n"
-		"  for _, x in ipairs(redis.call('XRANGE', KEYS[2],\n"
-		"      (tonumber(ARGV[6]) + 1) .. '-0', '+', 'COUNT', ARGV[5])) do\n"
+		"  local xs = redis.pcall('XRANGE', KEYS[2], ARGV[6], '+', 'COUNT',\n"
+		"                         ARGV[5])\n"
+		"  if xs.err then xs = {} end\n"
+		"  for _, x in ipairs(xs) do\n"
 		"    local m = x[2][2]\n"
 		"    if not m then break end\n"
 		"    left = left - #m\n"

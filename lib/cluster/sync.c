@@ -53,7 +53,9 @@ static void loaded(void *user, const redisReply *r);
 /*
  * The oldest point, in one epoch, that the local connections and those
  * waiting to resume have seen: the history is read from there. False when
- * none has seen anything (a new connection gets the state).
+ * none has seen anything (a new connection gets the state). A client's
+ * lastSeq past any seq a state holds (2^53) is passed over: it is told to
+ * reset whatever Redis says.
  */
 static bool history_from(const struct wsm_csess *cs,
 			 const struct wsm_session *s, uint32_t *epoch,
@@ -72,7 +74,8 @@ static bool history_from(const struct wsm_csess *cs,
 	for (i = 0; i < cs->nwaiters; i++) {
 		const struct wsm_resume *r = &cs->waiters[i].resume;
 
-		if (!r->present || (any && r->epoch != *epoch))
+		if (!r->present || r->seq >= WSM_SEQ_MAX ||
+		    (any && r->epoch != *epoch))
 			continue;
 		if (!any || r->seq < *after)
 			*after = r->seq;
@@ -119,8 +122,10 @@ static void load(struct wsm_csess *cs)
 	lens[9] = (size_t)snprintf(hcount, sizeof(hcount), "%lld",
 				   history ? (long long)cl->m->cfg.cluster_history
 					   : 0LL);
-	lens[10] = (size_t)snprintf(hafter, sizeof(hafter), "%llu",
-				    (unsigned long long)after);
+	/* The stream id to read from, written here: Redis's Lua prints
+	 * numbers from 1e14 on in exponent form. */
+	lens[10] = (size_t)snprintf(hafter, sizeof(hafter), "%llu-0",
+				    (unsigned long long)after + 1);
 	lens[11] = (size_t)snprintf(hepoch, sizeof(hepoch), "%u", from_epoch);
 	lens[12] = (size_t)snprintf(hbytes, sizeof(hbytes), "%u",
 				    WSM_HISTORY_REPLY_BYTES);
@@ -151,7 +156,8 @@ static struct wsm_msg *stored(struct wsm_csess *cs, const redisReply *body,
 	uint64_t n;
 	char k = default_kind;
 
-	if (!body || body->type != REDIS_REPLY_STRING || !field_u64(seq, 1ull << 53, &n))
+	if (!body || body->type != REDIS_REPLY_STRING ||
+	    !field_u64(seq, WSM_SEQ_MAX, &n))
 		return NULL;
 	if (kind && kind->type == REDIS_REPLY_STRING && kind->len == 1)
 		k = kind->str[0];
@@ -264,7 +270,7 @@ static void loaded(void *user, const redisReply *r)
 	}
 	if (r->type != REDIS_REPLY_ARRAY || r->elements != 8 ||
 	    !field_u64(r->element[0], 0x7fffffff, &epoch) || !epoch ||
-	    !field_u64(r->element[1], 1ull << 53, &st.seq)) {
+	    !field_u64(r->element[1], WSM_SEQ_MAX, &st.seq)) {
 		lwsl_warn("wsm: redis: the state of %.*s does not read\n",
 			  (int)cs->id_len, cs->id);
 		cs->load_wanted = true;
