@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "lws_compat.h"
 
 wsm_refusal_t wsm__session_from_uri(wsm_manager_t *m, struct lws *wsi,
 				    char *id, size_t *len)
@@ -31,23 +32,21 @@ wsm_refusal_t wsm__session_from_uri(wsm_manager_t *m, struct lws *wsi,
 
 wsm_refusal_t wsm__resume_from_uri(struct lws *wsi, struct wsm_resume *r)
 {
-	/* Room for any one argument: lws skips those that do not fit. */
+	/* Room for any one argument: a longer query is refused first. */
 	char buf[WSM_QUERY_LIMIT + 1];
-	const char *seq;
 	uint64_t v;
 
 	r->present = 0;
 	if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_URI_ARGS) > WSM_QUERY_LIMIT)
 		return WSM_REFUSAL_BAD_RESUME; /* too long, like the path */
-	seq = lws_get_urlarg_by_name(wsi, "lastSeq=", buf, sizeof(buf));
-	if (!seq)
+	if (wsm__lws_query_arg(wsi, "lastSeq", buf, sizeof(buf)) < 0)
 		return WSM_REFUSAL_NONE;
-	if (wsm__parse_decimal(seq, UINT64_MAX, &r->seq))
+	if (wsm__parse_decimal(buf, UINT64_MAX, &r->seq))
 		return WSM_REFUSAL_BAD_RESUME;
 	r->present = 1;
 	r->epoch = 0; /* matches no session: a reset */
-	if (lws_get_urlarg_by_name(wsi, "epoch=", buf, sizeof(buf))) {
-		if (wsm__parse_decimal(strchr(buf, '=') + 1, UINT32_MAX, &v))
+	if (wsm__lws_query_arg(wsi, "epoch", buf, sizeof(buf)) >= 0) {
+		if (wsm__parse_decimal(buf, UINT32_MAX, &v))
 			return WSM_REFUSAL_BAD_RESUME;
 		r->epoch = (uint32_t)v;
 	}
@@ -163,8 +162,11 @@ int wsm__filter(wsm_manager_t *m, struct lws *wsi)
 	char id[WSM_SESSION_ID_LIMIT + 1];
 	struct wsm_resume resume;
 	size_t len;
-	wsm_refusal_t why = handshake_check(wsi);
+	wsm_refusal_t why;
 
+	if (wsm__lws_request_unparsable(wsi))
+		return 1; /* dropped unanswered, as lws 4.1 drops it */
+	why = handshake_check(wsi);
 	if (!why)
 		why = wsm__session_from_uri(m, wsi, id, &len);
 	if (!why)
@@ -187,6 +189,10 @@ int wsm_admit(wsm_manager_t *m, struct lws *wsi, const char *session_id)
 	if ((rc = wsm__service_check(m))) {
 		wsm__release(m);
 		return rc;
+	}
+	if (wsm__lws_request_unparsable(wsi)) {
+		wsm__release(m);
+		return 1; /* dropped unanswered, as lws 4.1 drops it */
 	}
 	len = strnlen(session_id, WSM_SESSION_ID_LIMIT + 1);
 	why = handshake_check(wsi);

@@ -423,9 +423,13 @@ static void test_free_with_pending_commands(void **state)
 	if (!have_redis(__func__))
 		return;
 	assert_int_equal(redis_start(&r, false), 0);
-	fds = open_fds();
 	h = harness_start(NULL, NULL);
 	assert_non_null(h);
+	/*
+	 * Counted with the context up: lws 4.3.0 to 4.3.6 leave the context's
+	 * own wake-up eventfd open when it is destroyed (fixed in 4.3.7).
+	 */
+	fds = open_fds();
 	held = harness_metrics(h).held_bytes;
 	link_init(&l, h, r.url);
 	assert_int_equal(harness_call(h, start_link, &l), 0);
@@ -441,9 +445,10 @@ static void test_free_with_pending_commands(void **state)
 	/* Every pending reply was failed, once. */
 	assert_int_equal(l.failures + l.replies, 1001);
 	assert_int_equal(harness_metrics(h).held_bytes, held);
+	/* lws closes the socket on its next turn (LWS_TO_KILL_ASYNC). */
+	WAIT_FOR(open_fds() == fds, 5000);
 	harness_stop(h);
 	redis_stop(&r);
-	assert_int_equal(open_fds(), fds);
 }
 
 static void test_context_destroyed_first(void **state)

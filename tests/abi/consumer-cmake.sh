@@ -90,7 +90,9 @@ print(next(o["value"] for o in opts if o["name"] == "prefix"))
 		    "(is cmake_config disabled?)" >&2
 		exit 1
 	fi
-	set -- -DCMAKE_PREFIX_PATH="$root"
+	# And the lws the tree was built against (WSM_LWS_LIBDIR, from meson
+	# test), which may live outside /usr.
+	set -- -DCMAKE_PREFIX_PATH="$root${WSM_LWS_LIBDIR:+;$WSM_LWS_LIBDIR/cmake}"
 	where="the staged $root"
 else
 	root=/usr

@@ -133,12 +133,17 @@ if readelf -d "$libdir/$soname" | grep -Eq '\((RPATH|RUNPATH)\)'; then
 	exit 1
 fi
 
-# pkg-config sees the staged wsm.pc at its installed paths.
+# pkg-config sees the staged wsm.pc with its prefix moved into the stage,
+# and the libwebsockets.pc of the lws the tree was built against
+# (WSM_LWS_PCDIR, from meson test; that lws may live outside /usr).
 if [ -n "$stage" ]; then
-	PKG_CONFIG_PATH=$pcdir
-	PKG_CONFIG_SYSROOT_DIR=$stage
-	export PKG_CONFIG_PATH PKG_CONFIG_SYSROOT_DIR
+	mkdir "$tmp/pc"
+	sed "s|^prefix=|prefix=$stage|" "$pc" >"$tmp/pc/wsm.pc"
+	PKG_CONFIG_PATH=$tmp/pc${WSM_LWS_PCDIR:+:$WSM_LWS_PCDIR}
+	export PKG_CONFIG_PATH
 fi
+# The loader finds that lws too (a no-op for the system's).
+lwspath=${WSM_LWS_LIBDIR:-}
 run "$tmp/pc.log" pkg-config --exists --print-errors wsm
 got=$(pkg-config --modversion wsm)
 if [ "$got" != "$version" ]; then
@@ -161,7 +166,7 @@ echo "$me: pkg-config --static --libs wsm: $static_libs"
 
 # 1. Shared: C and C++, run against the staged library (the installed one
 # with --installed, found by the dynamic loader alone).
-ldpath=${stage:+$libdir}
+ldpath=${stage:+$libdir}${lwspath:+${stage:+:}$lwspath}
 want=$(readlink -f "$libdir/$soname")
 # shellcheck disable=SC2086 # pkg-config output is meant to be split
 run "$tmp/c.log" "$cc" -Wall -Wextra -Werror $cflags "$consumer_c" \
@@ -200,8 +205,9 @@ if readelf -d "$tmp/consumer-static" | grep -q "(NEEDED).*\[libwsm\."; then
 	echo "$me: FAIL: consumer-static was linked to the shared libwsm" >&2
 	exit 1
 fi
-# No LD_LIBRARY_PATH: it must not need the staged shared library.
-run "$tmp/consumer-static.log" "$tmp/consumer-static"
+# No LD_LIBRARY_PATH but lws's: it must not need the staged libwsm.so.
+run "$tmp/consumer-static.log" env ${lwspath:+LD_LIBRARY_PATH="$lwspath"} \
+    "$tmp/consumer-static"
 sed 's/^/    /' "$tmp/consumer-static.log"
 echo "$me: ok: a C consumer linked with pkg-config --static wsm and" \
     "libwsm.a runs"

@@ -49,6 +49,12 @@ set -- -Dlibwsm:tests=false -Dlibwsm:examples=false
 if grep -q "option('bench'" "$src/meson_options.txt" 2>/dev/null; then
 	set -- "$@" -Dlibwsm:bench=false
 fi
+# The lws the tree was built against (WSM_LWS_PCDIR, from meson test),
+# which may live outside /usr.
+if [ -n "${WSM_LWS_PCDIR:-}" ]; then
+	PKG_CONFIG_PATH=$WSM_LWS_PCDIR${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}
+	export PKG_CONFIG_PATH
+fi
 run "$tmp/setup.log" "$meson" setup --force-fallback-for=wsm "$@" \
     "$tmp/build" "$tmp/project"
 run "$tmp/build.log" ninja -C "$tmp/build"

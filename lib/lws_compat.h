@@ -1,0 +1,32 @@
+/*
+ * Every difference between the lws versions libwsm supports (4.1.6 as
+ * Debian 12 ships it, 4.3.x as Debian 13, Ubuntu 24.04, Fedora and Alpine
+ * do) lives behind this header: the rest of lib/ calls these and never
+ * tests LWS_LIBRARY_VERSION_*. wsm(7), "LIBWEBSOCKETS VERSIONS", lists the
+ * differences and what libwsm makes of each.
+ */
+#ifndef WSM_LWS_COMPAT_H
+#define WSM_LWS_COMPAT_H
+
+#include <libwebsockets.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+/*
+ * The value of the upgrade URL's query argument `name` (given without its
+ * '='), NUL-terminated in buf: its length, or -1 when no argument has that
+ * name or the first that has does not fit. lws 4.1 returns a pointer past
+ * "name=" inside buf, 4.3 moves the value to the start of buf.
+ */
+int wsm__lws_query_arg(struct lws *wsi, const char *name, char *buf,
+		       size_t size);
+
+/*
+ * Whether lws 4.1 would have dropped this request unanswered before any
+ * callback: a NUL (%00) in a query argument's value, which 4.3 passes on
+ * (where it can be seen: not at the end of a value).
+ * libwsm drops it too, so both versions answer it alike.
+ */
+bool wsm__lws_request_unparsable(struct lws *wsi);
+
+#endif
