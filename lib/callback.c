@@ -135,7 +135,7 @@ int wsm__dispatch(wsm_manager_t *m, struct lws *wsi, int reason, void *user,
 		if (c->close_sent)
 			return -1;
 		c->peer_closed = 1;
-		return 0;
+		return wsm__conn_peer_close(m, c, in, len);
 	case LWS_CALLBACK_CLOSED:
 	case LWS_CALLBACK_WSI_DESTROY:
 		if ((c = conn_of(wsi)))

@@ -90,6 +90,7 @@ static const char *close_text(wsm_close_cause_t cause, int code)
 	case WSM_CLOSE_UNSUPPORTED: return "binary frames not accepted";
 	case WSM_CLOSE_INVALID_PAYLOAD: return "invalid UTF-8";
 	case WSM_CLOSE_TOO_BIG: return "message too big";
+	case LWS_CLOSE_STATUS_PROTOCOL_ERR: return "invalid close frame";
 	default: return wsm_cause_name(cause);
 	}
 }
@@ -299,6 +300,40 @@ int wsm__conn_writeable(wsm_manager_t *m, struct wsm_conn *c)
 failed:
 	wsm__conn_close(m, c, WSM_CAUSE_ERROR,
 			LWS_CLOSE_STATUS_UNEXPECTED_CONDITION);
+	return -1;
+}
+
+/*
+ * RFC 6455 7.4: the codes a peer may send. lws turns the reserved ones
+ * below 3000 into 1002 before libwsm sees them; 5000 and up it passes.
+ */
+static bool peer_code_ok(unsigned code)
+{
+	return (code >= 1000 && code <= 1003) ||
+	       (code >= 1007 && code <= 1011) || (code >= 3000 && code <= 4999);
+}
+
+/*
+ * lws echoes whatever close payload a client sends, on 4.1 and 4.3 alike:
+ * a forbidden code, a one-byte payload, a reason that is not UTF-8. Such a
+ * close gets 1002 (1007 for the reason) from libwsm instead, written at
+ * once; the nonzero return then makes lws drop the connection unechoed.
+ */
+int wsm__conn_peer_close(wsm_manager_t *m, struct wsm_conn *c, const void *in,
+			 size_t len)
+{
+	const unsigned char *p = in;
+	uint32_t utf8 = 0;
+	int code = 0;
+
+	if (len == 1 || (len >= 2 && !peer_code_ok((unsigned)(p[0] << 8 | p[1]))))
+		code = LWS_CLOSE_STATUS_PROTOCOL_ERR;
+	else if (len > 2 && (!wsm__utf8_feed(&utf8, p + 2, len - 2) || utf8))
+		code = WSM_CLOSE_INVALID_PAYLOAD;
+	if (!code)
+		return 0;
+	wsm__conn_close(m, c, WSM_CAUSE_PROTOCOL, code);
+	write_close_frame(m, c);
 	return -1;
 }
 

@@ -552,6 +552,9 @@ void wsm__conn_enqueue_replay(wsm_manager_t *m, struct wsm_conn *c,
 int wsm__conn_writeable(wsm_manager_t *m, struct wsm_conn *c);
 int wsm__conn_receive(wsm_manager_t *m, struct wsm_conn *c, const void *in,
 		      size_t len);
+/* The client's close frame: 0 lets lws echo it, -1 closes (answered). */
+int wsm__conn_peer_close(wsm_manager_t *m, struct wsm_conn *c, const void *in,
+			 size_t len);
 void wsm__session_deliver(wsm_manager_t *m, struct wsm_msg *msg);
 /* msg, stamped with its seq (by Redis), to s: kept and queued. */
 void wsm__session_deliver_stamped(wsm_manager_t *m, struct wsm_session *s,

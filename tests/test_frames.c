@@ -609,6 +609,87 @@ static void test_utf8_split_across_fragments(void **state)
 	fx_stop(&f);
 }
 
+/* ---- the client's close frame ------------------------------------------- */
+
+/* The close frame the server sends next, raw: its code, or -1. */
+static int server_close_code(wsc_t *c, char *reason, size_t size)
+{
+	unsigned char buf[128];
+	size_t len;
+	int op;
+
+	for (;;) {
+		op = read_frame(c, buf, sizeof(buf), &len, WAIT_MS);
+		if (op < 0)
+			return -1;
+		if (op != OP_CLOSE)
+			continue;
+		if (len < 2)
+			return -1; /* an echo of a one-byte payload, or none */
+		snprintf(reason, size, "%.*s", (int)(len - 2), buf + 2);
+		return buf[0] << 8 | buf[1];
+	}
+}
+
+/*
+ * RFC 6455 7.4 and 5.5.1: a close whose code a peer may not send, whose
+ * payload is one byte, or whose reason is not UTF-8 is answered with 1002
+ * (1007 for the reason), not echoed; lws 4.1 and 4.3 both echo it.
+ */
+static void test_client_close_frames(void **state)
+{
+	static const struct {
+		const char *payload;
+		size_t len;
+		int answer;
+		wsm_close_cause_t cause;
+	} cases[] = {
+		{ "\x13\x88", 2, 1002, WSM_CAUSE_PROTOCOL },       /* 5000 */
+		{ "\xff\xff", 2, 1002, WSM_CAUSE_PROTOCOL },       /* 65535 */
+		{ "\x03", 1, 1002, WSM_CAUSE_PROTOCOL },            /* one byte */
+		{ "\x03\xe8\xff\xfe", 4, 1007, WSM_CAUSE_PROTOCOL }, /* bad UTF-8 */
+		{ "\x03\xe8" "ab\xe2\x82", 6, 1007, WSM_CAUSE_PROTOCOL }, /* cut */
+		/* lws itself turns the reserved codes into 1002, and echoes. */
+		{ "\x03\xed", 2, 1002, WSM_CAUSE_PEER },           /* 1005 */
+		{ "\x03\xee", 2, 1002, WSM_CAUSE_PEER },           /* 1006 */
+		{ "\x03\xe7", 2, 1002, WSM_CAUSE_PEER },           /* 999 */
+		{ "\x0b\xb7", 2, 1002, WSM_CAUSE_PEER },           /* 2999 */
+		/* Valid closes are echoed. */
+		{ "\x03\xe8" "bye", 5, 1000, WSM_CAUSE_PEER },
+		{ "\x03\xe9", 2, 1001, WSM_CAUSE_PEER },
+		{ "\x03\xf3", 2, 1011, WSM_CAUSE_PEER },
+		{ "\x0b\xb8", 2, 3000, WSM_CAUSE_PEER },
+		{ "\x13\x87" "caf\xc3\xa9", 7, 4999, WSM_CAUSE_PEER },
+	};
+	char session[32], reason[128];
+	struct fx f;
+	wsc_t *c;
+	size_t i;
+
+	(void)state;
+	fx_start(&f, LIMIT, 512, NULL);
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		snprintf(session, sizeof(session), "close-%zu", i);
+		c = join(f.h, session);
+		assert_int_equal(wsc_send_frame(c, OP_CLOSE, 1, cases[i].payload,
+						cases[i].len),
+				 0);
+		assert_int_equal(server_close_code(c, reason, sizeof(reason)),
+				 cases[i].answer);
+		if (cases[i].cause == WSM_CAUSE_PEER && cases[i].answer != 1002)
+			assert_memory_equal(reason, cases[i].payload + 2,
+					    cases[i].len - 2);
+		assert_int_equal(harness_wait_events(f.h, WSM_EVENT_CLOSE,
+						     (int)cases[i].cause,
+						     session, 1, WAIT_MS),
+				 0);
+		close_client(c);
+	}
+	/* The others went on: the bystander still gets its messages. */
+	expect_delivery(f.h, f.by, "bystander", ++f.round);
+	fx_stop(&f);
+}
+
 /* ---- control frames and activity --------------------------------------- */
 
 static void test_client_ping_answered(void **state)
@@ -1016,6 +1097,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_message_across_rx_buffers, cleanup),
 		cmocka_unit_test_teardown(test_invalid_utf8, cleanup),
 		cmocka_unit_test_teardown(test_utf8_split_across_fragments, cleanup),
+		cmocka_unit_test_teardown(test_client_close_frames, cleanup),
 		cmocka_unit_test_teardown(test_client_ping_answered, cleanup),
 		cmocka_unit_test_teardown(test_client_text_is_activity, cleanup),
 		cmocka_unit_test_teardown(test_client_ping_is_not_activity, cleanup),
