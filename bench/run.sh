@@ -3,10 +3,13 @@
 #
 #   bench/run.sh [--smoke] [--build-dir DIR] [--reps N] [--out DIR]
 #                [--only "render fanout idle churn dead timers slow maxrate"]
-#                [--churn-cycles N]
+#                [--churn-cycles N] [--lws PREFIX]
 #
 # Without --build-dir it configures and builds a release build in
-# /tmp/wsm-bench-build. Every process it starts is bounded in time and is
+# /tmp/wsm-bench-build, or, with --lws, against the lws installed in PREFIX
+# (.ci/build-lws builds Debian 13's 4.3.5) in /tmp/wsm-bench-build-lws-
+# followed by PREFIX's last component; libwsm's host and the bare-lws
+# baseline then both run on that lws. Every process it starts is bounded in time and is
 # stopped (by its pid) before the script ends. Raw results: OUT/results.jsonl;
 # the table is printed at the end and written to OUT/table.md.
 #
@@ -27,6 +30,7 @@ OUT=""
 ONLY="render fanout idle churn dead timers slow maxrate"
 ONLY_SET=0
 CHURN_CYCLES=100000
+LWS_PREFIX=""
 
 while [ $# -gt 0 ]; do
 	case "$1" in
@@ -36,13 +40,19 @@ while [ $# -gt 0 ]; do
 	--out) OUT=$2; shift ;;
 	--only) ONLY=$2; ONLY_SET=1; shift ;;
 	--churn-cycles) CHURN_CYCLES=$2; shift ;;
-	*) echo "usage: $0 [--smoke] [--build-dir DIR] [--reps N] [--out DIR] [--only LIST] [--churn-cycles N]" >&2; exit 2 ;;
+	--lws) LWS_PREFIX=$2; shift ;;
+	*) echo "usage: $0 [--smoke] [--build-dir DIR] [--reps N] [--out DIR] [--only LIST] [--churn-cycles N] [--lws PREFIX]" >&2; exit 2 ;;
 	esac
 	shift
 done
 
+if [ -n "$LWS_PREFIX" ]; then
+	[ -f "$LWS_PREFIX/lib/pkgconfig/libwebsockets.pc" ] ||
+		{ echo "run.sh: no lws in $LWS_PREFIX" >&2; exit 1; }
+	export PKG_CONFIG_PATH=$LWS_PREFIX/lib/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}
+fi
 if [ -z "$BUILD" ]; then
-	BUILD=/tmp/wsm-bench-build
+	BUILD=/tmp/wsm-bench-build${LWS_PREFIX:+-lws-$(basename "$LWS_PREFIX")}
 	if [ ! -d "$BUILD" ]; then
 		meson setup "$BUILD" "$SRC" -Dbuildtype=release -Dtests=false \
 			-Dexamples=false >/dev/null || exit 1
@@ -444,7 +454,10 @@ for s in $ONLY; do
 done
 echo "run.sh: finished in $(( $(date +%s) - T0 )) s; raw results in $RES" >&2
 
-python3 "$SRC/bench/table.py" "$RES" ${SMOKE:+--smoke=$SMOKE} | tee "$OUT/table.md"
+# Which lws both hosts ran on, as the loader resolved it.
+lws_so=$(ldd "$B/host_wsm" | sed -n 's/^[[:space:]]*\(libwebsockets\.so[^ ]*\) => \([^ ]*\).*/\2/p')
+echo "lws: $(readlink -f "$lws_so")" | tee "$OUT/table.md"
+python3 "$SRC/bench/table.py" "$RES" ${SMOKE:+--smoke=$SMOKE} | tee -a "$OUT/table.md"
 rc=${PIPESTATUS[0]}
 if [ -s "$OUT/render.json" ]; then
 	python3 "$SRC/bench/table.py" --render "$OUT/render.json" | tee -a "$OUT/table.md"

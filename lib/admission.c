@@ -165,7 +165,7 @@ int wsm__filter(wsm_manager_t *m, struct lws *wsi)
 	wsm_refusal_t why;
 
 	if (wsm__lws_request_unparsable(wsi))
-		return 1; /* dropped unanswered, as lws 4.1 drops it */
+		return 1; /* dropped unanswered, as lws drops most */
 	why = handshake_check(wsi);
 	if (!why)
 		why = wsm__session_from_uri(m, wsi, id, &len);
@@ -192,7 +192,7 @@ int wsm_admit(wsm_manager_t *m, struct lws *wsi, const char *session_id)
 	}
 	if (wsm__lws_request_unparsable(wsi)) {
 		wsm__release(m);
-		return 1; /* dropped unanswered, as lws 4.1 drops it */
+		return 1; /* dropped unanswered, as lws drops most */
 	}
 	len = strnlen(session_id, WSM_SESSION_ID_LIMIT + 1);
 	why = handshake_check(wsi);

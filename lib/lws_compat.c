@@ -31,26 +31,33 @@ int wsm__lws_query_arg(struct lws *wsi, const char *name, char *buf,
 	return -1;
 }
 
-/*
- * lws 4.3 stores a decoded NUL in an argument's value without counting it
- * in the argument's length, so the argument shows the NUL and loses its
- * last byte; a NUL at the end of a value does not show at all (wsm(7)).
- */
-bool wsm__lws_request_unparsable(struct lws *wsi)
+/* Whether a fragment of header h holds a NUL. */
+static bool token_has_nul(struct lws *wsi, enum lws_token_indexes h)
 {
 	char small[512], *buf = small;
-	int size = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_URI_ARGS) + 1;
+	int size = lws_hdr_total_length(wsi, h) + 1;
 	bool nul = false;
 	int i, n;
 
 	if (size > (int)sizeof(small) && !(buf = malloc((size_t)size)))
 		return true; /* cannot look: drop it rather than guess */
-	for (i = 0; !nul && (n = lws_hdr_copy_fragment(
-				     wsi, buf, size, WSI_TOKEN_HTTP_URI_ARGS,
-				     i)) >= 0;
+	for (i = 0; !nul && (n = lws_hdr_copy_fragment(wsi, buf, size, h, i)) >= 0;
 	     i++)
 		nul = memchr(buf, '\0', (size_t)n) != NULL;
 	if (buf != small)
 		free(buf);
 	return nul;
+}
+
+/*
+ * Both versions drop a %00 in the path, but for one right after a '/',
+ * which 4.1 keeps (as the path's last byte: "/p/%00y" is "/p/\0"). 4.3
+ * stores a decoded NUL in a query value without counting it in the
+ * argument's length, so the argument shows the NUL and loses its last
+ * byte; a NUL at the end of a value does not show at all (wsm(7)).
+ */
+bool wsm__lws_request_unparsable(struct lws *wsi)
+{
+	return token_has_nul(wsi, WSI_TOKEN_GET_URI) ||
+	       token_has_nul(wsi, WSI_TOKEN_HTTP_URI_ARGS);
 }

@@ -22,10 +22,11 @@ int wsm__lws_query_arg(struct lws *wsi, const char *name, char *buf,
 		       size_t size);
 
 /*
- * Whether lws 4.1 would have dropped this request unanswered before any
- * callback: a NUL (%00) in a query argument's value, which 4.3 passes on
- * (where it can be seen: not at the end of a value).
- * libwsm drops it too, so both versions answer it alike.
+ * Whether the request target holds a NUL (from %00), which lws drops
+ * unanswered before any callback, but not everywhere: 4.1 keeps one right
+ * after a '/' in the path, 4.3 one in a query argument's value (where it
+ * can be seen: not at the end of a value). libwsm drops those too, so
+ * both versions answer every %00 alike.
  */
 bool wsm__lws_request_unparsable(struct lws *wsi);
 

@@ -338,9 +338,11 @@ static void test_malformed_handshakes(void **state)
 
 /*
  * Malformed request targets get the same answer on lws 4.1 and 4.3: lws
- * answers %zz and a lone % with 403 itself and, on 4.1, drops a %00
- * unanswered before any callback; on 4.3, which passes a %00 in a query
- * value on, libwsm drops it the same way. libwsm refuses the raw space,
+ * answers %zz and a lone % with 403 itself and drops most %00 unanswered
+ * before any callback; the ones it passes on (after a '/' on 4.1, in a
+ * query value on 4.3) libwsm drops the same way. (Not tested: the %00
+ * neither version shows, at the end of a query value on 4.3 or right
+ * after a '/' ending the path on 4.1; see wsm(7).) libwsm refuses the raw space,
  * which lws would pass on as session "ab". None is admitted.
  */
 static void test_malformed_targets_admit_nothing(void **state)
@@ -350,6 +352,8 @@ static void test_malformed_targets_admit_nothing(void **state)
 		int status; /* 0: the socket is closed unanswered */
 	} targets[] = {
 		{ PREFIX "ab%00c", 0 },
+		{ PREFIX "%00ab", 0 },
+		{ PREFIX "ab/%00cd", 0 },
 		{ PREFIX "ab%zzc", 403 },
 		{ PREFIX "abc%", 403 },
 		{ PREFIX "abc?lastSeq=1%002", 0 },
