@@ -141,8 +141,13 @@ static int spawn(struct redis_server *r)
 			dup2(null, STDOUT_FILENO);
 			dup2(null, STDERR_FILENO);
 		}
-		/* Persistence off: a test that wants it restarts with a dump. */
-		execl(bin, bin, "--port", port, "--bind", "127.0.0.1",
+		/*
+		 * Persistence off: a test that wants it restarts with a dump.
+		 * No protected mode: r->ip is loopback, or an address in a
+		 * network namespace of the test's own.
+		 */
+		execl(bin, bin, "--port", port, "--bind", r->ip,
+		      "--protected-mode", "no",
 		      "--unixsocket", r->sock, "--unixsocketperm", "700",
 		      "--dir", r->dir, "--logfile", log, "--save", "",
 		      "--appendonly", "no", "--daemonize", "no",
@@ -170,11 +175,12 @@ static int spawn(struct redis_server *r)
 	return -1;
 }
 
-int redis_start(struct redis_server *r, bool tcp)
+static int start(struct redis_server *r, bool tcp, const char *ip)
 {
 	int attempt;
 
 	memset(r, 0, sizeof(*r));
+	snprintf(r->ip, sizeof(r->ip), "%s", ip);
 	snprintf(r->dir, sizeof(r->dir), "/tmp/wsm-redis-XXXXXX");
 	if (!mkdtemp(r->dir))
 		return -1;
@@ -185,7 +191,7 @@ int redis_start(struct redis_server *r, bool tcp)
 			continue;
 		if (tcp)
 			snprintf(r->url, sizeof(r->url),
-				 "redis://127.0.0.1:%d", r->port);
+				 "redis://%s:%d", r->ip, r->port);
 		else
 			snprintf(r->url, sizeof(r->url), "unix:%s", r->sock);
 		if (!spawn(r))
@@ -195,6 +201,16 @@ int redis_start(struct redis_server *r, bool tcp)
 	}
 	redis_stop(r);
 	return -1;
+}
+
+int redis_start(struct redis_server *r, bool tcp)
+{
+	return start(r, tcp, "127.0.0.1");
+}
+
+int redis_start_at(struct redis_server *r, const char *ip)
+{
+	return start(r, true, ip);
 }
 
 int redis_restart(struct redis_server *r)

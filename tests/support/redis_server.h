@@ -15,13 +15,16 @@ struct redis_server {
 	int port;       /* 0: unix socket only */
 	char dir[64];   /* its temporary directory */
 	char sock[100]; /* its unix socket (fits sun_path) */
-	char url[160];  /* "unix:<sock>" or "redis://127.0.0.1:<port>" */
+	char url[160];  /* "unix:<sock>" or "redis://<ip>:<port>" */
+	char ip[16];    /* the IPv4 address its port listens on */
 };
 
 /* Path of redis-server, or NULL when it is not installed (tests skip). */
 const char *redis_server_path(void);
 /* 0 once it answers PING; -1 on failure. tcp: listen on a port too. */
 int redis_start(struct redis_server *r, bool tcp);
+/* The same with a port on ip (an IPv4 address) rather than 127.0.0.1. */
+int redis_start_at(struct redis_server *r, const char *ip);
 /* Starts it again on the same socket, port and directory (after a kill). */
 int redis_restart(struct redis_server *r);
 /* Sends sig (SIGKILL for a crash) and reaps the process. */
