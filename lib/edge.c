@@ -7,21 +7,9 @@
 #include <string.h>
 
 #include "internal.h"
+#include "lws_compat.h"
 
 #define PEER_BUCKETS 256
-
-bool wsm__peer_address(struct lws *wsi, char *ip, size_t size)
-{
-	static const char mapped[] = "::ffff:";
-	size_t n = sizeof(mapped) - 1;
-
-	if (!lws_get_peer_simple(wsi, ip, size) || !ip[0])
-		return false;
-	/* A dual-stack listener sees IPv4 peers as mapped IPv6: one name each. */
-	if (!strncmp(ip, mapped, n) && strchr(ip + n, '.'))
-		memmove(ip, ip + n, strlen(ip + n) + 1);
-	return true;
-}
 
 static struct wsm_peer **slot(wsm_manager_t *m, const char *ip, size_t len)
 {
@@ -48,7 +36,7 @@ struct wsm_peer *wsm__peer_ref(wsm_manager_t *m, struct lws *wsi)
 	struct wsm_peer **p, *peer;
 	size_t len;
 
-	if (!m->cfg.max_per_ip || !wsm__peer_address(wsi, ip, sizeof(ip)))
+	if (!m->cfg.max_per_ip || !wsm__lws_peer_address(wsi, ip, sizeof(ip)))
 		return NULL;
 	if (!m->peers &&
 	    !(m->peers = wsm__alloc(m, PEER_BUCKETS * sizeof(*m->peers))))
@@ -132,7 +120,7 @@ wsm_refusal_t wsm__edge_admit(wsm_manager_t *m, struct lws *wsi)
 		if (n < 0 || (n > 0 && !origin_allowed(m->cfg.origin_allow, buf)))
 			return WSM_REFUSAL_ORIGIN;
 	}
-	if (m->cfg.max_per_ip && wsm__peer_address(wsi, buf, sizeof(buf)) &&
+	if (m->cfg.max_per_ip && wsm__lws_peer_address(wsi, buf, sizeof(buf)) &&
 	    peer_count(m, buf) >= (uint64_t)m->cfg.max_per_ip)
 		return WSM_REFUSAL_PER_IP;
 	if (!rate_ok(m))

@@ -232,8 +232,6 @@ struct wsm_peer {
 	char ip[WSM_IP_LIMIT + 1];
 };
 
-/* The peer's address as text, IPv4 unmapped; false when lws cannot tell. */
-bool wsm__peer_address(struct lws *wsi, char *ip, size_t size);
 /* Origin, per-peer cap and upgrade rate: 0 or why the upgrade is refused. */
 wsm_refusal_t wsm__edge_admit(wsm_manager_t *m, struct lws *wsi);
 /* Counts a connection against its peer (NULL when not capped). */

@@ -61,3 +61,16 @@ bool wsm__lws_request_unparsable(struct lws *wsi)
 	return token_has_nul(wsi, WSI_TOKEN_GET_URI) ||
 	       token_has_nul(wsi, WSI_TOKEN_HTTP_URI_ARGS);
 }
+
+bool wsm__lws_peer_address(struct lws *wsi, char *ip, size_t size)
+{
+	static const char mapped[] = "::ffff:";
+	size_t n = sizeof(mapped) - 1;
+
+	if (!lws_get_peer_simple(wsi, ip, size) || !ip[0])
+		return false;
+	/* One name for an IPv4 peer, whichever socket it came in on. */
+	if (!strncmp(ip, mapped, n) && strchr(ip + n, '.'))
+		memmove(ip, ip + n, strlen(ip + n) + 1);
+	return true;
+}

@@ -30,4 +30,12 @@ int wsm__lws_query_arg(struct lws *wsi, const char *name, char *buf,
  */
 bool wsm__lws_request_unparsable(struct lws *wsi);
 
+/*
+ * The peer's address as text, an IPv4 peer always as a.b.c.d: false when
+ * lws cannot tell. For a vhost with no interface, lws 4.1 listens on one
+ * dual-stack socket (IPv4 peers come as ::ffff:a.b.c.d), 4.3 on an IPv4
+ * and an IPv6 socket.
+ */
+bool wsm__lws_peer_address(struct lws *wsi, char *ip, size_t size);
+
 #endif

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "lws_compat.h"
 
 static const char *const refusal_names[WSM_REFUSAL_SLOTS] = {
 	[WSM_REFUSAL_NONE] = "none",
@@ -75,7 +76,7 @@ void wsm__refusal_note(wsm_manager_t *m, struct lws *wsi, wsm_refusal_t why,
 	if (!m->cfg.on_refused)
 		return;
 	if (wsi)
-		wsm__peer_address(wsi, peer, sizeof(peer));
+		wsm__lws_peer_address(wsi, peer, sizeof(peer));
 	m->cfg.on_refused(m->cfg.refused_user, why, status,
 			  session_id ? session_id : "", peer);
 }

@@ -2,6 +2,7 @@
  * Admission: per-session and global limits (reject and evict-oldest), the
  * host's authorize hook, and the same limits through wsm_register().
  */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -244,6 +245,56 @@ static void test_per_ip_cap(void **state)
 	harness_stop(h);
 }
 
+static pthread_mutex_t refused_lock = PTHREAD_MUTEX_INITIALIZER;
+static char refused_peer[64];
+
+static void note_refused(void *user, wsm_refusal_t why, int status,
+			 const char *session_id, const char *peer)
+{
+	(void)user;
+	(void)why;
+	(void)status;
+	(void)session_id;
+	pthread_mutex_lock(&refused_lock);
+	snprintf(refused_peer, sizeof(refused_peer), "%s", peer);
+	pthread_mutex_unlock(&refused_lock);
+}
+
+/*
+ * Listening on every address, lws 4.1 takes IPv4 peers on a dual-stack
+ * socket (as ::ffff:127.0.0.2) and 4.3 on an IPv4 one (as 127.0.0.2):
+ * either way one address, one count, one name.
+ */
+static void test_per_ip_cap_on_every_address(void **state)
+{
+	struct harness_opts o = { .mode = HARNESS_READY, .any_iface = true };
+	wsm_config_t *cfg = wsm_config_new();
+	harness_t *h;
+	wsc_t *c[3];
+
+	(void)state;
+	assert_int_equal(wsm_config_set_int(cfg, WSM_OPT_MAX_CONNECTIONS_PER_IP,
+					    1),
+			 0);
+	assert_int_equal(wsm_config_set_refused_cb(cfg, note_refused, NULL), 0);
+	h = harness_start(cfg, &o);
+	wsm_config_free(cfg);
+	assert_non_null(h);
+	assert_int_equal(connect_status(h, "127.0.0.2", "any-a", NULL, &c[0]), 101);
+	assert_int_equal(connect_status(h, "127.0.0.2", "any-b", NULL, &c[1]), 429);
+	assert_null(c[1]);
+	/* Named before the answer was written. */
+	pthread_mutex_lock(&refused_lock);
+	assert_string_equal(refused_peer, "127.0.0.2");
+	pthread_mutex_unlock(&refused_lock);
+	assert_int_equal(connect_status(h, "127.0.0.3", "any-b", NULL, &c[2]), 101);
+	assert_int_equal(harness_metrics(h).refused_per_ip, 1);
+	wsc_free(c[0]);
+	wsc_free(c[2]);
+	assert_int_equal(harness_wait_events(h, WSM_EVENT_CLOSE, -1, NULL, 2, 5000), 0);
+	harness_stop(h);
+}
+
 static void test_origin_allow_list(void **state)
 {
 	wsm_config_t *cfg = wsm_config_new();
@@ -407,6 +458,7 @@ int main(void)
 		cmocka_unit_test(test_admit_before_register),
 		cmocka_unit_test(test_announced_only),
 		cmocka_unit_test(test_per_ip_cap),
+		cmocka_unit_test(test_per_ip_cap_on_every_address),
 		cmocka_unit_test(test_origin_allow_list),
 		cmocka_unit_test(test_upgrade_rate),
 	};

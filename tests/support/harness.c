@@ -172,7 +172,9 @@ static int create_context(harness_t *h)
 		return -1;
 	}
 	info.port = 0;
-	info.iface = h->opts.iface ? h->opts.iface : "127.0.0.1";
+	info.iface = h->opts.any_iface ? NULL
+		     : h->opts.iface ? h->opts.iface
+				     : "127.0.0.1";
 	info.timeout_secs = 2;
 	info.pcontext = &h->live_ctx; /* lws clears it when fully destroyed */
 	if (h->opts.tls_cert) {

@@ -25,6 +25,7 @@ struct harness_opts {
 	bool libuv; /* a libuv loop owned by the harness (lws foreign loop) */
 	bool context_first; /* stop: lws_context_destroy before the manager */
 	const char *iface;  /* listen address; NULL: 127.0.0.1 */
+	bool any_iface;     /* listen on every address (lws's iface NULL) */
 	const char *tls_cert, *tls_key; /* PEM files: serve TLS only */
 	bool by_hand;    /* no wsm_setup_info(): the 1.0 way, unguarded */
 	bool admit_first; /* HARNESS_REGISTER: wsm_admit() in the filter */
