@@ -60,8 +60,7 @@ static void on_down(struct wsm_redis_conn *rc, void *user)
 	l->downs++;
 }
 
-static const struct wsm_redis_conn_ops link_ops = { on_up, on_down, NULL,
-						     NULL };
+static const struct wsm_redis_conn_ops link_ops = { on_up, on_down, NULL };
 
 static void on_reply(void *user, const redisReply *r)
 {
