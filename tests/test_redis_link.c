@@ -426,7 +426,7 @@ static void test_free_with_pending_commands(void **state)
 	h = harness_start(NULL, NULL);
 	assert_non_null(h);
 	/*
-	 * Counted with the context up: lws 4.3.0 to 4.3.6 leave the context's
+	 * Counted with the context up: lws 4.3.4 to 4.3.6 leave the context's
 	 * own wake-up eventfd open when it is destroyed (fixed in 4.3.7).
 	 */
 	fds = open_fds();
