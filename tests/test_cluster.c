@@ -177,6 +177,16 @@ static void test_one_order_on_every_node(void **state)
 	c[1] = must_join(cl.node[0], "job1");
 	c[2] = must_join(cl.node[1], "job1");
 	c[3] = must_join(cl.node[1], "job1");
+	/*
+	 * Every browser's node live first, its state read: a burst sent while
+	 * a node still reads would reach its browsers through that state,
+	 * which keeps the last error or complete only.
+	 */
+	assert_int_equal(wsm_broadcast_progress(harness_mgr(cl.node[2]), "job1",
+						0, "start", NULL),
+			 0);
+	for (i = 0; i < 4; i++)
+		must_recv_type(c[i], "progress");
 	for (i = 0; i < 20; i++)
 		assert_int_equal(wsm_broadcast_progress(harness_mgr(cl.node[2]),
 							"job1", i * 5.0, "step",
@@ -426,6 +436,17 @@ static void test_session_close_reaches_every_node(void **state)
 	a = must_join(cl.node[0], "cleanup");
 	b = must_join(cl.node[1], "cleanup");
 	other = must_join(cl.node[1], "keep");
+	/* Both nodes live in both sessions: a close sent while a node still
+	 * reads the state would be covered by it. */
+	assert_int_equal(wsm_broadcast_progress(harness_mgr(cl.node[2]),
+						"cleanup", 1, NULL, NULL),
+			 0);
+	assert_int_equal(wsm_broadcast_progress(harness_mgr(cl.node[2]), "keep",
+						1, NULL, NULL),
+			 0);
+	must_recv_type(a, "progress");
+	must_recv_type(b, "progress");
+	must_recv_type(other, "progress");
 	/* From C, which holds none of its connections: 0 here, all closed. */
 	assert_int_equal(wsm_session_close(harness_mgr(cl.node[2]), "cleanup"), 0);
 	assert_int_equal(wsc_wait_close(a, 5000), WSM_CLOSE_SESSION_CLOSED);
