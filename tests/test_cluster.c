@@ -22,6 +22,7 @@
 #include <stdlib.h>
 
 #include "support/must.h"
+#include "support/cluster_node.h"
 #include "support/redis_server.h"
 
 #define NODES 3
@@ -31,52 +32,19 @@ struct cluster {
 	harness_t *node[NODES];
 };
 
-struct node_opts {
-	int64_t outbox_messages; /* 0: the default */
-	int64_t timeout_ms;      /* 0: 1000 */
-	int64_t history;         /* WSM_OPT_CLUSTER_HISTORY */
-	bool libuv;
-};
-
 static harness_t *start_node_with(const char *url, const char *id,
-				  const struct node_opts *o)
+				  const struct cluster_node_opts *o)
 {
-	struct harness_opts ho = { .mode = HARNESS_READY, .libuv = o->libuv };
-	wsm_config_t *cfg = wsm_config_new();
-	int64_t outbox_messages = o->outbox_messages;
-	harness_t *h;
+	harness_t *h = cluster_node_start(url, id, o);
 
-	assert_non_null(cfg);
-	assert_int_equal(wsm_config_set_str(cfg, WSM_OPT_CLUSTER_REDIS, url), 0);
-	assert_int_equal(wsm_config_set_str(cfg, WSM_OPT_CLUSTER_NODE_ID, id), 0);
-	assert_int_equal(wsm_config_set_int(cfg, WSM_OPT_CLUSTER_TIMEOUT_MS,
-					    o->timeout_ms ? o->timeout_ms : 1000),
-			 0);
-	assert_int_equal(wsm_config_set_int(cfg, WSM_OPT_CLUSTER_RETRY_MAX_MS,
-					    100),
-			 0);
-	if (outbox_messages)
-		assert_int_equal(wsm_config_set_int(cfg,
-						    WSM_OPT_CLUSTER_OUTBOX_MESSAGES,
-						    outbox_messages),
-				 0);
-	assert_int_equal(wsm_config_set_int(cfg, WSM_OPT_CLUSTER_HISTORY,
-					    o->history),
-			 0);
-	h = harness_start(cfg, &ho);
-	wsm_config_free(cfg);
 	assert_non_null(h);
-	/* Usable once every Redis link is up: the host is told. */
-	assert_int_equal(harness_wait_events(h, WSM_EVENT_CLUSTER_UP, -1, NULL,
-					     1, 10000),
-			 0);
 	return h;
 }
 
 static harness_t *start_node(const struct redis_server *r, const char *id,
 			     int64_t outbox_messages)
 {
-	struct node_opts o = { .outbox_messages = outbox_messages };
+	struct cluster_node_opts o = { .outbox_messages = outbox_messages };
 
 	return start_node_with(r->url, id, &o);
 }
@@ -91,7 +59,7 @@ static bool skip_without_redis(const char *test)
 
 /* A redis-server and n nodes of it, named node-a, node-b, node-c. */
 static void cluster_start_with(struct cluster *cl, unsigned n,
-			       const struct node_opts *o)
+			       const struct cluster_node_opts *o)
 {
 	static const char *const ids[NODES] = { "node-a", "node-b", "node-c" };
 	unsigned i;
@@ -104,7 +72,7 @@ static void cluster_start_with(struct cluster *cl, unsigned n,
 
 static void cluster_start(struct cluster *cl, unsigned n)
 {
-	struct node_opts o = { 0 };
+	struct cluster_node_opts o = { 0 };
 
 	cluster_start_with(cl, n, &o);
 }
@@ -700,7 +668,7 @@ static void pause_redis(const struct redis_server *r)
 
 static void test_stuck_redis_times_out_and_publishes_once(void **state)
 {
-	struct node_opts fast = { .timeout_ms = 200 };
+	struct cluster_node_opts fast = { .timeout_ms = 200 };
 	struct cluster cl;
 	wsc_t *c;
 	json_t *j;
@@ -754,7 +722,7 @@ static void test_stuck_redis_times_out_and_publishes_once(void **state)
 
 static void test_wedged_redis_is_noticed_without_traffic(void **state)
 {
-	struct node_opts fast = { .timeout_ms = 200 };
+	struct cluster_node_opts fast = { .timeout_ms = 200 };
 	struct cluster cl;
 	wsc_t *c;
 
@@ -784,7 +752,7 @@ static void test_wedged_redis_is_noticed_without_traffic(void **state)
 
 static void test_two_instances_spread_sessions(void **state)
 {
-	struct node_opts o = { 0 };
+	struct cluster_node_opts o = { 0 };
 	struct redis_server r1, r2;
 	harness_t *a, *b;
 	wsc_t *c[24];
@@ -892,7 +860,7 @@ static void two_errors_a_progress_and_the_end(harness_t *producer,
  */
 static void test_history_resume_gets_every_missed_message(void **state)
 {
-	struct node_opts o = { .history = 8 };
+	struct cluster_node_opts o = { .history = 8 };
 	struct cluster cl;
 	char path[96];
 	int64_t epoch;
@@ -969,7 +937,7 @@ static void test_history_resume_gets_every_missed_message(void **state)
 /* A node without the history publishes: a hole, and the state serves. */
 static void test_history_with_a_hole_falls_back_to_the_state(void **state)
 {
-	struct node_opts with = { .history = 8 }, without = { 0 };
+	struct cluster_node_opts with = { .history = 8 }, without = { 0 };
 	struct cluster cl;
 	char path[96];
 	int64_t epoch;
@@ -1005,7 +973,7 @@ static void test_history_with_a_hole_falls_back_to_the_state(void **state)
 /* A node that missed messages catches its browser up with each of them. */
 static void test_history_repairs_a_gap_message_by_message(void **state)
 {
-	struct node_opts o = { .history = 16 };
+	struct cluster_node_opts o = { .history = 16 };
 	struct cluster cl;
 	char reply[64];
 	wsc_t *c;
@@ -1034,7 +1002,7 @@ static void test_history_repairs_a_gap_message_by_message(void **state)
 
 static void test_libuv_nodes(void **state)
 {
-	struct node_opts uv = { .libuv = true };
+	struct cluster_node_opts uv = { .libuv = true };
 	struct cluster cl;
 	wsc_t *c;
 
@@ -1049,6 +1017,46 @@ static void test_libuv_nodes(void **state)
 	must_recv_type(c, "complete");
 	wsc_free(c);
 	cluster_stop(&cl);
+}
+
+/*
+ * A Redis that is not there when the node starts: the host hears DOWN once
+ * (not once per attempt), then UP when it comes.
+ */
+static void test_down_from_the_start(void **state)
+{
+	struct harness_opts ho = { .mode = HARNESS_READY };
+	struct redis_server r;
+	wsm_config_t *cfg;
+	harness_t *h;
+
+	(void)state;
+	if (skip_without_redis(__func__))
+		return;
+	/* A port of its own, free again once it is killed. */
+	assert_int_equal(redis_start(&r, true), 0);
+	redis_kill(&r, SIGKILL);
+	cfg = wsm_config_new();
+	assert_int_equal(wsm_config_set_str(cfg, WSM_OPT_CLUSTER_REDIS, r.url), 0);
+	assert_int_equal(wsm_config_set_int(cfg, WSM_OPT_CLUSTER_RETRY_MAX_MS,
+					    50),
+			 0);
+	h = harness_start(cfg, &ho);
+	wsm_config_free(cfg);
+	assert_non_null(h);
+	assert_int_equal(harness_wait_events(h, WSM_EVENT_CLUSTER_DOWN, -1, NULL,
+					     1, 5000),
+			 0);
+	assert_int_equal(harness_metrics(h).cluster_link_up, 0);
+	assert_int_equal(redis_restart(&r), 0);
+	assert_int_equal(harness_wait_events(h, WSM_EVENT_CLUSTER_UP, -1, NULL,
+					     1, 10000),
+			 0);
+	/* Every failed attempt meanwhile was one outage. */
+	assert_int_equal(harness_events(h, WSM_EVENT_CLUSTER_DOWN, -1, NULL), 1);
+	assert_int_equal(harness_metrics(h).cluster_link_up, 1);
+	harness_stop(h);
+	redis_stop(&r);
 }
 
 int main(void)
@@ -1069,6 +1077,7 @@ int main(void)
 		cmocka_unit_test(test_history_with_a_hole_falls_back_to_the_state),
 		cmocka_unit_test(test_history_repairs_a_gap_message_by_message),
 		cmocka_unit_test(test_libuv_nodes),
+		cmocka_unit_test(test_down_from_the_start),
 	};
 
 	signal(SIGPIPE, SIG_IGN);

@@ -60,7 +60,8 @@ static void on_down(struct wsm_redis_conn *rc, void *user)
 	l->downs++;
 }
 
-static const struct wsm_redis_conn_ops link_ops = { on_up, on_down, NULL };
+static const struct wsm_redis_conn_ops link_ops = { on_up, on_down, NULL,
+						     NULL };
 
 static void on_reply(void *user, const redisReply *r)
 {

@@ -25,6 +25,7 @@
 #include <cmocka.h>
 
 #include "support/must.h"
+#include "support/cluster_node.h"
 #include "support/redis_server.h"
 
 #define NODE_IP "10.9.9.1"
@@ -51,27 +52,10 @@ static bool namespace_up(void)
 
 static harness_t *start_node(const char *url)
 {
-	struct harness_opts ho = { .mode = HARNESS_READY, .iface = NODE_IP };
-	wsm_config_t *cfg = wsm_config_new();
-	harness_t *h;
+	struct cluster_node_opts o = { .iface = NODE_IP };
+	harness_t *h = cluster_node_start(url, "node-r", &o);
 
-	assert_non_null(cfg);
-	assert_int_equal(wsm_config_set_str(cfg, WSM_OPT_CLUSTER_REDIS, url), 0);
-	assert_int_equal(wsm_config_set_str(cfg, WSM_OPT_CLUSTER_NODE_ID,
-					    "node-r"),
-			 0);
-	assert_int_equal(wsm_config_set_int(cfg, WSM_OPT_CLUSTER_TIMEOUT_MS,
-					    1000),
-			 0);
-	assert_int_equal(wsm_config_set_int(cfg, WSM_OPT_CLUSTER_RETRY_MAX_MS,
-					    100),
-			 0);
-	h = harness_start(cfg, &ho);
-	wsm_config_free(cfg);
 	assert_non_null(h);
-	assert_int_equal(harness_wait_events(h, WSM_EVENT_CLUSTER_UP, -1, NULL,
-					     1, 10000),
-			 0);
 	return h;
 }
 

@@ -57,6 +57,8 @@ struct wsm_redis_conn_ops {
 	/* A subscriber connection's published message ("message", ch, data). */
 	void (*push)(struct wsm_redis_conn *rc, void *user,
 		     const redisReply *reply);
+	/* An attempt to connect failed (before it was ever up); may be NULL. */
+	void (*failed)(struct wsm_redis_conn *rc, void *user);
 };
 
 struct wsm_redis_conn *wsm__rconn_new(wsm_manager_t *m,
@@ -129,11 +131,28 @@ enum wsm_script {
 
 extern const char *const wsm__scripts[WSM_SCRIPT_COUNT];
 
-/* ---- the cluster ---------------------------------------------------------- */
-struct wsm_cluster;
+/* ---- when Redis refuses a command (refused.c) ------------------------- */
+struct wsm_instance;
 struct wsm_csess;
 
-struct wsm_instance;
+/* Whether the instance takes commands now: up, scripts loaded, not waiting. */
+bool wsm__instance_open(const struct wsm_instance *in);
+/*
+ * Redis answered cs's publish or state read with an error: cs is tried
+ * again later (its publish stays in flight; a read is marked wanted). Only
+ * cs waits when the error is its own; the whole instance does for the
+ * instance's errors (and loads its scripts again after NOSCRIPT).
+ */
+void wsm__refused(struct wsm_csess *cs, const redisReply *r);
+/* A command the instance ran: the next refusal waits the shortest time. */
+void wsm__refused_none(struct wsm_instance *in);
+/* The connection came up again: nothing waits on what it said before. */
+void wsm__refused_forget(struct wsm_instance *in);
+/* Cancels the instance's wait (unbind, free). */
+void wsm__refused_stop(struct wsm_instance *in);
+
+/* ---- the cluster ---------------------------------------------------------- */
+struct wsm_cluster;
 
 /* What a SCRIPT LOAD reply is for. */
 struct wsm_script_load {
@@ -151,6 +170,13 @@ struct wsm_instance {
 	bool ready;   /* cmd up with its scripts loaded */
 	bool sub_up;
 	bool cmd_was_up, sub_was_up; /* an up after the first is a reconnect */
+	/* Refusals (refused.c): what waits, and for how long. */
+	bool paused;    /* refused as a whole: nothing is sent until the wait ends */
+	bool reloading; /* its scripts are being loaded again (NOSCRIPT) */
+	bool waiting_armed;
+	int64_t backoff_us;       /* the last wait; 0 after a success */
+	struct wsm_link waiting;  /* sessions refused on their own account */
+	lws_sorted_usec_list_t sul_waiting;
 };
 
 /* A session as the cluster sees it: its outbox here, its subscription. */
@@ -181,6 +207,7 @@ struct wsm_csess {
 	struct wsm_msg *in_flight; /* taken from the outbox, not confirmed */
 	uint64_t in_flight_id; /* its publish id: a retry is applied once */
 	bool publishing;       /* its script call is outstanding */
+	bool waiting;          /* refused on its own account: on in->waiting */
 	int64_t sent_us;       /* when it was sent */
 	/* The subscription, and what waits for the state. */
 	enum wsm_sub_state sub;
@@ -208,9 +235,11 @@ struct wsm_cluster {
 	size_t nbuckets, count;
 	struct wsm_link ready;
 	char node_id[WSM_NODE_ID_LIMIT + 1];
+	uint64_t incarnation; /* drawn at start: publish ids never repeat */
 	uint64_t next_publish;
 	uint64_t rng;
-	bool up_reported; /* WSM_EVENT_CLUSTER_UP sent since the last down */
+	/* The last link event sent: none yet, WSM_EVENT_CLUSTER_UP or _DOWN. */
+	enum { WSM_LINK_UNSAID, WSM_LINK_SAID_UP, WSM_LINK_SAID_DOWN } said;
 	bool stopping;
 	lws_sorted_usec_list_t sul_refresh; /* TTLs of live sessions */
 	lws_sorted_usec_list_t sul_heartbeat; /* PINGs on idle connections */
@@ -231,6 +260,8 @@ size_t wsm__cluster_key(const struct wsm_cluster *cl, const char *id,
 			size_t id_len, const char *suffix, char *buf,
 			size_t size);
 uint32_t wsm__cluster_epoch(struct wsm_cluster *cl);
+/* SCRIPT LOAD of every script on in's command connection. */
+void wsm__instance_load_scripts(struct wsm_instance *in);
 
 /* outbox.c */
 void wsm__outbox_pump(struct wsm_csess *cs);

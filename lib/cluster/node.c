@@ -149,19 +149,23 @@ static void emit(struct wsm_cluster *cl, wsm_event_t ev)
 	m->in_event--;
 }
 
-/* Down once when an instance fails; up once all are healthy again. */
-static void report(struct wsm_cluster *cl)
+/*
+ * Up once all instances are healthy; down once when one fails, including
+ * an instance that was never reached (the first connect failing).
+ */
+static void report(struct wsm_cluster *cl, bool failure)
 {
 	unsigned i, ok = 0;
 
 	for (i = 0; i < cl->ninst; i++)
 		ok += healthy(&cl->inst[i]);
-	if (ok == cl->ninst && !cl->up_reported) {
-		cl->up_reported = true;
+	if (ok == cl->ninst && cl->said != WSM_LINK_SAID_UP) {
+		cl->said = WSM_LINK_SAID_UP;
 		atomic_store(&cl->m->c.cluster_link_up, 1);
 		emit(cl, WSM_EVENT_CLUSTER_UP);
-	} else if (ok < cl->ninst && cl->up_reported) {
-		cl->up_reported = false;
+	} else if (ok < cl->ninst && failure &&
+		   cl->said != WSM_LINK_SAID_DOWN) {
+		cl->said = WSM_LINK_SAID_DOWN;
 		atomic_store(&cl->m->c.cluster_link_up, 0);
 		emit(cl, WSM_EVENT_CLUSTER_DOWN);
 	}
@@ -191,30 +195,39 @@ static void script_loaded(void *user, const redisReply *r)
 	if (++in->scripts_loaded < WSM_SCRIPT_COUNT)
 		return;
 	in->ready = true;
-	report(in->cl);
+	in->reloading = false;
+	report(in->cl, false);
 	wsm__sync_load_waiting(in->cl, index_of(in));
 	wsm__outbox_pump_all(in->cl, index_of(in));
 }
 
-static void cmd_up(struct wsm_redis_conn *rc, void *user)
+void wsm__instance_load_scripts(struct wsm_instance *in)
 {
-	struct wsm_instance *in = user;
 	unsigned k;
 
-	if (in->cmd_was_up)
-		wsm__bump(&in->cl->m->c.cluster_reconnects, 1);
-	in->cmd_was_up = true;
 	in->scripts_loaded = 0;
 	for (k = 0; k < WSM_SCRIPT_COUNT; k++) {
 		const char *argv[3] = { "SCRIPT", "LOAD", wsm__scripts[k] };
 		size_t lens[3] = { 6, 4, strlen(wsm__scripts[k]) };
 
-		if (wsm__rconn_send(rc, 3, argv, lens, 1, script_loaded,
+		if (wsm__rconn_send(in->cmd, 3, argv, lens, 1, script_loaded,
 				    &in->load[k])) {
-			wsm__rconn_reset(rc);
+			wsm__rconn_reset(in->cmd);
 			return;
 		}
 	}
+}
+
+static void cmd_up(struct wsm_redis_conn *rc, void *user)
+{
+	struct wsm_instance *in = user;
+
+	(void)rc;
+	if (in->cmd_was_up)
+		wsm__bump(&in->cl->m->c.cluster_reconnects, 1);
+	in->cmd_was_up = true;
+	wsm__refused_forget(in);
+	wsm__instance_load_scripts(in);
 }
 
 static void cmd_down(struct wsm_redis_conn *rc, void *user)
@@ -223,7 +236,16 @@ static void cmd_down(struct wsm_redis_conn *rc, void *user)
 
 	(void)rc;
 	in->ready = false;
-	report(in->cl);
+	report(in->cl, true);
+}
+
+/* Either connection of an instance never reached. */
+static void never_up(struct wsm_redis_conn *rc, void *user)
+{
+	struct wsm_instance *in = user;
+
+	(void)rc;
+	report(in->cl, true);
 }
 
 static void sub_up(struct wsm_redis_conn *rc, void *user)
@@ -235,7 +257,7 @@ static void sub_up(struct wsm_redis_conn *rc, void *user)
 		wsm__bump(&in->cl->m->c.cluster_reconnects, 1);
 	in->sub_was_up = true;
 	in->sub_up = true;
-	report(in->cl);
+	report(in->cl, false);
 	wsm__sync_resubscribe_all(in->cl, index_of(in));
 }
 
@@ -245,13 +267,14 @@ static void sub_down(struct wsm_redis_conn *rc, void *user)
 
 	(void)rc;
 	in->sub_up = false;
-	report(in->cl);
+	report(in->cl, true);
 	wsm__sync_lost(in->cl, index_of(in));
 }
 
-static const struct wsm_redis_conn_ops cmd_ops = { cmd_up, cmd_down, NULL };
+static const struct wsm_redis_conn_ops cmd_ops = { cmd_up, cmd_down, NULL,
+						   never_up };
 static const struct wsm_redis_conn_ops sub_ops = { sub_up, sub_down,
-						   wsm__sync_push };
+						   wsm__sync_push, never_up };
 
 /* ---- the core's calls ------------------------------------------------------ */
 
@@ -285,11 +308,19 @@ int wsm__cluster_new(wsm_manager_t *m)
 		snprintf(cl->node_id, sizeof(cl->node_id), "%.40s-%ld", host,
 			 (long)getpid());
 	}
+	/*
+	 * A publish id is "<node id>:<incarnation>:<count>": a process that
+	 * takes a dead one's node id (a restart) never repeats its ids,
+	 * which the scripts would skip as retries.
+	 */
+	cl->incarnation = ((uint64_t)wsm__new_epoch(m) << 32 |
+			   wsm__new_epoch(m)) ^ (uint64_t)getpid();
 	m->cluster = cl;
 	for (i = 0; i < n; i++) {
 		struct wsm_instance *in = &cl->inst[i];
 
 		in->cl = cl;
+		wsm_list_init(&in->waiting);
 		for (k = 0; k < WSM_SCRIPT_COUNT; k++) {
 			in->load[k].in = in;
 			in->load[k].which = (enum wsm_script)k;
@@ -383,8 +414,12 @@ void wsm__cluster_start(wsm_manager_t *m)
 
 void wsm__cluster_unbind(wsm_manager_t *m)
 {
+	unsigned i;
+
 	lws_sul_cancel(&m->cluster->sul_refresh);
 	lws_sul_cancel(&m->cluster->sul_heartbeat);
+	for (i = 0; i < m->cluster->ninst; i++)
+		wsm__refused_stop(&m->cluster->inst[i]);
 }
 
 void wsm__cluster_free(wsm_manager_t *m)
@@ -399,6 +434,8 @@ void wsm__cluster_free(wsm_manager_t *m)
 		lws_sul_cancel(&cl->sul_refresh);
 		lws_sul_cancel(&cl->sul_heartbeat);
 	}
+	for (i = 0; i < cl->ninst; i++)
+		wsm__refused_stop(&cl->inst[i]);
 	/* Their pending replies fail first: nothing is sent any more. */
 	for (i = 0; i < cl->ninst; i++) {
 		wsm__rconn_free(cl->inst[i].cmd);

@@ -4,8 +4,9 @@
  * session (so Redis assigns seqs in call order), pipelined across
  * sessions. A progress waiting here is replaced by a newer one in its place,
  * as in a connection's queue; errors, completes and closes are kept. If the
- * link fails with a publish outstanding, it is sent again with the same
- * publish id, which the script applies at most once.
+ * link fails with a publish outstanding, or Redis refuses it (refused.c),
+ * it is sent again with the same publish id, which the script applies at
+ * most once.
  */
 #include <stdio.h>
 #include <string.h>
@@ -22,7 +23,7 @@ static bool send_in_flight(struct wsm_csess *cs)
 	struct wsm_instance *in = &cl->inst[cs->instance];
 	struct wsm_msg *msg = cs->in_flight;
 	char key[KEY_SIZE], channel[KEY_SIZE], kind[2] = { 0, 0 };
-	char hkey[KEY_SIZE], epoch[16], ttl[24], id[WSM_NODE_ID_LIMIT + 24];
+	char hkey[KEY_SIZE], epoch[16], ttl[24], id[WSM_NODE_ID_LIMIT + 48];
 	char history[16];
 	const char *argv[12];
 	size_t lens[12];
@@ -63,8 +64,9 @@ static bool send_in_flight(struct wsm_csess *cs)
 		argv[9] = channel;
 		lens[9] = channel_len;
 		argv[10] = id;
-		lens[10] = (size_t)snprintf(id, sizeof(id), "%s:%llu",
+		lens[10] = (size_t)snprintf(id, sizeof(id), "%s:%016llx:%llu",
 					    cl->node_id,
+					    (unsigned long long)cl->incarnation,
 					    (unsigned long long)cs->in_flight_id);
 		argv[11] = history;
 		lens[11] = (size_t)snprintf(history, sizeof(history), "%lld",
@@ -83,7 +85,7 @@ void wsm__outbox_pump(struct wsm_csess *cs)
 {
 	struct wsm_cluster *cl = cs->cl;
 
-	if (cl->stopping || cs->publishing)
+	if (cl->stopping || cs->publishing || cs->waiting)
 		return;
 	if (!cs->in_flight) {
 		if (!(cs->in_flight = cs->out_head))
@@ -95,8 +97,9 @@ void wsm__outbox_pump(struct wsm_csess *cs)
 		cs->in_flight->next = NULL;
 		cs->in_flight_id = ++cl->next_publish;
 	}
-	/* Not now (link down, no memory): again when the instance is ready. */
-	if (!cl->inst[cs->instance].ready || !send_in_flight(cs)) {
+	/* Not now (link down or waiting, no memory): again when it is open. */
+	if (!wsm__instance_open(&cl->inst[cs->instance]) ||
+	    !send_in_flight(cs)) {
 		if (!wsm_link_linked(&cs->in_ready))
 			wsm_list_append(&cl->ready, &cs->in_ready);
 	}
@@ -152,16 +155,11 @@ static void publish_done(void *user, const redisReply *r)
 		return;
 	}
 	if (r->type == REDIS_REPLY_ERROR) {
-		/*
-		 * NOSCRIPT (its cache flushed), OOM (maxmemory), BUSY: kept;
-		 * a new connection, after the backoff, loads the scripts
-		 * and tries again, and the outbox's bound tells callers.
-		 */
-		lwsl_warn("wsm: redis refused a publish: %.*s\n", (int)r->len,
-			  r->str);
-		wsm__rconn_reset(cl->inst[cs->instance].cmd);
+		/* Kept in flight, and sent again after a wait (refused.c). */
+		wsm__refused(cs, r);
 		return;
 	}
+	wsm__refused_none(&cl->inst[cs->instance]);
 	{
 		uint64_t rtt = (uint64_t)(wsm__now_us() - cs->sent_us);
 		wsm_manager_t *m = cl->m;

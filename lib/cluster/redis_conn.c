@@ -213,6 +213,8 @@ static void lost(struct wsm_redis_conn *rc, const char *why)
 	schedule_retry(rc);
 	if (was_up && rc->ops->down)
 		rc->ops->down(rc, rc->user);
+	else if (!was_up && rc->ops->failed)
+		rc->ops->failed(rc, rc->user);
 }
 
 static int queue_command(struct wsm_redis_conn *rc, int argc,

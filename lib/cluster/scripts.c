@@ -12,6 +12,27 @@
  */
 #include "cluster.h"
 
+/*
+ * The state as each script reads it: its epoch (as the node writes it) and
+ * seq, or false when there is none or what is there does not read (another
+ * type under the key, fields that are not numbers: another program's data,
+ * or a hand edit). Such a state counts as lost: the script starts it over
+ * in a new epoch, so one bad key costs its own session a reset, not the
+ * node its link.
+ */
+#define STATE_FN                                                             \
+	"local function state(k)\n"                                          \
+	"  local e = redis.pcall('HGET', k, 'e')\n"                          \
+	"  if type(e) ~= 'string' then return false, 0 end\n"                \
+	"  local en = tonumber(e)\n"                                         \
+	"  local s = tonumber(redis.call('HGET', k, 's'))\n"                 \
+	"  if not en or en < 1 or en > 2147483647 or en % 1 ~= 0 or\n"       \
+	"     not s or s < 0 or s >= 9007199254740992 or s % 1 ~= 0 then\n"   \
+	"    return false, 0\n"                                              \
+	"  end\n"                                                            \
+	"  return string.format('%d', en), s\n"                              \
+	"end\n"
+
 const char *const wsm__scripts[WSM_SCRIPT_COUNT] = {
 	/*
 	 * PUBLISH. ARGV: kind, body, epoch if new, TTL ms, channel,
@@ -25,16 +46,17 @@ const char *const wsm__scripts[WSM_SCRIPT_COUNT] = {
 	 * Returns { seq, epoch, new }.
 	 */
 	[WSM_SCRIPT_PUBLISH] =
+		STATE_FN
 		"local k = KEYS[1]\n"
-		"local e = redis.call('HGET', k, 'e')\n"
+		"local e, s = state(k)\n"
 		"if not e then\n"
 		"  e = ARGV[3]\n"
-		"  redis.call('DEL', KEYS[2])\n"
+		"  redis.call('DEL', k, KEYS[2])\n"
 		"  redis.call('HSET', k, 'e', e, 's', 0)\n"
 		"elseif redis.call('HGET', k, 'u') == ARGV[6] then\n"
-		"  return {tonumber(redis.call('HGET', k, 's')), tonumber(e), 0}\n"
+		"  return {s, tonumber(e), 0}\n"
 		"end\n"
-		"local s = redis.call('HINCRBY', k, 's', 1)\n"
+		"s = redis.call('HINCRBY', k, 's', 1)\n"
 		"if ARGV[1] == 'p' then\n"
 		"  redis.call('HSET', k, 'p', ARGV[2], 'ps', s, 'u', ARGV[6])\n"
 		"else\n"
@@ -64,15 +86,14 @@ const char *const wsm__scripts[WSM_SCRIPT_COUNT] = {
 	 * epoch).
 	 */
 	[WSM_SCRIPT_JOIN] =
+		STATE_FN
 		"local k = KEYS[1]\n"
-		"local e = redis.call('HGET', k, 'e')\n"
-		"if e and e == ARGV[3] and\n"
-		"   tonumber(redis.call('HGET', k, 's')) < tonumber(ARGV[4]) then\n"
-		"  redis.call('DEL', k)\n"
+		"local e, s = state(k)\n"
+		"if e and e == ARGV[3] and s < tonumber(ARGV[4]) then\n"
 		"  e = false\n"
 		"end\n"
 		"if not e then\n"
-		"  redis.call('DEL', KEYS[2])\n"
+		"  redis.call('DEL', k, KEYS[2])\n"
 		"  redis.call('HSET', k, 'e', ARGV[1], 's', 0)\n"
 		"end\n"
 		"redis.call('PEXPIRE', k, ARGV[2])\n"
@@ -97,8 +118,8 @@ const char *const wsm__scripts[WSM_SCRIPT_COUNT] = {
 		"return r\n",
 	/* CLOSE. ARGV: channel. Every node closes the session's connections. */
 	[WSM_SCRIPT_CLOSE] =
-		"local v = redis.call('HMGET', KEYS[1], 'e', 's')\n"
-		"if not v[1] then v = {0, 0} end\n"
-		"return redis.call('PUBLISH', ARGV[1], v[2] .. ' ' .. v[1] .. "
-		"' x')\n",
+		STATE_FN
+		"local e, s = state(KEYS[1])\n"
+		"if not e then e, s = 0, 0 end\n"
+		"return redis.call('PUBLISH', ARGV[1], s .. ' ' .. e .. ' x')\n",
 };

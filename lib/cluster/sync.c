@@ -102,7 +102,7 @@ static void load(struct wsm_csess *cs)
 	bool history = history_from(cs, s, &from_epoch, &after);
 
 	cs->load_wanted = false;
-	if (!in->ready) {
+	if (!wsm__instance_open(in)) {
 		cs->load_wanted = true;
 		return;
 	}
@@ -268,15 +268,25 @@ static void loaded(void *user, const redisReply *r)
 		cs->load_wanted = true; /* read once the link is back */
 		return;
 	}
+	if (r->type == REDIS_REPLY_ERROR) {
+		cs->load_wanted = true; /* read after a wait (refused.c) */
+		wsm__refused(cs, r);
+		return;
+	}
 	if (r->type != REDIS_REPLY_ARRAY || r->elements != 8 ||
 	    !field_u64(r->element[0], 0x7fffffff, &epoch) || !epoch ||
 	    !field_u64(r->element[1], WSM_SEQ_MAX, &st.seq)) {
-		lwsl_warn("wsm: redis: the state of %.*s does not read\n",
-			  (int)cs->id_len, cs->id);
+		redisReply bad = { .type = REDIS_REPLY_ERROR,
+				   .str = (char *)"the state does not read",
+				   .len = 23 };
+
+		/* The script reads every state it returns: not Redis's. */
 		cs->load_wanted = true;
-		wsm__rconn_reset(cl->inst[cs->instance].cmd);
+		wsm__bump(&m->c.cluster_bad_messages, 1);
+		wsm__refused(cs, &bad);
 		return;
 	}
+	wsm__refused_none(&cl->inst[cs->instance]);
 	if (!(s = wsm__table_find(m, cs->id, cs->id_len))) {
 		wsm__cluster_leave(m, cs->id, cs->id_len);
 		return;

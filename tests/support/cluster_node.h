@@ -1,0 +1,25 @@
+/*
+ * A cluster node for a test: a harness whose manager is in cluster mode
+ * against one Redis URL, started and up (WSM_EVENT_CLUSTER_UP seen).
+ */
+#ifndef LIBWSM_TESTS_CLUSTER_NODE_H
+#define LIBWSM_TESTS_CLUSTER_NODE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "harness.h"
+
+struct cluster_node_opts {
+	int64_t outbox_messages; /* 0: the default */
+	int64_t timeout_ms;      /* 0: 1000 */
+	int64_t history;         /* WSM_OPT_CLUSTER_HISTORY */
+	bool libuv;
+	const char *iface;       /* NULL: the harness's */
+};
+
+/* NULL when the manager or the harness could not start, or no UP came. */
+harness_t *cluster_node_start(const char *url, const char *id,
+			      const struct cluster_node_opts *o);
+
+#endif
