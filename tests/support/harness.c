@@ -34,6 +34,16 @@ struct harness {
 	struct lws_context *live_ctx;
 	struct lws_protocols protocols[3];
 	struct lws_protocol_vhost_options pvo_default, pvo;
+#if LWS_LIBRARY_VERSION_NUMBER >= 4003000
+	/*
+	 * lws 4.3 counts every context, vhost and connection in its log
+	 * context, without a lock when built with LWS_MAX_SMP 1 (Debian 13
+	 * is). The process-wide default would be counted by every node's
+	 * service thread at once, and lws asserts when a lost update takes
+	 * the count below zero: each context gets its own.
+	 */
+	lws_log_cx_t log_cx;
+#endif
 	int port;
 	pthread_t thread;
 	bool stop;
@@ -177,6 +187,11 @@ static int create_context(harness_t *h)
 				     : "127.0.0.1";
 	info.timeout_secs = 2;
 	info.pcontext = &h->live_ctx; /* lws clears it when fully destroyed */
+#if LWS_LIBRARY_VERSION_NUMBER >= 4003000
+	h->log_cx.u.emit = lwsl_emit_stderr;
+	h->log_cx.lll_flags = LLL_ERR;
+	info.log_cx = &h->log_cx;
+#endif
 	if (h->opts.tls_cert) {
 		info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
 		info.ssl_cert_filepath = h->opts.tls_cert;
