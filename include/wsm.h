@@ -187,7 +187,12 @@ typedef enum wsm_event {
 	WSM_EVENT_DRAINED = 3, /* wsm_drain() finished: no connection left */
 	/* Since 1.2, cluster mode: conn_id 0, session_id "". */
 	WSM_EVENT_CLUSTER_DOWN = 4, /* a Redis instance became unreachable */
-	WSM_EVENT_CLUSTER_UP = 5    /* every Redis instance reachable (again) */
+	WSM_EVENT_CLUSTER_UP = 5,   /* every Redis instance reachable (again) */
+	/*
+	 * wsm_manager_destroy() dropped broadcasts to session_id (cause
+	 * WSM_CAUSE_SHUTDOWN) that Redis had not confirmed.
+	 */
+	WSM_EVENT_CLUSTER_DROPPED = 6
 } wsm_event_t;
 
 /*
@@ -361,6 +366,9 @@ typedef struct wsm_metrics {
 	uint64_t cluster_epoch_resets;    /* live connections reset: epoch changed */
 	uint64_t cluster_subscribed;      /* sessions subscribed now */
 	uint64_t cluster_bad_messages;    /* dropped from a channel as malformed */
+	uint64_t cluster_link_losses; /* times the link went down, each counted */
+	uint64_t cluster_dropped; /* accepted broadcasts never confirmed: gone
+				   * with wsm_manager_destroy() */
 } wsm_metrics_t;
 
 /* Bits of wsm_metrics_t.setup_problems. */

@@ -122,6 +122,10 @@ void wsm__inbox_discard(wsm_manager_t *m)
 
 	for (; msg; msg = next) {
 		next = msg->next;
+#ifdef WSM_WITH_CLUSTER
+		if (m->cluster)
+			wsm__cluster_drop_unsent(m, msg);
+#endif
 		wsm__free(m, msg, msg->alloc_size);
 	}
 }

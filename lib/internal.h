@@ -364,6 +364,8 @@ struct wsm_counters {
 	_Atomic uint64_t cluster_epoch_resets; /* (svc) */
 	_Atomic uint64_t cluster_subscribed;   /* (svc) */
 	_Atomic uint64_t cluster_bad_messages; /* (svc) dropped from a channel */
+	_Atomic uint64_t cluster_link_losses;  /* (svc) */
+	_Atomic uint64_t cluster_dropped;      /* (svc) */
 };
 
 /* Single-writer increment: a plain load and store, no locked instruction. */
@@ -434,6 +436,13 @@ struct wsm_manager {
 	struct wsm_deadline_queue q_drain; /* staggered shutdown closes */
 	atomic_bool draining;
 	bool drained_reported;
+	/*
+	 * (svc) Cluster mode: the closes wait for the outbox to be confirmed,
+	 * until drain_until_us at the latest (drain.c).
+	 */
+	bool drain_closes_waiting;
+	bool drain_window_over;
+	int64_t drain_until_us;
 	bool drain_waiting; /* inside wsm_drain_wait() */
 	unsigned in_event; /* (svc) inside the host's event callback */
 	struct wsm_deadline_queue q_retain; /* idle sessions, oldest first */
@@ -641,6 +650,10 @@ void wsm__app_pong_check(wsm_manager_t *m, struct wsm_conn *c, const void *in,
 /* Reports WSM_EVENT_DRAINED once the last connection of a drain is gone. */
 void wsm__drain_check(wsm_manager_t *m);
 void wsm__drain_expire(wsm_manager_t *m, int64_t now_us);
+/* When the drain's window ends, or INT64_MAX. */
+int64_t wsm__drain_next(const wsm_manager_t *m);
+/* Cluster mode: Redis confirmed a publish (the outbox may be empty now). */
+void wsm__drain_confirmed(wsm_manager_t *m);
 
 /* ---- cluster mode (lib/cluster/) ------------------------------------------ */
 #ifdef WSM_WITH_CLUSTER
@@ -676,6 +689,8 @@ bool wsm__cluster_join(wsm_manager_t *m, struct wsm_session *s,
 		       struct wsm_conn *c, const struct wsm_resume *resume);
 /* The session has no local connection any more. */
 void wsm__cluster_leave(wsm_manager_t *m, const char *id, size_t len);
+/* Destroy: msg, accepted and never run, is dropped (told at free). */
+void wsm__cluster_drop_unsent(wsm_manager_t *m, const struct wsm_msg *msg);
 #endif
 
 /* ---- timers (timer.c) --------------------------------------------------- */

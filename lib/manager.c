@@ -153,11 +153,12 @@ void wsm_manager_destroy(wsm_manager_t *m)
 	}
 	if (m->context)
 		lws_sul_cancel(&m->sul);
+	/* Before the cluster goes: it tells of what the inbox held. */
+	wsm__inbox_discard(m);
 #ifdef WSM_WITH_CLUSTER
 	wsm__cluster_free(m);
 	wsm__redis_free_all(m);
 #endif
-	wsm__inbox_discard(m);
 	wsm__guard_release(m);
 	wsm__protocol_lists_free(m);
 	wsm__table_free(m);

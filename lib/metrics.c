@@ -76,6 +76,8 @@ static void snapshot(wsm_manager_t *m, wsm_metrics_t *s)
 	s->cluster_epoch_resets = rd(&m->c.cluster_epoch_resets);
 	s->cluster_subscribed = rd(&m->c.cluster_subscribed);
 	s->cluster_bad_messages = rd(&m->c.cluster_bad_messages);
+	s->cluster_link_losses = rd(&m->c.cluster_link_losses);
+	s->cluster_dropped = rd(&m->c.cluster_dropped);
 }
 
 int wsm_metrics(wsm_manager_t *m, wsm_metrics_t *out)
@@ -143,15 +145,16 @@ static json_t *cluster_json(const wsm_manager_t *m, const wsm_metrics_t *s)
 {
 #ifdef WSM_WITH_CLUSTER
 	if (m->cluster)
-		return json_pack("{s:s, s:s, s:I, s:I, s:I, s:I}", "nodeId",
-				 wsm__cluster_node_id(m), "link",
+		return json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I}",
+				 "nodeId", wsm__cluster_node_id(m), "link",
 				 s->cluster_link_up ? "up" : "down",
 				 "outboxMessages",
 				 (json_int_t)s->cluster_outbox_messages,
 				 "subscribedSessions",
 				 (json_int_t)s->cluster_subscribed, "publishes",
 				 (json_int_t)s->cluster_publishes, "reconnects",
-				 (json_int_t)s->cluster_reconnects);
+				 (json_int_t)s->cluster_reconnects, "linkLosses",
+				 (json_int_t)s->cluster_link_losses);
 #else
 	(void)m;
 	(void)s;

@@ -192,6 +192,12 @@ static void cluster(struct out *o, const wsm_metrics_t *mx)
 	single(o, "wsm_cluster_bad_messages_total", "counter",
 	       "Messages dropped from a session's channel as malformed.",
 	       mx->cluster_bad_messages);
+	single(o, "wsm_cluster_link_losses_total", "counter",
+	       "Times a Redis instance became unreachable.",
+	       mx->cluster_link_losses);
+	single(o, "wsm_cluster_dropped_total", "counter",
+	       "Accepted broadcasts dropped unconfirmed at destroy.",
+	       mx->cluster_dropped);
 }
 
 int wsm_metrics_prometheus(wsm_manager_t *m, char *buf, size_t size)

@@ -30,6 +30,7 @@ void wsm__timer_rearm(wsm_manager_t *m)
 	next = min64(wsm__next_ping(m), m->next_sweep_us);
 	next = min64(next, min64(wsm__dq_next(&m->q_retain),
 				 wsm__dq_next(&m->q_drain)));
+	next = min64(next, wsm__drain_next(m));
 	for (i = 0; i < WSM_LIFETIME_SLOTS; i++)
 		next = min64(next, wsm__dq_next(&m->q_lifetime[i]));
 	/* Already due no later: firing early just finds nothing and rearms. */

@@ -79,6 +79,10 @@ static void on_event(void *user, wsm_event_t event, uint64_t conn_id,
 	case WSM_EVENT_CLUSTER_UP:
 		lwsl_user("cluster: every Redis instance reachable\n");
 		break;
+	case WSM_EVENT_CLUSTER_DROPPED:
+		lwsl_err("cluster: broadcasts to session %s were dropped "
+			 "before Redis confirmed them\n", session_id);
+		break;
 	}
 }
 

@@ -179,6 +179,11 @@ struct wsm_instance {
 	lws_sorted_usec_list_t sul_waiting;
 };
 
+/* Known to the host through WSM_EVENT_CLUSTER_UP and _DOWN. */
+enum wsm_link_state { WSM_LINK_UNKNOWN, WSM_LINK_UP, WSM_LINK_DOWN };
+/* The shortest time between two link events. */
+#define WSM_LINK_EVENT_GAP_US 1000000
+
 /* A session as the cluster sees it: its outbox here, its subscription. */
 enum wsm_sub_state {
 	WSM_SUB_NONE,        /* no local connection */
@@ -222,6 +227,7 @@ struct wsm_csess {
 	struct wsm_held *held_head, **held_tail;
 	bool held_overflow; /* some were dropped: read the state again */
 	size_t nheld, held_bytes;
+	uint64_t unsent; /* destroy: inbox messages dropped before their turn */
 	uint8_t id_len;
 	char id[];
 };
@@ -238,8 +244,11 @@ struct wsm_cluster {
 	uint64_t incarnation; /* drawn at start: publish ids never repeat */
 	uint64_t next_publish;
 	uint64_t rng;
-	/* The last link event sent: none yet, WSM_EVENT_CLUSTER_UP or _DOWN. */
-	enum { WSM_LINK_UNSAID, WSM_LINK_SAID_UP, WSM_LINK_SAID_DOWN } said;
+	/* The link's state, and the last one an event told the host. */
+	enum wsm_link_state link, said;
+	bool link_event_armed;
+	int64_t next_link_event_us; /* the next event may go then */
+	lws_sorted_usec_list_t sul_link_event;
 	bool stopping;
 	lws_sorted_usec_list_t sul_refresh; /* TTLs of live sessions */
 	lws_sorted_usec_list_t sul_heartbeat; /* PINGs on idle connections */
@@ -276,5 +285,11 @@ void wsm__sync_resubscribe_all(struct wsm_cluster *cl, unsigned instance);
 void wsm__sync_load_waiting(struct wsm_cluster *cl, unsigned instance);
 void wsm__sync_lost(struct wsm_cluster *cl, unsigned instance);
 void wsm__sync_free(struct wsm_csess *cs);
+/*
+ * Redis applied cs's msg as seq in epoch: local connections get it now
+ * when it is the next they expect (the channel's echo is then a repeat).
+ */
+void wsm__sync_published(struct wsm_csess *cs, struct wsm_msg *msg,
+			 uint64_t seq, uint32_t epoch);
 
 #endif

@@ -149,9 +149,50 @@ static void emit(struct wsm_cluster *cl, wsm_event_t ev)
 	m->in_event--;
 }
 
+static void tell(struct wsm_cluster *cl);
+
+static void told(lws_sorted_usec_list_t *sul)
+{
+	struct wsm_cluster *cl = wsm_container_of(sul, struct wsm_cluster,
+						  sul_link_event);
+
+	cl->link_event_armed = false;
+	tell(cl);
+}
+
 /*
- * Up once all instances are healthy; down once when one fails, including
- * an instance that was never reached (the first connect failing).
+ * The host hears the link's state at once, then at most once per
+ * WSM_LINK_EVENT_GAP_US (or WSM_OPT_CLUSTER_RETRY_MAX_MS if shorter): a flapping link is a steady stream of state
+ * changes (counted every time in cluster_link_losses), not of events. The
+ * last event always says the state the link settled in.
+ */
+static void tell(struct wsm_cluster *cl)
+{
+	int64_t now = wsm__now_us();
+
+	if (cl->said == cl->link || cl->link_event_armed)
+		return;
+	if (now < cl->next_link_event_us) {
+		if (cl->m->context) {
+			cl->link_event_armed = true;
+			lws_sul_schedule(cl->m->context, 0, &cl->sul_link_event,
+					 told, cl->next_link_event_us - now);
+		}
+		return;
+	}
+	cl->said = cl->link;
+	/* Tests reconnect in milliseconds: their gap is as short. */
+	cl->next_link_event_us = now + (cl->timing.retry_max_us <
+						WSM_LINK_EVENT_GAP_US
+					? cl->timing.retry_max_us
+					: WSM_LINK_EVENT_GAP_US);
+	emit(cl, cl->link == WSM_LINK_UP ? WSM_EVENT_CLUSTER_UP
+					 : WSM_EVENT_CLUSTER_DOWN);
+}
+
+/*
+ * Up once all instances are healthy; down when one fails, including an
+ * instance that was never reached (the first connect failing).
  */
 static void report(struct wsm_cluster *cl, bool failure)
 {
@@ -159,16 +200,17 @@ static void report(struct wsm_cluster *cl, bool failure)
 
 	for (i = 0; i < cl->ninst; i++)
 		ok += healthy(&cl->inst[i]);
-	if (ok == cl->ninst && cl->said != WSM_LINK_SAID_UP) {
-		cl->said = WSM_LINK_SAID_UP;
+	if (ok == cl->ninst && cl->link != WSM_LINK_UP) {
+		cl->link = WSM_LINK_UP;
 		atomic_store(&cl->m->c.cluster_link_up, 1);
-		emit(cl, WSM_EVENT_CLUSTER_UP);
-	} else if (ok < cl->ninst && failure &&
-		   cl->said != WSM_LINK_SAID_DOWN) {
-		cl->said = WSM_LINK_SAID_DOWN;
+	} else if (ok < cl->ninst && failure && cl->link != WSM_LINK_DOWN) {
+		cl->link = WSM_LINK_DOWN;
 		atomic_store(&cl->m->c.cluster_link_up, 0);
-		emit(cl, WSM_EVENT_CLUSTER_DOWN);
+		wsm__bump(&cl->m->c.cluster_link_losses, 1);
+	} else {
+		return;
 	}
+	tell(cl);
 }
 
 static unsigned index_of(const struct wsm_instance *in)
@@ -418,8 +460,51 @@ void wsm__cluster_unbind(wsm_manager_t *m)
 
 	lws_sul_cancel(&m->cluster->sul_refresh);
 	lws_sul_cancel(&m->cluster->sul_heartbeat);
+	lws_sul_cancel(&m->cluster->sul_link_event);
+	m->cluster->link_event_armed = false;
 	for (i = 0; i < m->cluster->ninst; i++)
 		wsm__refused_stop(&m->cluster->inst[i]);
+}
+
+void wsm__cluster_drop_unsent(wsm_manager_t *m, const struct wsm_msg *msg)
+{
+	struct wsm_csess *cs;
+
+	if (msg->kind == WSM_MSG_OPEN_SESSION)
+		return;
+	if ((cs = wsm__csess_get(m->cluster, msg->session_id,
+				 msg->session_id_len)))
+		cs->unsent++;
+	else /* out of memory: counted, but told without its session */
+		wsm__bump(&m->c.cluster_dropped, 1);
+}
+
+/* What the outbox still holds is dropped: the host hears of each session. */
+static void tell_dropped(struct wsm_cluster *cl)
+{
+	wsm_manager_t *m = cl->m;
+	struct wsm_csess *cs;
+	struct wsm_msg *msg;
+	uint64_t n, total = 0;
+	size_t i;
+
+	for (i = 0; i < cl->nbuckets; i++)
+		for (cs = cl->buckets[i]; cs; cs = cs->hnext) {
+			n = cs->unsent + (cs->in_flight != NULL);
+			for (msg = cs->out_head; msg; msg = msg->next)
+				n++;
+			if (!n)
+				continue;
+			total += n;
+			wsm__bump(&m->c.cluster_dropped, (int64_t)n);
+			if (m->cfg.on_event)
+				m->cfg.on_event(m->cfg.event_user,
+						WSM_EVENT_CLUSTER_DROPPED, 0,
+						cs->id, WSM_CAUSE_SHUTDOWN);
+		}
+	if (total)
+		lwsl_warn("wsm: destroyed with %llu broadcasts Redis had not "
+			  "confirmed\n", (unsigned long long)total);
 }
 
 void wsm__cluster_free(wsm_manager_t *m)
@@ -429,10 +514,12 @@ void wsm__cluster_free(wsm_manager_t *m)
 
 	if (!cl)
 		return;
+	tell_dropped(cl);
 	cl->stopping = true;
 	if (m->context) {
 		lws_sul_cancel(&cl->sul_refresh);
 		lws_sul_cancel(&cl->sul_heartbeat);
+		lws_sul_cancel(&cl->sul_link_event);
 	}
 	for (i = 0; i < cl->ninst; i++)
 		wsm__refused_stop(&cl->inst[i]);

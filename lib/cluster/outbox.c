@@ -138,6 +138,21 @@ static void confirmed(struct wsm_csess *cs)
 	cs->in_flight = NULL;
 }
 
+/* The script's { seq, epoch, new } for a publish it applied now, or false. */
+static bool applied(const redisReply *r, uint64_t *seq, uint32_t *epoch)
+{
+	if (r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
+	    r->element[0]->type != REDIS_REPLY_INTEGER ||
+	    r->element[1]->type != REDIS_REPLY_INTEGER ||
+	    r->element[2]->type != REDIS_REPLY_INTEGER ||
+	    r->element[2]->integer != 1 || r->element[0]->integer < 1 ||
+	    r->element[1]->integer < 1 || r->element[1]->integer > 0x7fffffff)
+		return false;
+	*seq = (uint64_t)r->element[0]->integer;
+	*epoch = (uint32_t)r->element[1]->integer;
+	return true;
+}
+
 static void publish_done(void *user, const redisReply *r)
 {
 	struct wsm_csess *cs = user;
@@ -171,8 +186,17 @@ static void publish_done(void *user, const redisReply *r)
 			atomic_store_explicit(&m->c.cluster_rtt_max_us, rtt,
 					      memory_order_relaxed);
 	}
+	{
+		uint64_t seq;
+		uint32_t epoch;
+
+		/* This node's clients need not wait for the channel's echo. */
+		if (applied(r, &seq, &epoch))
+			wsm__sync_published(cs, cs->in_flight, seq, epoch);
+	}
 	confirmed(cs);
 	wsm__outbox_pump(cs);
+	wsm__drain_confirmed(cl->m);
 	wsm__csess_release(cs);
 }
 

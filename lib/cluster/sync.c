@@ -494,6 +494,22 @@ static void deliver_wire(struct wsm_csess *cs, struct wsm_session *s,
 	wsm__msg_unref(m, msg);
 }
 
+void wsm__sync_published(struct wsm_csess *cs, struct wsm_msg *msg,
+			 uint64_t seq, uint32_t epoch)
+{
+	wsm_manager_t *m = cs->cl->m;
+	struct wsm_session *s;
+
+	/* Anything else is the channel's to bring, or a state read's. */
+	if (cs->sub != WSM_SUB_LIVE || cs->resync ||
+	    msg->kind == WSM_MSG_CLOSE_SESSION ||
+	    !(s = wsm__table_find(m, cs->id, cs->id_len)) ||
+	    s->epoch != epoch || s->seq + 1 != seq)
+		return;
+	wsm__msg_stamp(msg, seq, epoch);
+	wsm__session_deliver_stamped(m, s, msg);
+}
+
 static void hold(struct wsm_csess *cs, const struct wsm_wire *w)
 {
 	struct wsm_held *h;

@@ -338,6 +338,8 @@ test('GET /metrics: Prometheus text format, line by line, with the right figures
     wsm_cluster_epoch_resets_total: 'counter',
     wsm_cluster_subscribed_sessions: 'gauge',
     wsm_cluster_bad_messages_total: 'counter',
+    wsm_cluster_link_losses_total: 'counter',
+    wsm_cluster_dropped_total: 'counter',
     progress_broadcast_jobs: 'gauge',
   });
   const labels = (name, key) => fam.get(name).samples.map((x) => x.labels[key]);

@@ -15,7 +15,8 @@ harness_t *cluster_node_start(const char *url, const char *id,
 	    !wsm_config_set_str(cfg, WSM_OPT_CLUSTER_NODE_ID, id) &&
 	    !wsm_config_set_int(cfg, WSM_OPT_CLUSTER_TIMEOUT_MS,
 				o->timeout_ms ? o->timeout_ms : 1000) &&
-	    !wsm_config_set_int(cfg, WSM_OPT_CLUSTER_RETRY_MAX_MS, 100) &&
+	    !wsm_config_set_int(cfg, WSM_OPT_CLUSTER_RETRY_MAX_MS,
+				o->retry_max_ms ? o->retry_max_ms : 100) &&
 	    (!o->outbox_messages ||
 	     !wsm_config_set_int(cfg, WSM_OPT_CLUSTER_OUTBOX_MESSAGES,
 				 o->outbox_messages)) &&

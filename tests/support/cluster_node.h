@@ -14,6 +14,7 @@ struct cluster_node_opts {
 	int64_t outbox_messages; /* 0: the default */
 	int64_t timeout_ms;      /* 0: 1000 */
 	int64_t history;         /* WSM_OPT_CLUSTER_HISTORY */
+	int64_t retry_max_ms;    /* 0: 100 */
 	bool libuv;
 	const char *iface;       /* NULL: the harness's */
 };
