@@ -144,6 +144,10 @@ bool wsm__instance_open(const struct wsm_instance *in);
  * instance's errors (and loads its scripts again after NOSCRIPT).
  */
 void wsm__refused(struct wsm_csess *cs, const redisReply *r);
+/* Everything the instance holds back is tried again. */
+void wsm__instance_resume(struct wsm_instance *in);
+/* INFO did not give the life: the instance waits, then asks again. */
+void wsm__refused_life(struct wsm_instance *in, const redisReply *r);
 /* A command the instance ran: the next refusal waits the shortest time. */
 void wsm__refused_none(struct wsm_instance *in);
 /* The connection came up again: nothing waits on what it said before. */
@@ -160,6 +164,8 @@ struct wsm_script_load {
 	enum wsm_script which;
 };
 
+#define WSM_LIFE_LEN 33
+
 /* One Redis: a pipelined command connection and a subscriber. */
 struct wsm_instance {
 	struct wsm_cluster *cl;
@@ -168,6 +174,13 @@ struct wsm_instance {
 	char sha[WSM_SCRIPT_COUNT][41];
 	unsigned scripts_loaded;
 	bool ready;   /* cmd up with its scripts loaded */
+	/*
+	 * The Redis life: "<run_id>:<master_replid>", 16 characters of each,
+	 * read with INFO when the command connection comes up and after an
+	 * error that may mean another life (READONLY, LOADING, MASTERDOWN).
+	 */
+	char life[WSM_LIFE_LEN + 1];
+	bool life_known;
 	bool sub_up;
 	bool cmd_was_up, sub_was_up; /* an up after the first is a reconnect */
 	/* Refusals (refused.c): what waits, and for how long. */
@@ -212,6 +225,10 @@ struct wsm_csess {
 	struct wsm_msg *in_flight; /* taken from the outbox, not confirmed */
 	uint64_t in_flight_id; /* its publish id: a retry is applied once */
 	bool publishing;       /* its script call is outstanding */
+	/* The newest seq Redis confirmed to this node, and its epoch. */
+	uint32_t known_epoch;
+	uint64_t known_seq;
+	int64_t idle_since_us; /* kept idle for known_*: since then */
 	bool waiting;          /* refused on its own account: on in->waiting */
 	int64_t sent_us;       /* when it was sent */
 	/* The subscription, and what waits for the state. */
@@ -271,6 +288,14 @@ size_t wsm__cluster_key(const struct wsm_cluster *cl, const char *id,
 uint32_t wsm__cluster_epoch(struct wsm_cluster *cl);
 /* SCRIPT LOAD of every script on in's command connection. */
 void wsm__instance_load_scripts(struct wsm_instance *in);
+/* INFO on in's command connection: its life, then the scripts or a resume. */
+void wsm__instance_read_life(struct wsm_instance *in);
+/*
+ * The newest (epoch, seq) this node knows Redis assigned to cs: confirmed
+ * publishes, and what local connections were shown. 0 0 if none.
+ */
+void wsm__csess_known(const struct wsm_csess *cs, uint32_t *epoch,
+		      uint64_t *seq);
 
 /* outbox.c */
 void wsm__outbox_pump(struct wsm_csess *cs);

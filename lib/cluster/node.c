@@ -109,11 +109,61 @@ static void csess_free(struct wsm_csess *cs)
 	wsm__free(cl->m, cs, sizeof(*cs) + cs->id_len + 1);
 }
 
+static bool csess_idle(const struct wsm_csess *cs)
+{
+	return !cs->pending && !cs->out_head && !cs->in_flight &&
+	       cs->sub == WSM_SUB_NONE && !cs->nwaiters;
+}
+
 void wsm__csess_release(struct wsm_csess *cs)
 {
-	if (!cs->pending && !cs->out_head && !cs->in_flight &&
-	    cs->sub == WSM_SUB_NONE && !cs->nwaiters)
-		csess_free(cs);
+	if (!csess_idle(cs))
+		return;
+	/*
+	 * What Redis confirmed to this node is kept as long as Redis keeps
+	 * the state (the retention time): a state found behind it lost
+	 * writes. refresh() frees the record after that.
+	 */
+	if (cs->known_epoch) {
+		cs->idle_since_us = wsm__now_us();
+		return;
+	}
+	csess_free(cs);
+}
+
+/* Records idle for longer than the retention time go. */
+static void expire_idle(struct wsm_cluster *cl)
+{
+	int64_t before = wsm__now_us() - cl->m->cfg.retention_ms * 1000;
+	struct wsm_csess *cs, *next;
+	size_t i;
+
+	for (i = 0; i < cl->nbuckets; i++)
+		for (cs = cl->buckets[i]; cs; cs = next) {
+			next = cs->hnext;
+			if (csess_idle(cs) && cs->idle_since_us < before)
+				csess_free(cs);
+		}
+}
+
+void wsm__csess_known(const struct wsm_csess *cs, uint32_t *epoch,
+		      uint64_t *seq)
+{
+	const struct wsm_session *s = NULL;
+
+	*epoch = cs->known_epoch;
+	*seq = cs->known_seq;
+	if (cs->was_live)
+		s = wsm__table_find(cs->cl->m, cs->id, cs->id_len);
+	if (!s)
+		return;
+	/* What the clients were shown, in the epoch they were shown it. */
+	if (s->epoch != *epoch) {
+		*epoch = s->epoch;
+		*seq = s->seq;
+	} else if (s->seq > *seq) {
+		*seq = s->seq;
+	}
 }
 
 size_t wsm__cluster_key(const struct wsm_cluster *cl, const char *id,
@@ -260,6 +310,71 @@ void wsm__instance_load_scripts(struct wsm_instance *in)
 	}
 }
 
+/* "<key>:<value>\r\n" in INFO's text: the value's first len characters. */
+static bool info_field(const redisReply *r, const char *key, char *out,
+		       size_t len)
+{
+	size_t klen = strlen(key), i;
+	const char *p = r->str, *end = r->str + r->len;
+
+	while (p < end) {
+		const char *eol = memchr(p, '\n', (size_t)(end - p));
+
+		if (!eol)
+			eol = end;
+		if ((size_t)(eol - p) >= klen + 1 + len &&
+		    !memcmp(p, key, klen) && p[klen] == ':') {
+			for (i = 0; i < len; i++)
+				out[i] = p[klen + 1 + i];
+			return true;
+		}
+		p = eol + 1;
+	}
+	return false;
+}
+
+static void life_read(void *user, const redisReply *r)
+{
+	struct wsm_instance *in = user;
+	char life[WSM_LIFE_LEN + 1];
+
+	if (!r)
+		return; /* the link went: asked again when it is back */
+	memset(life, 0, sizeof(life));
+	if (r->type != REDIS_REPLY_STRING) {
+		wsm__refused_life(in, r);
+		return;
+	}
+	/* A Redis too old for master_replid (before 4.0) has only run_id. */
+	if (!info_field(r, "run_id", life, 16)) {
+		wsm__refused_life(in, NULL);
+		return;
+	}
+	life[16] = ':';
+	if (!info_field(r, "master_replid", life + 17, 16))
+		memset(life + 17, '-', 16);
+	if (in->life_known && strcmp(in->life, life))
+		lwsl_notice("wsm: redis is in another life (%s, was %s): "
+			    "sessions it holds start new epochs\n", life,
+			    in->life);
+	memcpy(in->life, life, sizeof(life));
+	in->life_known = true;
+	if (in->ready)
+		wsm__instance_resume(in);
+	else
+		wsm__instance_load_scripts(in);
+}
+
+void wsm__instance_read_life(struct wsm_instance *in)
+{
+	const char *argv[1] = { "INFO" };
+	size_t lens[1] = { 4 };
+
+	in->life_known = false;
+	if (wsm__rconn_send(in->cmd, 1, argv, lens, 1, life_read, in))
+		wsm__rconn_reset(in->cmd);
+}
+
 static void cmd_up(struct wsm_redis_conn *rc, void *user)
 {
 	struct wsm_instance *in = user;
@@ -269,7 +384,8 @@ static void cmd_up(struct wsm_redis_conn *rc, void *user)
 		wsm__bump(&in->cl->m->c.cluster_reconnects, 1);
 	in->cmd_was_up = true;
 	wsm__refused_forget(in);
-	wsm__instance_load_scripts(in);
+	/* The life first: no script runs without it. */
+	wsm__instance_read_life(in);
 }
 
 static void cmd_down(struct wsm_redis_conn *rc, void *user)
@@ -278,6 +394,7 @@ static void cmd_down(struct wsm_redis_conn *rc, void *user)
 
 	(void)rc;
 	in->ready = false;
+	in->life_known = false;
 	report(in->cl, true);
 }
 
@@ -395,6 +512,7 @@ static void refresh(lws_sorted_usec_list_t *sul)
 
 	lens[2] = (size_t)snprintf(ttl, sizeof(ttl), "%lld",
 				   (long long)cl->m->cfg.retention_ms);
+	expire_idle(cl);
 	for (i = 0; i < cl->nbuckets; i++)
 		for (cs = cl->buckets[i]; cs; cs = cs->hnext) {
 			struct wsm_instance *in = &cl->inst[cs->instance];

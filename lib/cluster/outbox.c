@@ -24,9 +24,11 @@ static bool send_in_flight(struct wsm_csess *cs)
 	struct wsm_msg *msg = cs->in_flight;
 	char key[KEY_SIZE], channel[KEY_SIZE], kind[2] = { 0, 0 };
 	char hkey[KEY_SIZE], epoch[16], ttl[24], id[WSM_NODE_ID_LIMIT + 48];
-	char history[16];
-	const char *argv[12];
-	size_t lens[12];
+	char history[16], known_e[16], known_s[24];
+	const char *argv[15];
+	size_t lens[15];
+	uint32_t ke;
+	uint64_t ks;
 	int argc;
 
 	bool closing = msg->kind == WSM_MSG_CLOSE_SESSION;
@@ -71,7 +73,16 @@ static bool send_in_flight(struct wsm_csess *cs)
 		argv[11] = history;
 		lens[11] = (size_t)snprintf(history, sizeof(history), "%lld",
 					    (long long)cl->m->cfg.cluster_history);
-		argc = 12;
+		argv[12] = in->life;
+		lens[12] = WSM_LIFE_LEN;
+		/* What this node knows was assigned, to catch lost writes. */
+		wsm__csess_known(cs, &ke, &ks);
+		argv[13] = known_e;
+		lens[13] = (size_t)snprintf(known_e, sizeof(known_e), "%u", ke);
+		argv[14] = known_s;
+		lens[14] = (size_t)snprintf(known_s, sizeof(known_s), "%llu",
+					    (unsigned long long)ks);
+		argc = 15;
 	}
 	if (wsm__rconn_send(in->cmd, argc, argv, lens, 1, publish_done, cs))
 		return false;
@@ -191,8 +202,13 @@ static void publish_done(void *user, const redisReply *r)
 		uint32_t epoch;
 
 		/* This node's clients need not wait for the channel's echo. */
-		if (applied(r, &seq, &epoch))
+		if (applied(r, &seq, &epoch)) {
+			if (epoch != cs->known_epoch || seq > cs->known_seq) {
+				cs->known_epoch = epoch;
+				cs->known_seq = seq;
+			}
 			wsm__sync_published(cs, cs->in_flight, seq, epoch);
+		}
 	}
 	confirmed(cs);
 	wsm__outbox_pump(cs);

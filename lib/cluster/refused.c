@@ -35,9 +35,16 @@ static enum refusal kind_of(const redisReply *r)
 	return REFUSED_SESSION;
 }
 
+static bool life_may_change(const redisReply *r)
+{
+	return (r->len >= 8 && !memcmp(r->str, "READONLY", 8)) ||
+	       (r->len >= 7 && !memcmp(r->str, "LOADING", 7)) ||
+	       (r->len >= 10 && !memcmp(r->str, "MASTERDOWN", 10));
+}
+
 bool wsm__instance_open(const struct wsm_instance *in)
 {
-	return in->ready && !in->paused && !in->reloading;
+	return in->ready && in->life_known && !in->paused && !in->reloading;
 }
 
 static unsigned index_of(const struct wsm_instance *in)
@@ -45,15 +52,10 @@ static unsigned index_of(const struct wsm_instance *in)
 	return (unsigned)(in - in->cl->inst);
 }
 
-/* The wait is over: everything the instance holds back is tried again. */
-static void waited(lws_sorted_usec_list_t *sul)
+void wsm__instance_resume(struct wsm_instance *in)
 {
-	struct wsm_instance *in = wsm_container_of(sul, struct wsm_instance,
-						   sul_waiting);
 	struct wsm_cluster *cl = in->cl;
 
-	in->waiting_armed = false;
-	in->paused = false;
 	while (!wsm_list_empty(&in->waiting)) {
 		struct wsm_csess *cs = wsm_container_of(in->waiting.next,
 							struct wsm_csess,
@@ -65,6 +67,22 @@ static void waited(lws_sorted_usec_list_t *sul)
 	}
 	wsm__sync_load_waiting(cl, index_of(in));
 	wsm__outbox_pump_all(cl, index_of(in));
+}
+
+/* The wait is over: everything the instance holds back is tried again. */
+static void waited(lws_sorted_usec_list_t *sul)
+{
+	struct wsm_instance *in = wsm_container_of(sul, struct wsm_instance,
+						   sul_waiting);
+
+	in->waiting_armed = false;
+	in->paused = false;
+	if (!in->life_known) {
+		/* Asked again first: what is held back resumes on the answer. */
+		wsm__instance_read_life(in);
+		return;
+	}
+	wsm__instance_resume(in);
 }
 
 static void wait_out(struct wsm_instance *in)
@@ -107,6 +125,18 @@ void wsm__refused(struct wsm_csess *cs, const redisReply *r)
 		}
 		return;
 	}
+	/* A replica now, a Redis loading its data: perhaps another life. */
+	if (life_may_change(r))
+		in->life_known = false;
+	in->paused = true;
+	wait_out(in);
+}
+
+void wsm__refused_life(struct wsm_instance *in, const redisReply *r)
+{
+	lwsl_warn("wsm: redis did not tell its run id: %.*s\n",
+		  r && r->type == REDIS_REPLY_ERROR ? (int)r->len : 0,
+		  r && r->type == REDIS_REPLY_ERROR ? r->str : "");
 	in->paused = true;
 	wait_out(in);
 }

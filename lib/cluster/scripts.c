@@ -19,15 +19,25 @@
  * or a hand edit). Such a state counts as lost: the script starts it over
  * in a new epoch, so one bad key costs its own session a reset, not the
  * node its link.
+ *
+ * With life (the Redis life the node sees, "<run_id>:<master_replid>",
+ * shortened), a state written in another life counts as lost too: a Redis
+ * restarted from a snapshot or an AOF that lacks the last writes, or a
+ * replica promoted in a failover, holds states that may be behind what
+ * clients were shown, with their seqs about to be used again. Every state
+ * written in this life was created in it (l is set then), so one field
+ * read tells.
  */
 #define STATE_FN                                                             \
-	"local function state(k)\n"                                          \
-	"  local e = redis.pcall('HGET', k, 'e')\n"                          \
-	"  if type(e) ~= 'string' then return false, 0 end\n"                \
-	"  local en = tonumber(e)\n"                                         \
-	"  local s = tonumber(redis.call('HGET', k, 's'))\n"                 \
+	"local function state(k, life)\n"                                    \
+	"  local f = redis.pcall('HMGET', k, 'e', 's', 'l')\n"               \
+	"  if type(f) ~= 'table' or type(f[1]) ~= 'string' then\n"           \
+	"    return false, 0\n"                                              \
+	"  end\n"                                                            \
+	"  local en, s = tonumber(f[1]), tonumber(f[2])\n"                   \
 	"  if not en or en < 1 or en > 2147483647 or en % 1 ~= 0 or\n"       \
-	"     not s or s < 0 or s >= 9007199254740992 or s % 1 ~= 0 then\n"   \
+	"     not s or s < 0 or s >= 9007199254740992 or s % 1 ~= 0 or\n"    \
+	"     (life and f[3] ~= life) then\n"                                \
 	"    return false, 0\n"                                              \
 	"  end\n"                                                            \
 	"  return string.format('%d', en), s\n"                              \
@@ -36,8 +46,12 @@
 const char *const wsm__scripts[WSM_SCRIPT_COUNT] = {
 	/*
 	 * PUBLISH. ARGV: kind, body, epoch if new, TTL ms, channel,
-	 * publish id, history length (0: none). A retry of a publish already
-	 * applied (its reply was lost with the link) changes nothing. The
+	 * publish id, history length (0: none), the Redis life, and the epoch
+	 * and seq this node knows were assigned (0 0 if none). A state behind
+	 * them in their epoch lost writes (a hand edit, a rewind the life does
+	 * not show): it starts over in a new epoch, as a lost one does. A
+	 * retry of a publish already applied (its reply was lost with the
+	 * link) changes nothing. The
 	 * history entry is best effort (pcall): a stream someone else wrote
 	 * into makes a hole, which readers see and pass over for the state.
 	 * Trimming is approximate (~), whole stream nodes at a time: exact
@@ -48,11 +62,14 @@ const char *const wsm__scripts[WSM_SCRIPT_COUNT] = {
 	[WSM_SCRIPT_PUBLISH] =
 		STATE_FN
 		"local k = KEYS[1]\n"
-		"local e, s = state(k)\n"
+		"local e, s = state(k, ARGV[8])\n"
+		"if e and e == ARGV[9] and s < tonumber(ARGV[10]) then\n"
+		"  e = false\n"
+		"end\n"
 		"if not e then\n"
 		"  e = ARGV[3]\n"
 		"  redis.call('DEL', k, KEYS[2])\n"
-		"  redis.call('HSET', k, 'e', e, 's', 0)\n"
+		"  redis.call('HSET', k, 'e', e, 's', 0, 'l', ARGV[8])\n"
 		"elseif redis.call('HGET', k, 'u') == ARGV[6] then\n"
 		"  return {s, tonumber(e), 0}\n"
 		"end\n"
@@ -76,7 +93,8 @@ const char *const wsm__scripts[WSM_SCRIPT_COUNT] = {
 	 * JOIN. ARGV: epoch if new, TTL ms, the epoch and seq this node has
 	 * served (0 0 if none), then the history wanted: how many entries at
 	 * most (0: none), the stream id to read from ("<seq + 1>-0"), in
-	 * which epoch, and how many bytes at most. A history that does not
+	 * which epoch, how many bytes at most, and the Redis life (a state of
+	 * another life is lost, see STATE_FN). A history that does not
 	 * read (a key of another type) is none. A state behind what a node
 	 * served, in the same epoch, lost writes (a failover to a lagging
 	 * replica): its seqs would be reused, so it starts over in a new
@@ -88,13 +106,13 @@ const char *const wsm__scripts[WSM_SCRIPT_COUNT] = {
 	[WSM_SCRIPT_JOIN] =
 		STATE_FN
 		"local k = KEYS[1]\n"
-		"local e, s = state(k)\n"
+		"local e, s = state(k, ARGV[9])\n"
 		"if e and e == ARGV[3] and s < tonumber(ARGV[4]) then\n"
 		"  e = false\n"
 		"end\n"
 		"if not e then\n"
 		"  redis.call('DEL', k, KEYS[2])\n"
-		"  redis.call('HSET', k, 'e', ARGV[1], 's', 0)\n"
+		"  redis.call('HSET', k, 'e', ARGV[1], 's', 0, 'l', ARGV[9])\n"
 		"end\n"
 		"redis.call('PEXPIRE', k, ARGV[2])\n"
 		"local r = redis.call('HMGET', k, 'e', 's', 'p', 'ps', 't', 'ts', "
@@ -119,7 +137,7 @@ const char *const wsm__scripts[WSM_SCRIPT_COUNT] = {
 	/* CLOSE. ARGV: channel. Every node closes the session's connections. */
 	[WSM_SCRIPT_CLOSE] =
 		STATE_FN
-		"local e, s = state(KEYS[1])\n"
+		"local e, s = state(KEYS[1], false)\n"
 		"if not e then e, s = 0, 0 end\n"
 		"return redis.call('PUBLISH', ARGV[1], s .. ' ' .. e .. ' x')\n",
 };

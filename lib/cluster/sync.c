@@ -92,13 +92,12 @@ static void load(struct wsm_csess *cs)
 	struct wsm_session *s = wsm__table_find(cl->m, cs->id, cs->id_len);
 	char key[KEY_SIZE], hkey[KEY_SIZE], epoch[16], ttl[24], known_e[16];
 	char known_s[24], hcount[16], hafter[24], hepoch[16], hbytes[16];
-	const char *argv[13] = { "EVALSHA", in->sha[WSM_SCRIPT_JOIN], "2", key,
+	const char *argv[14] = { "EVALSHA", in->sha[WSM_SCRIPT_JOIN], "2", key,
 				 hkey, epoch, ttl, known_e, known_s, hcount,
-				 hafter, hepoch, hbytes };
-	size_t lens[13] = { 7, 40, 1 };
-	bool served = s && cs->was_live;
-	uint32_t from_epoch = 0;
-	uint64_t after = 0;
+				 hafter, hepoch, hbytes, in->life };
+	size_t lens[14] = { 7, 40, 1 };
+	uint32_t from_epoch = 0, ke;
+	uint64_t after = 0, ks;
 	bool history = history_from(cs, s, &from_epoch, &after);
 
 	cs->load_wanted = false;
@@ -114,11 +113,11 @@ static void load(struct wsm_csess *cs)
 				   wsm__cluster_epoch(cl));
 	lens[6] = (size_t)snprintf(ttl, sizeof(ttl), "%lld",
 				   (long long)cl->m->cfg.retention_ms);
-	/* What the local connections were shown, to catch lost writes. */
-	lens[7] = (size_t)snprintf(known_e, sizeof(known_e), "%u",
-				   served ? s->epoch : 0);
+	/* What this node knows was assigned, to catch lost writes. */
+	wsm__csess_known(cs, &ke, &ks);
+	lens[7] = (size_t)snprintf(known_e, sizeof(known_e), "%u", ke);
 	lens[8] = (size_t)snprintf(known_s, sizeof(known_s), "%llu",
-				   served ? (unsigned long long)s->seq : 0ULL);
+				   (unsigned long long)ks);
 	lens[9] = (size_t)snprintf(hcount, sizeof(hcount), "%lld",
 				   history ? (long long)cl->m->cfg.cluster_history
 					   : 0LL);
@@ -129,7 +128,8 @@ static void load(struct wsm_csess *cs)
 	lens[11] = (size_t)snprintf(hepoch, sizeof(hepoch), "%u", from_epoch);
 	lens[12] = (size_t)snprintf(hbytes, sizeof(hbytes), "%u",
 				    WSM_HISTORY_REPLY_BYTES);
-	if (wsm__rconn_send(in->cmd, 13, argv, lens, 1, loaded, cs)) {
+	lens[13] = WSM_LIFE_LEN;
+	if (wsm__rconn_send(in->cmd, 14, argv, lens, 1, loaded, cs)) {
 		cs->load_wanted = true;
 		return;
 	}
