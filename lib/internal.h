@@ -679,6 +679,8 @@ void wsm__cluster_unreserve(wsm_manager_t *m, const struct wsm_msg *msg);
 uint64_t wsm__cluster_outbox(wsm_manager_t *m, bool bytes);
 /* Any thread: this node's id. */
 const char *wsm__cluster_node_id(const wsm_manager_t *m);
+/* Any thread: "up", "down", or "misordered" (instance lists disagree). */
+const char *wsm__cluster_link_name(const wsm_manager_t *m);
 /* A broadcast or a session close, to every node through Redis. */
 void wsm__cluster_publish(wsm_manager_t *m, struct wsm_msg *msg);
 /*

@@ -147,7 +147,7 @@ static json_t *cluster_json(const wsm_manager_t *m, const wsm_metrics_t *s)
 	if (m->cluster)
 		return json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I}",
 				 "nodeId", wsm__cluster_node_id(m), "link",
-				 s->cluster_link_up ? "up" : "down",
+				 wsm__cluster_link_name(m),
 				 "outboxMessages",
 				 (json_int_t)s->cluster_outbox_messages,
 				 "subscribedSessions",

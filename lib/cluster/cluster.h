@@ -146,7 +146,10 @@ bool wsm__instance_open(const struct wsm_instance *in);
 void wsm__refused(struct wsm_csess *cs, const redisReply *r);
 /* Everything the instance holds back is tried again. */
 void wsm__instance_resume(struct wsm_instance *in);
-/* INFO did not give the life: the instance waits, then asks again. */
+/*
+ * INFO did not give the life, or the instance's place is not this node's
+ * (r NULL: the caller said why): the instance waits, then asks again.
+ */
 void wsm__refused_life(struct wsm_instance *in, const redisReply *r);
 /* A command the instance ran: the next refusal waits the shortest time. */
 void wsm__refused_none(struct wsm_instance *in);
@@ -180,7 +183,9 @@ struct wsm_instance {
 	 * error that may mean another life (READONLY, LOADING, MASTERDOWN).
 	 */
 	char life[WSM_LIFE_LEN + 1];
+	char life_seen[WSM_LIFE_LEN + 1]; /* INFO's, until the place is read */
 	bool life_known;
+	atomic_bool misplaced; /* another node lists it at another index */
 	bool sub_up;
 	bool cmd_was_up, sub_was_up; /* an up after the first is a reconnect */
 	/* Refusals (refused.c): what waits, and for how long. */

@@ -185,7 +185,7 @@ uint32_t wsm__cluster_epoch(struct wsm_cluster *cl)
 
 static bool healthy(const struct wsm_instance *in)
 {
-	return in->ready && in->sub_up;
+	return in->ready && in->sub_up && !in->misplaced;
 }
 
 static void emit(struct wsm_cluster *cl, wsm_event_t ev)
@@ -336,28 +336,64 @@ static bool info_field(const redisReply *r, const char *key, char *out,
 static void life_read(void *user, const redisReply *r)
 {
 	struct wsm_instance *in = user;
-	char life[WSM_LIFE_LEN + 1];
+
+	in->life_seen[0] = '\0';
+	if (!r || r->type != REDIS_REPLY_STRING)
+		return; /* judged with the place's answer, which comes next */
+	/* A Redis too old for master_replid (before 4.0) has only run_id. */
+	if (!info_field(r, "run_id", in->life_seen, 16))
+		return;
+	in->life_seen[16] = ':';
+	if (!info_field(r, "master_replid", in->life_seen + 17, 16))
+		memset(in->life_seen + 17, '-', 16);
+	in->life_seen[WSM_LIFE_LEN] = '\0';
+}
+
+/*
+ * The instance's place in every node's list: jump hash maps a session to
+ * an index, so nodes that list the instances in different orders would
+ * split sessions without a word. The first node to reach an instance
+ * writes its index there ("<prefix>instance:<count>", one key per list
+ * length, so a rollout to a longer list is possible); a node that finds
+ * another index does not use the instance, says why, and checks again
+ * after a backoff (an operator fixes the list, or deletes the key).
+ */
+static void place_read(void *user, const redisReply *r)
+{
+	struct wsm_instance *in = user;
+	char want[12];
 
 	if (!r)
 		return; /* the link went: asked again when it is back */
-	memset(life, 0, sizeof(life));
+	snprintf(want, sizeof(want), "%u", index_of(in));
 	if (r->type != REDIS_REPLY_STRING) {
 		wsm__refused_life(in, r);
 		return;
 	}
-	/* A Redis too old for master_replid (before 4.0) has only run_id. */
-	if (!info_field(r, "run_id", life, 16)) {
+	if (!in->life_seen[0]) {
+		lwsl_warn("wsm: redis's INFO has no run_id\n");
 		wsm__refused_life(in, NULL);
 		return;
 	}
-	life[16] = ':';
-	if (!info_field(r, "master_replid", life + 17, 16))
-		memset(life + 17, '-', 16);
-	if (in->life_known && strcmp(in->life, life))
+	if (r->len != strlen(want) || memcmp(r->str, want, r->len)) {
+		lwsl_err("wsm: redis instance %u of %u is number %.*s in "
+			 "another node's list: every node must list the "
+			 "instances in one order (or delete %sinstance:%u "
+			 "after changing it)\n",
+			 index_of(in) + 1, in->cl->ninst,
+			 r->len < 12 ? (int)r->len : 12, r->str,
+			 in->cl->m->cfg.cluster_prefix, in->cl->ninst);
+		in->misplaced = true;
+		report(in->cl, true);
+		wsm__refused_life(in, NULL);
+		return;
+	}
+	in->misplaced = false;
+	if (in->life_known && strcmp(in->life, in->life_seen))
 		lwsl_notice("wsm: redis is in another life (%s, was %s): "
-			    "sessions it holds start new epochs\n", life,
-			    in->life);
-	memcpy(in->life, life, sizeof(life));
+			    "sessions it holds start new epochs\n",
+			    in->life_seen, in->life);
+	memcpy(in->life, in->life_seen, sizeof(in->life));
 	in->life_known = true;
 	if (in->ready)
 		wsm__instance_resume(in);
@@ -365,13 +401,30 @@ static void life_read(void *user, const redisReply *r)
 		wsm__instance_load_scripts(in);
 }
 
+static void ignore(void *user, const redisReply *r)
+{
+	(void)user;
+	(void)r;
+}
+
 void wsm__instance_read_life(struct wsm_instance *in)
 {
-	const char *argv[1] = { "INFO" };
-	size_t lens[1] = { 4 };
+	char key[WSM_KEY_PREFIX_LIMIT + 24], index[12];
+	const char *info[1] = { "INFO" };
+	const char *set[4] = { "SET", key, index, "NX" };
+	const char *get[2] = { "GET", key };
+	size_t info_len[1] = { 4 }, set_lens[4] = { 3, 0, 0, 2 };
+	size_t get_lens[2] = { 3, 0 };
 
 	in->life_known = false;
-	if (wsm__rconn_send(in->cmd, 1, argv, lens, 1, life_read, in))
+	set_lens[1] = get_lens[1] =
+		(size_t)snprintf(key, sizeof(key), "%sinstance:%u",
+				 in->cl->m->cfg.cluster_prefix, in->cl->ninst);
+	set_lens[2] = (size_t)snprintf(index, sizeof(index), "%u",
+				       index_of(in));
+	if (wsm__rconn_send(in->cmd, 1, info, info_len, 1, life_read, in) ||
+	    wsm__rconn_send(in->cmd, 4, set, set_lens, 1, ignore, NULL) ||
+	    wsm__rconn_send(in->cmd, 2, get, get_lens, 1, place_read, in))
 		wsm__rconn_reset(in->cmd);
 }
 
@@ -694,6 +747,17 @@ uint64_t wsm__cluster_outbox(wsm_manager_t *m, bool bytes)
 const char *wsm__cluster_node_id(const wsm_manager_t *m)
 {
 	return m->cluster->node_id;
+}
+
+const char *wsm__cluster_link_name(const wsm_manager_t *m)
+{
+	const struct wsm_cluster *cl = m->cluster;
+	unsigned i;
+
+	for (i = 0; i < cl->ninst; i++)
+		if (cl->inst[i].misplaced)
+			return "misordered";
+	return atomic_load(&m->c.cluster_link_up) ? "up" : "down";
 }
 
 void wsm__cluster_unreserve(wsm_manager_t *m, const struct wsm_msg *msg)

@@ -134,9 +134,11 @@ void wsm__refused(struct wsm_csess *cs, const redisReply *r)
 
 void wsm__refused_life(struct wsm_instance *in, const redisReply *r)
 {
-	lwsl_warn("wsm: redis did not tell its run id: %.*s\n",
-		  r && r->type == REDIS_REPLY_ERROR ? (int)r->len : 0,
-		  r && r->type == REDIS_REPLY_ERROR ? r->str : "");
+	if (r)
+		lwsl_warn("wsm: redis refused to tell its run id or its "
+			  "place: %.*s\n",
+			  r->type == REDIS_REPLY_ERROR ? (int)r->len : 0,
+			  r->type == REDIS_REPLY_ERROR ? r->str : "");
 	in->paused = true;
 	wait_out(in);
 }
