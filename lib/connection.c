@@ -211,11 +211,11 @@ void wsm__conn_activity(wsm_manager_t *m, struct wsm_conn *c)
 }
 
 static void enqueue(wsm_manager_t *m, struct wsm_conn *c, struct wsm_msg *msg,
-		    bool replay)
+		    enum wsm_push_how how)
 {
 	bool was_empty = wsm__queue_empty(&c->out);
 
-	switch (wsm__queue_push(m, &c->out, msg, replay)) {
+	switch (wsm__queue_push(m, &c->out, msg, how)) {
 	case WSM_PUSH_COALESCED:
 		wsm__bump(&m->c.coalesced, 1);
 		/* fall through */
@@ -239,13 +239,19 @@ static void enqueue(wsm_manager_t *m, struct wsm_conn *c, struct wsm_msg *msg,
 void wsm__conn_enqueue(wsm_manager_t *m, struct wsm_conn *c,
 		       struct wsm_msg *msg)
 {
-	enqueue(m, c, msg, false);
+	enqueue(m, c, msg, WSM_QUEUE_LIVE);
 }
 
 void wsm__conn_enqueue_replay(wsm_manager_t *m, struct wsm_conn *c,
 			      struct wsm_msg *msg)
 {
-	enqueue(m, c, msg, true);
+	enqueue(m, c, msg, WSM_QUEUE_REPLAY);
+}
+
+void wsm__conn_enqueue_history(wsm_manager_t *m, struct wsm_conn *c,
+			       struct wsm_msg *msg)
+{
+	enqueue(m, c, msg, WSM_QUEUE_IN_ORDER);
 }
 
 /* One frame per writeable callback, as lws expects; asks again if more. */

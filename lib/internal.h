@@ -214,9 +214,15 @@ enum wsm_push {
 	WSM_PUSH_NOMEM
 };
 
-/* replay: part of a new connection's replay, queued outside the bounds. */
+enum wsm_push_how {
+	WSM_QUEUE_LIVE,    /* inside the bounds, a waiting progress replaced */
+	WSM_QUEUE_REPLAY,  /* part of a new connection's replay: outside them */
+	WSM_QUEUE_IN_ORDER /* history a client asked for: inside the bounds,
+			    * never replaced and replacing nothing */
+};
+
 enum wsm_push wsm__queue_push(wsm_manager_t *m, struct wsm_queue *q,
-			      struct wsm_msg *msg, bool replay);
+			      struct wsm_msg *msg, enum wsm_push_how how);
 /* Next message to send (the caller owns the reference), or NULL. */
 struct wsm_msg *wsm__queue_pop(wsm_manager_t *m, struct wsm_queue *q);
 bool wsm__queue_empty(const struct wsm_queue *q);
@@ -556,6 +562,9 @@ void wsm__conn_enqueue(wsm_manager_t *m, struct wsm_conn *c,
 /* Queues part of the replay of a new connection (retention.c). */
 void wsm__conn_enqueue_replay(wsm_manager_t *m, struct wsm_conn *c,
 			      struct wsm_msg *msg);
+/* Queues a message of the history the client asked for (retention.c). */
+void wsm__conn_enqueue_history(wsm_manager_t *m, struct wsm_conn *c,
+			       struct wsm_msg *msg);
 int wsm__conn_writeable(wsm_manager_t *m, struct wsm_conn *c);
 int wsm__conn_receive(wsm_manager_t *m, struct wsm_conn *c, const void *in,
 		      size_t len);

@@ -110,15 +110,17 @@ static void forget(wsm_manager_t *m, struct wsm_queue *q, uint32_t pos,
 }
 
 enum wsm_push wsm__queue_push(wsm_manager_t *m, struct wsm_queue *q,
-			      struct wsm_msg *msg, bool replay)
+			      struct wsm_msg *msg, enum wsm_push_how how)
 {
 	enum wsm_push result = WSM_PUSH_QUEUED, grown;
+	bool replay = how == WSM_QUEUE_REPLAY;
 	struct wsm_msg **old;
 
 	/* A replay goes first on an empty queue; anything else is a bug. */
 	if (replay && q->len != q->replay_span)
 		return WSM_PUSH_FULL;
-	if (msg->kind == WSM_MSG_PROGRESS && q->progress_at) {
+	if (msg->kind == WSM_MSG_PROGRESS && q->progress_at &&
+	    how != WSM_QUEUE_IN_ORDER) {
 		uint32_t pos = q->progress_at - 1;
 
 		old = &q->slots[slot(q, pos)];
@@ -137,8 +139,9 @@ enum wsm_push wsm__queue_push(wsm_manager_t *m, struct wsm_queue *q,
 		return grown;
 	q->slots[slot(q, q->len)] = msg;
 	q->len++;
+	/* History stays as asked for: only a later live progress replaces. */
 	if (msg->kind == WSM_MSG_PROGRESS)
-		q->progress_at = q->len;
+		q->progress_at = how == WSM_QUEUE_IN_ORDER ? 0 : q->len;
 	q->bytes += msg->payload_len;
 	if (replay) {
 		q->replay_span++;

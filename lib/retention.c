@@ -154,23 +154,45 @@ static void send_reset(wsm_manager_t *m, struct wsm_conn *c, bool replay)
 /*
  * A client that saw up to after, in s's epoch, can be sent each message it
  * missed when the history reaches back to after + 1 and forward to s->seq.
- * They go as live messages would have, inside the connection's bounds
- * (progress coalesced), since there may be many.
+ * They go in order, every progress included (coalescing is for a live
+ * queue that fell behind, not for what the client asked for), inside the
+ * connection's bounds: past them the oldest progress are left out,
+ * errors and completes never.
  */
 static int serve_history(wsm_manager_t *m, struct wsm_conn *c, uint64_t after,
 			 const struct wsm_state *st)
 {
-	size_t i;
+	uint64_t count = 0, bytes = 0, skip = 0;
+	size_t i, from;
 	int n = 0;
 
 	if (!st || !st->nhistory || st->history[0]->seq > after + 1 ||
 	    st->history[st->nhistory - 1]->seq != c->session->seq)
 		return -1;
-	for (i = 0; i < st->nhistory && !c->closing; i++)
-		if (st->history[i]->seq > after) {
-			wsm__conn_enqueue(m, c, st->history[i]);
-			n++;
+	for (from = 0; from < st->nhistory && st->history[from]->seq <= after;
+	     from++)
+		;
+	for (i = from; i < st->nhistory; i++) {
+		count++;
+		bytes += st->history[i]->payload_len;
+	}
+	for (i = from; i + 1 < st->nhistory &&
+		       (count > (uint64_t)m->cfg.max_queued ||
+			bytes > (uint64_t)m->cfg.max_queued_bytes);
+	     i++)
+		if (st->history[i]->kind == WSM_MSG_PROGRESS) {
+			skip++;
+			count--;
+			bytes -= st->history[i]->payload_len;
 		}
+	for (i = from; i < st->nhistory && !c->closing; i++) {
+		if (st->history[i]->kind == WSM_MSG_PROGRESS && skip) {
+			skip--;
+			continue;
+		}
+		wsm__conn_enqueue_history(m, c, st->history[i]);
+		n++;
+	}
 	return n;
 }
 

@@ -262,20 +262,27 @@ static void test_sessions_stay_apart(void **state)
 }
 
 /* Waits until Redis holds the session's terminal at seq (published). */
-static void wait_stored(const struct redis_server *r, const char *id,
-			const char *seq)
+/* Until the state's field (ts: the terminal's seq, ps: the progress's) is seq. */
+static void wait_field(const struct redis_server *r, const char *id,
+		       const char *field, const char *seq)
 {
 	char cmd[128], reply[64];
 	int64_t end = now_ms() + 5000;
 
-	snprintf(cmd, sizeof(cmd), "HGET wsm:{%s}:state ts", id);
+	snprintf(cmd, sizeof(cmd), "HGET wsm:{%s}:state %s", id, field);
 	while (now_ms() < end) {
 		if (!redis_cmd(r, cmd, reply, sizeof(reply)) &&
 		    !strcmp(reply, seq))
 			return;
 		poll(NULL, 0, 2);
 	}
-	fail_msg("%s: the terminal at seq %s never reached Redis", id, seq);
+	fail_msg("%s: the %s at seq %s never reached Redis", id, field, seq);
+}
+
+static void wait_stored(const struct redis_server *r, const char *id,
+			const char *seq)
+{
+	wait_field(r, id, "ts", seq);
 }
 
 static void test_late_join_and_resume_on_other_nodes(void **state)
@@ -855,6 +862,60 @@ static void two_errors_a_progress_and_the_end(harness_t *producer,
 }
 
 /*
+ * Every progress a resuming browser missed comes from the history, in
+ * order: coalescing is for a live queue that fell behind, not for history
+ * the client asked for. On a node that serves the session live as well,
+ * the history is read for it too.
+ */
+static void test_history_resume_gets_every_progress(void **state)
+{
+	struct cluster_node_opts o = { .history = 16 };
+	struct cluster cl;
+	char path[96];
+	int64_t epoch;
+	wsc_t *live, *c;
+	int i, n;
+
+	(void)state;
+	if (skip_without_redis(__func__))
+		return;
+	cluster_start_with(&cl, 3, &o);
+	epoch = seen_first(cl.node[0], cl.node[2], "every");
+	live = must_join(cl.node[0], "every");
+	expect(live, "progress", 1);
+	for (i = 2; i <= 5; i++) {
+		char seq[8];
+
+		/* One at a time: the producer's outbox would keep the last. */
+		assert_int_equal(wsm_broadcast_progress(harness_mgr(cl.node[2]),
+							"every", i * 10, NULL,
+							NULL),
+				 0);
+		snprintf(seq, sizeof(seq), "%d", i);
+		wait_field(&cl.redis, "every", "ps", seq);
+	}
+	assert_int_equal(wsm_broadcast_complete(harness_mgr(cl.node[2]),
+						"every", NULL),
+			 0);
+	wait_stored(&cl.redis, "every", "6");
+	/* The live browser's node has it all: what it read does not matter. */
+	assert_non_null(recv_type(live, "complete", 5000));
+	snprintf(path, sizeof(path), "every?lastSeq=1&epoch=%lld",
+		 (long long)epoch);
+	/* On a node without the session, then on the one serving it live. */
+	for (n = 1; n >= 0; n--) {
+		c = must_join(cl.node[n], path);
+		for (i = 2; i <= 5; i++)
+			expect(c, "progress", i);
+		expect(c, "complete", 6);
+		expect_nothing_more(c);
+		wsc_free(c);
+	}
+	wsc_free(live);
+	cluster_stop(&cl);
+}
+
+/*
  * With a history, a browser resuming on another node gets each message it
  * missed, both errors included, where the state alone has the last one.
  */
@@ -1074,6 +1135,7 @@ int main(void)
 		cmocka_unit_test(test_wedged_redis_is_noticed_without_traffic),
 		cmocka_unit_test(test_two_instances_spread_sessions),
 		cmocka_unit_test(test_history_resume_gets_every_missed_message),
+		cmocka_unit_test(test_history_resume_gets_every_progress),
 		cmocka_unit_test(test_history_with_a_hole_falls_back_to_the_state),
 		cmocka_unit_test(test_history_repairs_a_gap_message_by_message),
 		cmocka_unit_test(test_libuv_nodes),

@@ -315,6 +315,8 @@ void wsm__sync_resubscribe_all(struct wsm_cluster *cl, unsigned instance);
 void wsm__sync_load_waiting(struct wsm_cluster *cl, unsigned instance);
 void wsm__sync_lost(struct wsm_cluster *cl, unsigned instance);
 void wsm__sync_free(struct wsm_csess *cs);
+/* Reads a live session's state (and history) again, for new waiters. */
+void wsm__sync_reload(struct wsm_csess *cs);
 /*
  * Redis applied cs's msg as seq in epoch: local connections get it now
  * when it is the next they expect (the channel's echo is then a repeat).

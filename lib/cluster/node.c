@@ -773,10 +773,18 @@ bool wsm__cluster_join(wsm_manager_t *m, struct wsm_session *s,
 	struct wsm_csess *cs = wsm__csess_get(m->cluster, s->id, s->id_len);
 	struct wsm_join *w;
 
+	bool history_wanted = m->cfg.cluster_history && resume &&
+			      resume->present && resume->epoch == s->epoch &&
+			      resume->seq < s->seq;
+
 	if (!cs)
 		return false; /* out of memory: what this node holds, at least */
-	if (cs->sub == WSM_SUB_LIVE && !cs->resync)
-		return false; /* the local state is Redis's */
+	/*
+	 * The local state is Redis's; but a client resuming from further back
+	 * is owed each message it missed, which only the history holds.
+	 */
+	if (cs->sub == WSM_SUB_LIVE && !cs->resync && !history_wanted)
+		return false;
 	if (cs->nwaiters == cs->waiters_cap) {
 		size_t cap = cs->waiters_cap ? cs->waiters_cap * 2 : 2;
 
@@ -796,5 +804,7 @@ bool wsm__cluster_join(wsm_manager_t *m, struct wsm_session *s,
 		memset(&w->resume, 0, sizeof(w->resume));
 	if (cs->sub == WSM_SUB_NONE)
 		wsm__sync_subscribe(cs);
+	else if (cs->sub == WSM_SUB_LIVE && !cs->resync)
+		wsm__sync_reload(cs);
 	return true;
 }

@@ -136,6 +136,12 @@ static void load(struct wsm_csess *cs)
 	cs->pending++;
 }
 
+void wsm__sync_reload(struct wsm_csess *cs)
+{
+	cs->resync = true;
+	load(cs);
+}
+
 static bool field_u64(const redisReply *r, uint64_t max, uint64_t *out)
 {
 	char buf[24];
