@@ -151,7 +151,12 @@ typedef enum wsm_close_cause {
 	WSM_CAUSE_SESSION_CLOSED = 6, /* wsm_session_close() */
 	WSM_CAUSE_SHUTDOWN = 7,       /* wsm_manager_destroy() or wsm_drain() */
 	WSM_CAUSE_SLOW_CONSUMER = 8,  /* outbound queue full */
-	WSM_CAUSE_PROTOCOL = 9        /* binary, oversized or invalid frame */
+	WSM_CAUSE_PROTOCOL = 9,       /* binary, oversized or invalid frame */
+	/*
+	 * Since 1.2: a session no node announced (WSM_OPT_ANNOUNCED_ONLY in
+	 * cluster mode, found once Redis answered): 4005 "unknown_session".
+	 */
+	WSM_CAUSE_REFUSED = 10
 } wsm_close_cause_t;
 /* Room in wsm_metrics_t.closed[]; causes are always below it. */
 #define WSM_CAUSE_SLOTS 16

@@ -117,8 +117,12 @@ static wsm_refusal_t admit(wsm_manager_t *m, struct lws *wsi, const char *id,
 	if (atomic_load(&m->shutting_down) || atomic_load(&m->draining))
 		return WSM_REFUSAL_SHUTDOWN;
 	s = wsm__table_find(m, id, len);
-	/* Unknown ids would make the server hold state no job will use. */
-	if (!s && m->cfg.announced_only)
+	/*
+	 * Unknown ids would make the server hold state no job will use. In
+	 * cluster mode another node may have announced it: Redis tells, once
+	 * the connection's state is read (lib/cluster/sync.c).
+	 */
+	if (!s && m->cfg.announced_only && !m->cluster)
 		return WSM_REFUSAL_UNKNOWN_SESSION;
 	if (ask_host && m->cfg.authorize) {
 		int st = m->cfg.authorize(m->cfg.authorize_user, wsi, id);

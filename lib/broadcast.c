@@ -20,7 +20,7 @@ static int submit(wsm_manager_t *m, int rc, struct wsm_msg *msg)
 		bool reserved = false;
 
 		/* Refused now, on the caller's thread, rather than lost later. */
-		if (m->cluster && msg->kind != WSM_MSG_OPEN_SESSION) {
+		if (m->cluster) {
 			rc = wsm__cluster_reserve(m, msg);
 			reserved = !rc;
 		}
@@ -138,14 +138,12 @@ int wsm_session_open(wsm_manager_t *m, const char *session_id)
 		return rc;
 	if (!m->cfg.retention_ms) /* nothing could hold it */
 		rc = WSM_ERANGE;
-	if (m->cluster) /* admission would need Redis's answer in the filter */
-		rc = wsm__fail(WSM_EINVAL, "wsm_session_open(): not in cluster "
-			       "mode");
 	if (rc || (rc = wsm__msg_new_open(m, session_id, &msg))) {
 		wsm__release(m);
 		return rc;
 	}
-	if (!wsm__service_check(m)) {
+	/* In cluster mode every node hears of it, through Redis. */
+	if (!m->cluster && !wsm__service_check(m)) {
 		rc = wsm__session_open_now(m, msg->session_id,
 					   msg->session_id_len);
 		wsm__free(m, msg, msg->alloc_size);

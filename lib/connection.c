@@ -91,6 +91,7 @@ static const char *close_text(wsm_close_cause_t cause, int code)
 	case WSM_CLOSE_INVALID_PAYLOAD: return "invalid UTF-8";
 	case WSM_CLOSE_TOO_BIG: return "message too big";
 	case LWS_CLOSE_STATUS_PROTOCOL_ERR: return "invalid close frame";
+	case WSM_CLOSE_REFUSED: return "unknown_session";
 	default: return wsm_cause_name(cause);
 	}
 }
@@ -99,7 +100,8 @@ static const char *close_text(wsm_close_cause_t cause, int code)
 static bool drops_queue(wsm_close_cause_t cause)
 {
 	return cause == WSM_CAUSE_STALE || cause == WSM_CAUSE_SLOW_CONSUMER ||
-	       cause == WSM_CAUSE_PROTOCOL || cause == WSM_CAUSE_ERROR;
+	       cause == WSM_CAUSE_PROTOCOL || cause == WSM_CAUSE_ERROR ||
+	       cause == WSM_CAUSE_REFUSED;
 }
 
 /*

@@ -72,6 +72,7 @@ const char *wsm_cause_name(wsm_close_cause_t cause)
 	case WSM_CAUSE_SHUTDOWN: return "shutdown";
 	case WSM_CAUSE_SLOW_CONSUMER: return "slow_consumer";
 	case WSM_CAUSE_PROTOCOL: return "protocol";
+	case WSM_CAUSE_REFUSED: return "refused";
 	default: return "unknown";
 	}
 }

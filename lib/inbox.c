@@ -27,8 +27,14 @@ static void run(wsm_manager_t *m, struct wsm_msg *msg)
 	msg->next = NULL;
 	msg->refs = 1;
 #ifdef WSM_WITH_CLUSTER
-	/* Through Redis, back to every node (this one too) in one order. */
-	if (m->cluster && msg->kind != WSM_MSG_OPEN_SESSION)
+	/*
+	 * Through Redis, back to every node (this one too) in one order; an
+	 * announcement is this node's at once, and every node's through
+	 * Redis.
+	 */
+	if (m->cluster && msg->kind == WSM_MSG_OPEN_SESSION)
+		wsm__session_open_now(m, msg->session_id, msg->session_id_len);
+	if (m->cluster)
 		wsm__cluster_publish(m, msg);
 	else
 #endif

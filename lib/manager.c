@@ -33,10 +33,6 @@ static int cross_check(const struct wsm_settings *s)
 				 "cluster mode needs WSM_OPT_RETENTION_MS above "
 				 "0: it is how long Redis keeps a session's "
 				 "state");
-	if (s->cluster_redis[0] && s->announced_only)
-		return wsm__fail(WSM_EINVAL,
-				 "WSM_OPT_ANNOUNCED_ONLY is not available in "
-				 "cluster mode");
 	return WSM_OK;
 }
 

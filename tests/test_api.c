@@ -291,8 +291,9 @@ static void test_cause_names(void **state)
 		{ WSM_CAUSE_SHUTDOWN, "shutdown" },
 		{ WSM_CAUSE_SLOW_CONSUMER, "slow_consumer" },
 		{ WSM_CAUSE_PROTOCOL, "protocol" },
+		{ WSM_CAUSE_REFUSED, "refused" },
 	};
-	static const int unknown[] = { 10, 15, WSM_CAUSE_SLOTS, 255, -1, INT_MAX };
+	static const int unknown[] = { 11, 15, WSM_CAUSE_SLOTS, 255, -1, INT_MAX };
 	size_t i;
 
 	(void)state;
@@ -824,8 +825,9 @@ static void test_cluster_options(void **state)
 		assert_string_equal(str_at(c, "clusterKeyPrefix"), "app:ws:");
 		json_decref(doc);
 	}
-	/* Announcing needs admission to ask Redis: not in cluster mode. */
-	assert_int_equal(wsm_session_open(m, "s1"), WSM_EINVAL);
+	/* Announced through Redis (the outbox): taken, even unbound. */
+	assert_int_equal(wsm_session_open(m, "s1"), WSM_OK);
+	assert_int_equal(wsm_session_open(m, "bad id"), WSM_ESESSIONID);
 	wsm_manager_destroy(m);
 
 	/* Redis's TTL is the retention: it cannot be 0. */
@@ -834,9 +836,11 @@ static void test_cluster_options(void **state)
 	assert_int_equal(err, WSM_ERANGE);
 	assert_non_null(strstr(wsm_error_detail(), "WSM_OPT_RETENTION_MS"));
 	assert_int_equal(wsm_config_set_int(cfg, WSM_OPT_RETENTION_MS, 1000), 0);
+	/* Since #22: announced-only works in cluster mode. */
 	assert_int_equal(wsm_config_set_int(cfg, WSM_OPT_ANNOUNCED_ONLY, 1), 0);
-	assert_null(wsm_manager_new(cfg, &err));
-	assert_int_equal(err, WSM_EINVAL);
+	m = wsm_manager_new(cfg, &err);
+	assert_non_null(m);
+	wsm_manager_destroy(m);
 	wsm_config_free(cfg);
 }
 

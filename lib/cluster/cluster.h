@@ -126,6 +126,7 @@ enum wsm_script {
 	WSM_SCRIPT_PUBLISH, /* seq, state, history, publish: one atomic step */
 	WSM_SCRIPT_JOIN,    /* the state, created with an epoch if missing */
 	WSM_SCRIPT_CLOSE,   /* publishes a close at the current seq */
+	WSM_SCRIPT_ANNOUNCE, /* the state, created if missing */
 	WSM_SCRIPT_COUNT
 };
 
@@ -243,6 +244,7 @@ struct wsm_csess {
 	bool load_wanted;   /* read the state once the instance is ready */
 	bool resync;        /* live, but the state is being read again */
 	bool was_live;      /* local connections were shown Redis's state */
+	bool stateless;     /* Redis holds no state yet: the local epoch serves */
 	bool confirmed;     /* counted in the subscribed gauge */
 	struct wsm_join *waiters; /* connections waiting for the state */
 	size_t nwaiters, waiters_cap;

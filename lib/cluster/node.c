@@ -153,7 +153,8 @@ void wsm__csess_known(const struct wsm_csess *cs, uint32_t *epoch,
 
 	*epoch = cs->known_epoch;
 	*seq = cs->known_seq;
-	if (cs->was_live)
+	/* A local epoch no state in Redis had is nothing to protect. */
+	if (cs->was_live && !cs->stateless)
 		s = wsm__table_find(cs->cl->m, cs->id, cs->id_len);
 	if (!s)
 		return;
@@ -570,7 +571,8 @@ static void refresh(lws_sorted_usec_list_t *sul)
 		for (cs = cl->buckets[i]; cs; cs = cs->hnext) {
 			struct wsm_instance *in = &cl->inst[cs->instance];
 
-			if (cs->sub != WSM_SUB_LIVE || !in->ready)
+			if (cs->sub != WSM_SUB_LIVE || cs->stateless ||
+			    !in->ready)
 				continue;
 			lens[1] = wsm__cluster_key(cl, cs->id, cs->id_len,
 						   ":state", key, sizeof(key));
@@ -641,8 +643,6 @@ void wsm__cluster_drop_unsent(wsm_manager_t *m, const struct wsm_msg *msg)
 {
 	struct wsm_csess *cs;
 
-	if (msg->kind == WSM_MSG_OPEN_SESSION)
-		return;
 	if ((cs = wsm__csess_get(m->cluster, msg->session_id,
 				 msg->session_id_len)))
 		cs->unsent++;
@@ -783,7 +783,8 @@ bool wsm__cluster_join(wsm_manager_t *m, struct wsm_session *s,
 	 * The local state is Redis's; but a client resuming from further back
 	 * is owed each message it missed, which only the history holds.
 	 */
-	if (cs->sub == WSM_SUB_LIVE && !cs->resync && !history_wanted)
+	if (cs->sub == WSM_SUB_LIVE && !cs->resync && !history_wanted &&
+	    !(cs->stateless && m->cfg.announced_only))
 		return false;
 	if (cs->nwaiters == cs->waiters_cap) {
 		size_t cap = cs->waiters_cap ? cs->waiters_cap * 2 : 2;
@@ -805,6 +806,6 @@ bool wsm__cluster_join(wsm_manager_t *m, struct wsm_session *s,
 	if (cs->sub == WSM_SUB_NONE)
 		wsm__sync_subscribe(cs);
 	else if (cs->sub == WSM_SUB_LIVE && !cs->resync)
-		wsm__sync_reload(cs);
+		wsm__sync_reload(cs); /* for the history, or to be known */
 	return true;
 }

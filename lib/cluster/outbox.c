@@ -35,6 +35,30 @@ static bool send_in_flight(struct wsm_csess *cs)
 	size_t channel_len = wsm__cluster_key(cl, cs->id, cs->id_len, ":msgs",
 					      channel, sizeof(channel));
 
+	if (msg->kind == WSM_MSG_OPEN_SESSION) {
+		argv[0] = "EVALSHA";
+		lens[0] = 7;
+		argv[1] = in->sha[WSM_SCRIPT_ANNOUNCE];
+		lens[1] = 40;
+		argv[2] = "2";
+		lens[2] = 1;
+		argv[3] = key;
+		lens[3] = wsm__cluster_key(cl, cs->id, cs->id_len, ":state",
+					   key, sizeof(key));
+		argv[4] = hkey;
+		lens[4] = wsm__cluster_key(cl, cs->id, cs->id_len, ":hist",
+					   hkey, sizeof(hkey));
+		argv[5] = epoch;
+		lens[5] = (size_t)snprintf(epoch, sizeof(epoch), "%u",
+					   wsm__cluster_epoch(cl));
+		argv[6] = in->life;
+		lens[6] = WSM_LIFE_LEN;
+		argv[7] = ttl;
+		lens[7] = (size_t)snprintf(ttl, sizeof(ttl), "%lld",
+					   (long long)cl->m->cfg.retention_ms);
+		argc = 8;
+		goto send;
+	}
 	argv[0] = "EVALSHA";
 	lens[0] = 7;
 	argv[1] = in->sha[closing ? WSM_SCRIPT_CLOSE : WSM_SCRIPT_PUBLISH];
@@ -84,6 +108,7 @@ static bool send_in_flight(struct wsm_csess *cs)
 					    (unsigned long long)ks);
 		argc = 15;
 	}
+send:
 	if (wsm__rconn_send(in->cmd, argc, argv, lens, 1, publish_done, cs))
 		return false;
 	cs->publishing = true;

@@ -93,8 +93,11 @@ const char *const wsm__scripts[WSM_SCRIPT_COUNT] = {
 	 * JOIN. ARGV: epoch if new, TTL ms, the epoch and seq this node has
 	 * served (0 0 if none), then the history wanted: how many entries at
 	 * most (0: none), the stream id to read from ("<seq + 1>-0"), in
-	 * which epoch, how many bytes at most, and the Redis life (a state of
-	 * another life is lost, see STATE_FN). A history that does not
+	 * which epoch, how many bytes at most, the Redis life (a state of
+	 * another life is lost, see STATE_FN), and whether to create a state
+	 * that is missing or lost ("1" when the node knows an epoch its
+	 * clients must leave; otherwise a mere connect writes nothing and
+	 * the reply's epoch and seq are "0"). A history that does not
 	 * read (a key of another type) is none. A state behind what a node
 	 * served, in the same epoch, lost writes (a failover to a lagging
 	 * replica): its seqs would be reused, so it starts over in a new
@@ -111,6 +114,9 @@ const char *const wsm__scripts[WSM_SCRIPT_COUNT] = {
 		"  e = false\n"
 		"end\n"
 		"if not e then\n"
+		"  if ARGV[10] ~= '1' then\n"
+		"    return {'0', '0', false, false, false, false, false, {}}\n"
+		"  end\n"
 		"  redis.call('DEL', k, KEYS[2])\n"
 		"  redis.call('HSET', k, 'e', ARGV[1], 's', 0, 'l', ARGV[9])\n"
 		"end\n"
@@ -134,6 +140,20 @@ const char *const wsm__scripts[WSM_SCRIPT_COUNT] = {
 		"end\n"
 		"r[8] = h\n"
 		"return r\n",
+	/*
+	 * ANNOUNCE (wsm_session_open()). ARGV: epoch if new, the Redis life,
+	 * TTL ms. The session is known to every node from now on: a state
+	 * that is missing or lost is created, and the TTL starts over.
+	 */
+	[WSM_SCRIPT_ANNOUNCE] =
+		STATE_FN
+		"local k = KEYS[1]\n"
+		"if not state(k, ARGV[2]) then\n"
+		"  redis.call('DEL', k, KEYS[2])\n"
+		"  redis.call('HSET', k, 'e', ARGV[1], 's', 0, 'l', ARGV[2])\n"
+		"end\n"
+		"redis.call('PEXPIRE', k, ARGV[3])\n"
+		"return 1\n",
 	/* CLOSE. ARGV: channel. Every node closes the session's connections. */
 	[WSM_SCRIPT_CLOSE] =
 		STATE_FN

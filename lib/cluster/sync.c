@@ -92,10 +92,10 @@ static void load(struct wsm_csess *cs)
 	struct wsm_session *s = wsm__table_find(cl->m, cs->id, cs->id_len);
 	char key[KEY_SIZE], hkey[KEY_SIZE], epoch[16], ttl[24], known_e[16];
 	char known_s[24], hcount[16], hafter[24], hepoch[16], hbytes[16];
-	const char *argv[14] = { "EVALSHA", in->sha[WSM_SCRIPT_JOIN], "2", key,
+	const char *argv[15] = { "EVALSHA", in->sha[WSM_SCRIPT_JOIN], "2", key,
 				 hkey, epoch, ttl, known_e, known_s, hcount,
-				 hafter, hepoch, hbytes, in->life };
-	size_t lens[14] = { 7, 40, 1 };
+				 hafter, hepoch, hbytes, in->life, "0" };
+	size_t lens[15] = { 7, 40, 1 };
 	uint32_t from_epoch = 0, ke;
 	uint64_t after = 0, ks;
 	bool history = history_from(cs, s, &from_epoch, &after);
@@ -129,7 +129,14 @@ static void load(struct wsm_csess *cs)
 	lens[12] = (size_t)snprintf(hbytes, sizeof(hbytes), "%u",
 				    WSM_HISTORY_REPLY_BYTES);
 	lens[13] = WSM_LIFE_LEN;
-	if (wsm__rconn_send(in->cmd, 14, argv, lens, 1, loaded, cs)) {
+	/*
+	 * A state is created only to move clients off an epoch they were
+	 * shown: a mere connect writes nothing to Redis.
+	 */
+	if (ke)
+		argv[14] = "1";
+	lens[14] = 1;
+	if (wsm__rconn_send(in->cmd, 15, argv, lens, 1, loaded, cs)) {
 		cs->load_wanted = true;
 		return;
 	}
@@ -248,6 +255,50 @@ static void flush_held(struct wsm_csess *cs, struct wsm_session *s)
 	}
 }
 
+/* This node's announcement of cs is on its way to Redis. */
+static bool announcing(const struct wsm_csess *cs)
+{
+	const struct wsm_msg *msg;
+
+	if (cs->in_flight && cs->in_flight->kind == WSM_MSG_OPEN_SESSION)
+		return true;
+	for (msg = cs->out_head; msg; msg = msg->next)
+		if (msg->kind == WSM_MSG_OPEN_SESSION)
+			return true;
+	return false;
+}
+
+/*
+ * WSM_OPT_ANNOUNCED_ONLY: no node announced the session, nor broadcast to
+ * it. Its waiting connections are refused as an upgrade would have been.
+ */
+static void refuse_waiters(struct wsm_csess *cs, struct wsm_session *s)
+{
+	wsm_manager_t *m = cs->cl->m;
+	struct wsm_link *l, *next;
+	size_t i;
+
+	/* A close unlinks its connection: keep next. */
+	for (l = s->conns.next; l != &s->conns; l = next) {
+		struct wsm_conn *c =
+			wsm_container_of(l, struct wsm_conn, in_session);
+
+		next = l->next;
+		for (i = 0; i < cs->nwaiters && cs->waiters[i].conn_id != c->id;
+		     i++)
+			;
+		if (i == cs->nwaiters)
+			continue;
+		wsm__bump(&m->c.refused[WSM_REFUSAL_UNKNOWN_SESSION], 1);
+		wsm__conn_close(m, c, WSM_CAUSE_REFUSED, WSM_CLOSE_REFUSED);
+	}
+	cs->nwaiters = 0;
+	cs->sub = WSM_SUB_LIVE;
+	cs->stateless = true;
+	cs->resync = false;
+	drop_held(cs);
+}
+
 static void loaded(void *user, const redisReply *r)
 {
 	struct wsm_csess *cs = user;
@@ -280,8 +331,9 @@ static void loaded(void *user, const redisReply *r)
 		return;
 	}
 	if (r->type != REDIS_REPLY_ARRAY || r->elements != 8 ||
-	    !field_u64(r->element[0], 0x7fffffff, &epoch) || !epoch ||
-	    !field_u64(r->element[1], WSM_SEQ_MAX, &st.seq)) {
+	    !field_u64(r->element[0], 0x7fffffff, &epoch) ||
+	    !field_u64(r->element[1], WSM_SEQ_MAX, &st.seq) ||
+	    (!epoch && st.seq)) {
 		redisReply bad = { .type = REDIS_REPLY_ERROR,
 				   .str = (char *)"the state does not read",
 				   .len = 23 };
@@ -297,8 +349,18 @@ static void loaded(void *user, const redisReply *r)
 		wsm__cluster_leave(m, cs->id, cs->id_len);
 		return;
 	}
-	st.epoch = (uint32_t)epoch;
-	epoch_changed = cs->was_live && s->epoch != st.epoch;
+	if (!epoch && m->cfg.announced_only && !announcing(cs)) {
+		refuse_waiters(cs, s);
+		return;
+	}
+	/*
+	 * No state in Redis: no broadcast or announcement wrote one. The
+	 * local epoch serves until the first message, whose epoch is taken
+	 * over (deliver_wire()).
+	 */
+	st.epoch = epoch ? (uint32_t)epoch : s->epoch;
+	epoch_changed = cs->was_live && !cs->stateless && s->epoch != st.epoch;
+	cs->stateless = !epoch;
 	st.progress = stored(cs, r->element[2], r->element[3], NULL, 'p',
 			     st.epoch);
 	st.terminal = stored(cs, r->element[4], r->element[5], r->element[6],
@@ -481,6 +543,12 @@ static void deliver_wire(struct wsm_csess *cs, struct wsm_session *s,
 		wsm__session_close_now(m, cs->id, cs->id_len);
 		return;
 	}
+	if (cs->stateless && w->seq == 1) {
+		/* The session's first message: its epoch is the session's. */
+		cs->stateless = false;
+		s->epoch = w->epoch;
+		s->seq = 0;
+	}
 	if (w->epoch == s->epoch && w->seq <= s->seq)
 		return; /* the state, or an earlier read, had it */
 	if (w->epoch != s->epoch || w->seq != s->seq + 1) {
@@ -509,8 +577,15 @@ void wsm__sync_published(struct wsm_csess *cs, struct wsm_msg *msg,
 	/* Anything else is the channel's to bring, or a state read's. */
 	if (cs->sub != WSM_SUB_LIVE || cs->resync ||
 	    msg->kind == WSM_MSG_CLOSE_SESSION ||
-	    !(s = wsm__table_find(m, cs->id, cs->id_len)) ||
-	    s->epoch != epoch || s->seq + 1 != seq)
+	    msg->kind == WSM_MSG_OPEN_SESSION ||
+	    !(s = wsm__table_find(m, cs->id, cs->id_len)))
+		return;
+	if (cs->stateless && seq == 1) {
+		cs->stateless = false;
+		s->epoch = epoch;
+		s->seq = 0;
+	}
+	if (s->epoch != epoch || s->seq + 1 != seq)
 		return;
 	wsm__msg_stamp(msg, seq, epoch);
 	wsm__session_deliver_stamped(m, s, msg);

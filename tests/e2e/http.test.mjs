@@ -354,7 +354,7 @@ test('GET /metrics: Prometheus text format, line by line, with the right figures
   // Every cause wsm_cause_name() knows, but "none", which is no close.
   assert.deepEqual(labels('wsm_connections_closed_total', 'cause'),
     ['peer', 'error', 'stale', 'lifetime', 'evicted', 'session_closed', 'shutdown',
-      'slow_consumer', 'protocol']);
+      'slow_consumer', 'protocol', 'refused']);
   assert.equal(sample(fam, 'wsm_connections', { state: 'active' }), 1);
   assert.equal(sample(fam, 'wsm_sessions'), 1);
   assert.equal(sample(fam, 'wsm_connections_opened_total'), 1);

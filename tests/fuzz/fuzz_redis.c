@@ -134,7 +134,7 @@ static void join_reply(const uint8_t *data, size_t size, uint64_t seen,
 	FZ_CHECK(cs, "cluster session");
 	cs->sub = WSM_SUB_LIVE;
 	cs->resync = cs->was_live = cs->load_wanted = true;
-	in->ready = true;
+	in->ready = in->life_known = true; /* scripts loaded, life read */
 	wsm__rconn_feed(in->cmd, NULL, 0);
 	wsm__sync_load_waiting(cl, 0);
 	FZ_CHECK(cs->pending == 1 && !cs->load_wanted, "the JOIN was not sent");

@@ -78,6 +78,29 @@ static int read_line(int fd, char *out, size_t size, int64_t deadline)
 	return -1;
 }
 
+/* want bytes of lines into out, joined by '\n', cut to fit. */
+static int read_bulk(int fd, long want, char *out, size_t size,
+		     int64_t deadline)
+{
+	char *line = malloc(size);
+	size_t used = 0, k;
+	int rc = line ? 0 : -1;
+
+	while (!rc && want > 0 &&
+	       !(rc = read_line(fd, line, size, deadline))) {
+		k = strlen(line);
+		want -= (long)k + 2;
+		if (used + k + 1 < size) {
+			memcpy(out + used, line, k);
+			used += k;
+			out[used++] = '\n';
+		}
+	}
+	out[used ? used - 1 : 0] = '\0';
+	free(line);
+	return rc;
+}
+
 int redis_cmd(const struct redis_server *r, const char *words, char *out,
 	      size_t size)
 {
@@ -105,9 +128,10 @@ int redis_cmd(const struct redis_server *r, const char *words, char *out,
 	if (!connect(fd, (struct sockaddr *)&a, sizeof(a)) &&
 	    write(fd, buf, (size_t)len) == len)
 		rc = read_line(fd, out, size, deadline);
-	/* A bulk string: its value, on the next line. */
+	/* A bulk string: its value, on the next lines (INFO has many). */
 	if (!rc && out[0] == '$' && out[1] != '-')
-		rc = read_line(fd, out, size, deadline);
+		rc = read_bulk(fd, strtol(out + 1, NULL, 10), out, size,
+			       deadline);
 	close(fd);
 	return rc;
 }

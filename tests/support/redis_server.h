@@ -34,8 +34,8 @@ void redis_stop(struct redis_server *r);
 /*
  * One command, sent on a fresh connection to its unix socket, as
  * space-separated words (no quoting); the reply's first line goes into
- * out ("+OK", ":1", "$-1"), or a bulk string's value. 0, or -1 on failure
- * or after 5 s.
+ * out ("+OK", ":1", "$-1"), or a bulk string's value (its lines joined by
+ * '\n', cut to size). 0, or -1 on failure or after 5 s.
  */
 int redis_cmd(const struct redis_server *r, const char *words, char *out,
 	      size_t size);
