@@ -104,16 +104,25 @@ static int read_bulk(int fd, long want, char *out, size_t size,
 int redis_cmd(const struct redis_server *r, const char *words, char *out,
 	      size_t size)
 {
-	char buf[1024], copy[512], *w, *save = NULL;
+	char copy[512], *w, *save = NULL;
 	const char *argv[32];
-	struct sockaddr_un a;
-	int fd, argc = 0, len = 0, i, rc = -1;
-	int64_t deadline = now_ms() + 5000;
+	int argc = 0;
 
 	snprintf(copy, sizeof(copy), "%s", words);
 	for (w = strtok_r(copy, " ", &save); w && argc < 32;
 	     w = strtok_r(NULL, " ", &save))
 		argv[argc++] = w;
+	return redis_cmdv(r, argc, argv, out, size);
+}
+
+int redis_cmdv(const struct redis_server *r, int argc, const char **argv,
+	       char *out, size_t size)
+{
+	char buf[4096];
+	struct sockaddr_un a;
+	int fd, len = 0, i, rc = -1;
+	int64_t deadline = now_ms() + 5000;
+
 	len = snprintf(buf, sizeof(buf), "*%d\r\n", argc);
 	for (i = 0; i < argc && len < (int)sizeof(buf); i++)
 		len += snprintf(buf + len, sizeof(buf) - (size_t)len,

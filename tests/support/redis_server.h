@@ -39,5 +39,8 @@ void redis_stop(struct redis_server *r);
  */
 int redis_cmd(const struct redis_server *r, const char *words, char *out,
 	      size_t size);
+/* The same with the command's words given one by one (spaces allowed). */
+int redis_cmdv(const struct redis_server *r, int argc, const char **argv,
+	       char *out, size_t size);
 
 #endif
