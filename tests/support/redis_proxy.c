@@ -31,6 +31,7 @@ struct redis_proxy {
 	bool held[2];
 	char lose_word[32];
 	unsigned lost;
+	unsigned pushed; /* reads from Redis on subscribers with a "message" */
 	struct pair pairs[MAX_PAIRS];
 };
 
@@ -178,6 +179,9 @@ static void *relay(void *arg)
 				drop(q);
 				continue;
 			}
+			if (q->kind == PROXY_SUB &&
+			    memmem(buf, (size_t)k, "message", 7))
+				p->pushed++;
 			if (write_all(q->cfd, buf, (size_t)k))
 				drop(q);
 		}
@@ -292,6 +296,16 @@ void proxy_hold_replies(struct redis_proxy *p, enum proxy_link which,
 	p->held[which] = on;
 	pthread_mutex_unlock(&p->lock);
 	wake(p);
+}
+
+unsigned proxy_pushed(struct redis_proxy *p)
+{
+	unsigned n;
+
+	pthread_mutex_lock(&p->lock);
+	n = p->pushed;
+	pthread_mutex_unlock(&p->lock);
+	return n;
 }
 
 unsigned proxy_links(struct redis_proxy *p, enum proxy_link which)

@@ -43,6 +43,11 @@ void proxy_freeze(struct redis_proxy *p, enum proxy_link which, bool on);
 /* Redis's replies on connections of that kind wait (on) until off. */
 void proxy_hold_replies(struct redis_proxy *p, enum proxy_link which,
 			bool on);
+/*
+ * Published messages passed on to subscribers so far (reads that carried
+ * one): in the node's socket once counted.
+ */
+unsigned proxy_pushed(struct redis_proxy *p);
 /* Connections of that kind open now (those that sent their first command). */
 unsigned proxy_links(struct redis_proxy *p, enum proxy_link which);
 
