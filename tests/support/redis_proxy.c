@@ -179,11 +179,14 @@ static void *relay(void *arg)
 				drop(q);
 				continue;
 			}
+			if (write_all(q->cfd, buf, (size_t)k)) {
+				drop(q);
+				continue;
+			}
+			/* Counted once in the node's socket, not before. */
 			if (q->kind == PROXY_SUB &&
 			    memmem(buf, (size_t)k, "message", 7))
 				p->pushed++;
-			if (write_all(q->cfd, buf, (size_t)k))
-				drop(q);
 		}
 		pthread_mutex_unlock(&p->lock);
 	}
