@@ -479,13 +479,16 @@ static int watch_closes(wsc_t **c, int n, int64_t *closed_at, int *code,
  * its upgrade, a connection can only look longer-lived than it was, so
  * one that looks shorter than 550 ms proves the jitter (with it off, none
  * can; with it on, all 12 above 550 ms has odds of (50/300)^12, ~1e-9).
+ * And they are spread over the window, not bunched at one point of it
+ * (its floor, say): 12 lifetimes drawn over 300 ms all within 80 ms of
+ * each other has odds of 12 (80/300)^11, ~6e-6.
  */
 static void test_lifetime_closes_are_spread(void **state)
 {
 	harness_t *h = HARNESS_START(NULL, { WSM_OPT_MAX_LIFETIME_MS, 600 },
 				     { WSM_OPT_LIFETIME_JITTER_PERCENT, 50 },
 				     { WSM_OPT_MAX_CONNECTIONS_PER_SESSION, 20 });
-	int64_t asked[12], closed_at[12], shortest = INT64_MAX;
+	int64_t asked[12], closed_at[12], shortest = INT64_MAX, longest = 0;
 	int code[12];
 	wsc_t *c[12];
 	int i;
@@ -503,10 +506,14 @@ static void test_lifetime_closes_are_spread(void **state)
 		assert_true(closed_at[i] - asked[i] >= 300);
 		if (closed_at[i] - asked[i] < shortest)
 			shortest = closed_at[i] - asked[i];
+		if (closed_at[i] - asked[i] > longest)
+			longest = closed_at[i] - asked[i];
 		wsc_free(c[i]);
 	}
-	print_message("shortest lifetime seen: %lld ms\n", (long long)shortest);
+	print_message("lifetimes seen: %lld to %lld ms\n", (long long)shortest,
+		      (long long)longest);
 	assert_true(shortest < 550);
+	assert_true(longest - shortest >= 80);
 	harness_stop(h);
 }
 
