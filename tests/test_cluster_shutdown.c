@@ -256,7 +256,8 @@ static void test_flapping_link_is_told_at_a_bounded_rate(void **state)
 	struct cluster_node_opts o = { .retry_max_ms = 1000 };
 	struct redis_server r;
 	struct flap f;
-	size_t downs, ups;
+	size_t downs, ups, ups_before;
+	int64_t began, took;
 	int i;
 
 	(void)state;
@@ -265,17 +266,25 @@ static void test_flapping_link_is_told_at_a_bounded_rate(void **state)
 	assert_int_equal(redis_start(&r, false), 0);
 	f.h = cluster_node_start(r.url, "node-f", &o);
 	assert_non_null(f.h);
+	ups_before = harness_events(f.h, WSM_EVENT_CLUSTER_UP, -1, NULL);
+	began = now_ms();
 	for (i = 0; i < 6; i++) {
 		f.losses = harness_metrics(f.h).cluster_link_losses;
 		cmd(&r, "CLIENT KILL TYPE normal");
 		assert_int_equal(harness_wait_until(lost_and_back, &f, 5000), 0);
 	}
+	took = now_ms() - began;
 	assert_true(harness_metrics(f.h).cluster_link_losses >= 6);
 	downs = harness_events(f.h, WSM_EVENT_CLUSTER_DOWN, -1, NULL);
 	ups = harness_events(f.h, WSM_EVENT_CLUSTER_UP, -1, NULL);
-	/* Told at once or a second later: never one event per flap. */
-	assert_true(downs <= 2);
-	assert_true(ups <= 3);
+	/*
+	 * At most one event per second after the first (and the one a timer
+	 * may owe), however slow the flaps were (valgrind): never one per
+	 * flap, which is 12 here.
+	 */
+	print_message("6 flaps in %lld ms: %zu down, %zu up events\n",
+		      (long long)took, downs, ups - ups_before);
+	assert_true(downs + ups - ups_before <= 2 + (size_t)(took / 1000));
 	/* A lasting outage is told, spacing or not, and so is the end. */
 	redis_kill(&r, SIGKILL);
 	assert_int_equal(harness_wait_events(f.h, WSM_EVENT_CLUSTER_DOWN, -1,
