@@ -1,0 +1,1489 @@
+#!/usr/bin/env python3
+"""Jepsen-style fault injection for libwsm's cluster mode (wsm(7) CLUSTER MODE).
+
+Runs its own redis-server, N chaos_node processes (tests/chaos/chaos_node.c)
+and M WebSocket clients (asyncio, a minimal RFC 6455 client written here),
+lets a nemesis inject faults, heals them, waits (bounded) for every job to
+finish, then checks what every client saw against the nodes' logs. Standard
+library only. Exit status: 0 with no anomaly, 1 with any, 77 (skipped) when
+redis-server is missing, 2 on a setup failure.
+
+    python3 chaos.py --node-binary build/tests/chaos/chaos_node            # ~2 min
+    python3 chaos.py --node-binary ... --minutes 10 --sessions 40 --clients 16
+    python3 chaos.py --node-binary ... --seed 1234   # the same fault schedule
+
+The seed draws the jobs, the clients' choices and the nemesis's schedule
+(which faults, in which order, on which target, for how long, and the pauses
+between them); the timing of processes is the machine's, so a seed
+reproduces the schedule, not every interleaving.
+
+Terms
+-----
+call       One broadcast call of a node's producer thread, a line "B" of
+           that node's log. Its content names it ("g<inc> c<call> ..."), so
+           every message a client gets maps to exactly one call. Calls of one
+           session are all made by one node (its owner), so the log gives
+           them a total *issue order*: (incarnation, call number).
+confirmed  A call with rc 0 covered by a "C" line of its incarnation: the
+           node's outbox read empty after the call had returned, so Redis had
+           confirmed it or a later call of the session that superseded it.
+           Also *owed* like a confirmed call: a call accepted (rc 0) by an
+           incarnation that then got SIGTERM and shut down with wsm_drain()
+           -- a graceful stop; wsm_drain(3) says what was broadcast before it
+           reaches its clients. Calls of an incarnation killed with -9 after
+           its last "C" line are not owed (wsm(7): the outbox is in the
+           node's memory).
+destructive fault
+           A fault after which Redis legitimately no longer holds what it
+           confirmed: Redis restarted without persistence or from an older
+           snapshot, OOM with eviction (volatile-ttl), and hand edits of a
+           session's state that delete it, make it unreadable, or lower its
+           seq. wsm(7): such a state starts over in a new epoch. A call is
+           *owed at the end* only if it was issued after the end of the last
+           destructive fault that touched its session.
+stream     What one client saw of one session: from a fresh join (no
+           lastSeq) through every resume (?lastSeq=&epoch= taken from the
+           last message, lastSeq=0 after a reset, as clients/browser does)
+           until the client moves to another session. A *segment* is a part
+           of a stream between two resets.
+fault window
+           From the start of a fault until it healed (the restarted process
+           answers, SIGCONT sent, the setting restored) plus --recovery
+           seconds for the links to come back. A window is *relevant* to a
+           connection on node Y for a session owned by node Z if the fault
+           hit Redis, Y or Z.
+stayed through
+           A connection of a client *stayed through* an owed call c if it
+           was open (101 received) when c's confirmation was logged (time
+           tc), stayed open until at least tc + --deliver seconds, and no
+           relevant fault window overlaps [tc, tc + deliver]. In addition,
+           every client whose connection is open at the end of the run (after
+           healing and settling) stayed through every call owed at the end,
+           and so does a probe: one fresh connection per session on every
+           node, made after settling.
+
+Anomalies (per session; the run passes with zero of each)
+---------------------------------------------------------
+lost       A connection stayed through an owed call c, but by the time it
+           closed (or at the end) its stream's current segment held neither c
+           nor any call of the session issued after c. Progress is
+           latest-wins (wsm(7)): a later call delivered covers an earlier one.
+gap        In one segment, seq n then n+k (k > 1) in the same epoch where a
+           skipped seq is known (from any client) to carry an error or a
+           complete. wsm(7): "A gap in seq ... stands for superseded
+           progress", and "Error and complete messages are never dropped or
+           coalesced"; so a gap over progress only is legal, a gap over a
+           terminal is not. Also: a message of another epoch with no reset
+           before it (wsm(7): a reset comes first when the epoch changed).
+reorder    In one segment and epoch, a seq below the previous one.
+duplicate  In one segment, the same (epoch, seq) or the same call twice; or
+           one call at two seqs of the same epoch (any clients).
+conflict   Two different calls (or a call and a reset's seq claim aside) at
+           one (session, epoch, seq) across all clients.
+order      In one segment, a call issued before the call delivered just
+           before it (the producer's issue order is not kept).
+rollback   A reset in the client's own epoch whose seq is below the seq the
+           client already held: the server forgot what it had shown
+           (wsm(7) sends such a reset only for a lastSeq "this session never
+           sent"; the client holds proof that it was sent).
+phantom    A message whose content maps to no call of the owner's log (the
+           one call a kill -9 may catch between return and its log line is
+           accepted).
+unfinished A job whose terminal was never confirmed after healing, within the
+           bounded wait.
+"""
+
+import argparse
+import asyncio
+import base64
+import collections
+import ctypes
+import hashlib
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import sys
+import tempfile
+import time
+
+NS = 1_000_000_000
+PREFIX = "/api/images_mvp/progress/"
+KEY_PREFIX = "wsm:"
+
+
+def now():
+    return time.monotonic_ns()
+
+
+class Ctx:
+    """Run-wide state shared by the parts below."""
+
+    def __init__(self, args):
+        self.args = args
+        self.t_start = now()
+        self.phase = "setup"  # setup, chaos, heal, settle, end
+        self.faults = []  # Fault records, in order
+        self.children = set()  # asyncio subprocesses alive
+        self.stop = False
+
+    def rel(self, t):
+        return (t - self.t_start) / NS
+
+    def say(self, *words):
+        print("[%7.2f] %s" % (self.rel(now()), " ".join(str(w) for w in words)),
+              flush=True)
+
+
+# ---- processes ---------------------------------------------------------------
+
+_libc = None
+
+
+def _die_with_parent():
+    """In the child: SIGKILL when the orchestrator dies (even by kill -9)."""
+    global _libc
+    try:
+        if _libc is None:
+            _libc = ctypes.CDLL(None, use_errno=True)
+        _libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except Exception:
+        pass
+
+
+async def spawn(ctx, argv, log_path):
+    out = open(log_path, "ab")
+    try:
+        p = await asyncio.create_subprocess_exec(
+            *argv, stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=out,
+            preexec_fn=_die_with_parent)
+    finally:
+        out.close()
+    ctx.children.add(p)
+    return p
+
+
+async def reap(ctx, p, timeout=10.0):
+    """Waits (bounded) for p to exit; SIGKILL after the timeout."""
+    try:
+        await asyncio.wait_for(p.wait(), timeout)
+    except asyncio.TimeoutError:
+        try:
+            p.send_signal(signal.SIGCONT)
+            p.kill()
+        except ProcessLookupError:
+            pass
+        await asyncio.wait_for(p.wait(), 5)
+    ctx.children.discard(p)
+    return p.returncode
+
+
+def kill_all_now(ctx):
+    for p in list(ctx.children):
+        if p.returncode is None:
+            for sig in (signal.SIGCONT, signal.SIGKILL):
+                try:
+                    os.kill(p.pid, sig)
+                except ProcessLookupError:
+                    pass
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+# ---- a minimal RESP client -----------------------------------------------------
+
+class RespError(Exception):
+    pass
+
+
+async def _resp_read(r):
+    line = await r.readline()
+    if not line:
+        raise ConnectionError("redis closed")
+    t, rest = line[:1], line[1:-2]
+    if t == b"+":
+        return rest.decode()
+    if t == b"-":
+        return RespError(rest.decode())
+    if t == b":":
+        return int(rest)
+    if t == b"$":
+        n = int(rest)
+        if n < 0:
+            return None
+        data = await r.readexactly(n + 2)
+        return data[:-2].decode(errors="replace")
+    if t == b"*":
+        n = int(rest)
+        if n < 0:
+            return None
+        return [await _resp_read(r) for _ in range(n)]
+    raise ConnectionError("bad RESP reply %r" % line)
+
+
+async def redis_cmd(port, *args, timeout=3.0):
+    """One command on a fresh connection; the reply (RespError for -ERR)."""
+    async def run():
+        r, w = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            out = [b"*%d\r\n" % len(args)]
+            for a in args:
+                b = str(a).encode()
+                out.append(b"$%d\r\n%s\r\n" % (len(b), b))
+            w.write(b"".join(out))
+            await w.drain()
+            return await _resp_read(r)
+        finally:
+            w.close()
+    return await asyncio.wait_for(run(), timeout)
+
+
+# ---- Redis ---------------------------------------------------------------------
+
+class Redis:
+    def __init__(self, ctx, binary, workdir):
+        self.ctx = ctx
+        self.binary = binary
+        self.dir = os.path.join(workdir, "redis")
+        os.makedirs(self.dir)
+        self.port = free_port()
+        self.proc = None
+        self.snapshot = None  # (path, time taken)
+        self.stopped = False
+
+    def argv(self, appendonly):
+        return [self.binary, "--port", str(self.port), "--bind", "127.0.0.1",
+                "--dir", self.dir, "--save", "", "--dbfilename", "dump.rdb",
+                "--appendonly", "yes" if appendonly else "no",
+                "--appendfsync", "always", "--enable-debug-command", "yes",
+                "--maxmemory-policy", "volatile-ttl", "--daemonize", "no",
+                "--logfile", os.path.join(self.dir, "redis.log")]
+
+    async def start(self, appendonly=True):
+        self.proc = await spawn(self.ctx, self.argv(appendonly),
+                                os.path.join(self.dir, "stdout.log"))
+        self.stopped = False
+        deadline = now() + 15 * NS
+        while now() < deadline:
+            if self.proc.returncode is not None:
+                raise RuntimeError("redis-server exited %d" % self.proc.returncode)
+            try:
+                if await redis_cmd(self.port, "PING", timeout=1) == "PONG":
+                    return
+            except (OSError, asyncio.TimeoutError, ConnectionError):
+                pass
+            await asyncio.sleep(0.05)
+        raise RuntimeError("redis-server did not answer PING")
+
+    async def kill9(self):
+        if self.proc and self.proc.returncode is None:
+            self.proc.send_signal(signal.SIGKILL)
+            await reap(self.ctx, self.proc)
+
+    def signal(self, sig):
+        if self.proc and self.proc.returncode is None:
+            self.proc.send_signal(sig)
+
+    def _rm_data(self):
+        shutil.rmtree(os.path.join(self.dir, "appendonlydir"), ignore_errors=True)
+        for f in ("dump.rdb",):
+            try:
+                os.unlink(os.path.join(self.dir, f))
+            except FileNotFoundError:
+                pass
+
+    async def restart(self, mode):
+        """mode: 'none' (no data), 'aof' (as it was), 'snapshot' (older RDB)."""
+        if mode == "none":
+            self._rm_data()
+            await self.start(True)
+        elif mode == "aof":
+            await self.start(True)
+        else:
+            self._rm_data()
+            shutil.copy(self.snapshot[0], os.path.join(self.dir, "dump.rdb"))
+            await self.start(False)
+            await redis_cmd(self.port, "CONFIG", "SET", "appendonly", "yes")
+
+    async def take_snapshot(self):
+        """BGSAVE, then a copy of the RDB file it wrote (for a later restart
+        from an older snapshot)."""
+        def field(info, name):
+            m = re.search(r"^%s:(\S+)" % name, info, re.M)
+            return m.group(1) if m else None
+        info = await redis_cmd(self.port, "INFO", "persistence")
+        before = int(field(info, "rdb_saves") or 0)
+        r = await redis_cmd(self.port, "BGSAVE")
+        if isinstance(r, RespError):
+            return False
+        deadline = now() + 10 * NS
+        while now() < deadline:
+            await asyncio.sleep(0.05)
+            info = await redis_cmd(self.port, "INFO", "persistence")
+            if int(field(info, "rdb_saves") or 0) > before and \
+                    field(info, "rdb_bgsave_in_progress") == "0":
+                if field(info, "rdb_last_bgsave_status") != "ok":
+                    return False
+                path = os.path.join(self.dir, "snapshot.rdb")
+                shutil.copy(os.path.join(self.dir, "dump.rdb"), path)
+                self.snapshot = (path, now())
+                return True
+        return False
+
+
+# ---- nodes ---------------------------------------------------------------------
+
+class Node:
+    def __init__(self, ctx, i, binary, workdir, redis, history, t0_ms):
+        self.ctx = ctx
+        self.i = i
+        self.id = "node-%d" % i
+        self.binary = binary
+        self.port = free_port()
+        self.log = os.path.join(workdir, "%s.log" % self.id)
+        self.out = os.path.join(workdir, "%s.stderr" % self.id)
+        self.redis = redis
+        self.history = history
+        self.t0_ms = t0_ms
+        self.jobs = []  # Job
+        self.proc = None
+        self.stopped = False
+        self.starts = 0
+
+    def argv(self):
+        a = [self.binary, "--port", str(self.port),
+             "--redis", "redis://127.0.0.1:%d" % self.redis.port,
+             "--node-id", self.id, "--log", self.log,
+             "--t0-ms", str(self.t0_ms), "--history", str(self.history),
+             "--timeout-ms", "500", "--retry-max-ms", "1000",
+             "--lifetime-ms", "15000", "--drain-window-ms", "500",
+             "--ping-ms", "1000", "--stale-ms", "4000"]
+        for j in self.jobs:
+            a += ["--job", "%s:%d:%d:%d:%s" % (j.id, j.start_ms, j.steps,
+                                               j.interval_ms, j.terminal)]
+        return a
+
+    def up(self):
+        return self.proc is not None and self.proc.returncode is None
+
+    async def start(self):
+        for attempt in range(5):
+            self.proc = await spawn(self.ctx, self.argv(), self.out)
+            self.stopped = False
+            self.starts += 1
+            deadline = now() + 10 * NS
+            while now() < deadline and self.proc.returncode is None:
+                try:
+                    r, w = await asyncio.wait_for(
+                        asyncio.open_connection("127.0.0.1", self.port), 1)
+                    w.close()
+                    return
+                except (OSError, asyncio.TimeoutError):
+                    await asyncio.sleep(0.05)
+            await reap(self.ctx, self.proc, 1)
+            await asyncio.sleep(0.5)  # the port, perhaps: try again
+        raise RuntimeError("%s did not start" % self.id)
+
+    def signal(self, sig):
+        if self.up():
+            self.proc.send_signal(sig)
+
+    async def kill9(self):
+        if self.up():
+            self.proc.send_signal(signal.SIGCONT)
+            self.proc.send_signal(signal.SIGKILL)
+            await reap(self.ctx, self.proc)
+
+    async def terminate(self, timeout=10.0):
+        if self.up():
+            self.proc.send_signal(signal.SIGCONT)
+            self.proc.send_signal(signal.SIGTERM)
+            return await reap(self.ctx, self.proc, timeout)
+        return None
+
+
+class Job:
+    def __init__(self, sid, owner, start_ms, steps, interval_ms, terminal):
+        self.id = sid
+        self.owner = owner
+        self.start_ms = start_ms
+        self.steps = steps
+        self.interval_ms = interval_ms
+        self.terminal = terminal
+
+
+# ---- a minimal RFC 6455 client ----------------------------------------------------
+
+GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+
+class Refused(Exception):
+    pass
+
+
+def ws_frame(opcode, payload, rng):
+    mask = bytes(rng.getrandbits(8) for _ in range(4))
+    n = len(payload)
+    if n < 126:
+        head = bytes([0x80 | opcode, 0x80 | n])
+    elif n < 65536:
+        head = bytes([0x80 | opcode, 0x80 | 126]) + n.to_bytes(2, "big")
+    else:
+        head = bytes([0x80 | opcode, 0x80 | 127]) + n.to_bytes(8, "big")
+    return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
+async def ws_read_frame(r):
+    h = await r.readexactly(2)
+    fin, opcode = h[0] & 0x80, h[0] & 0x0F
+    masked, n = h[1] & 0x80, h[1] & 0x7F
+    if n == 126:
+        n = int.from_bytes(await r.readexactly(2), "big")
+    elif n == 127:
+        n = int.from_bytes(await r.readexactly(8), "big")
+    mask = await r.readexactly(4) if masked else None
+    data = await r.readexactly(n)
+    if mask:
+        data = bytes(b ^ mask[i % 4] for i, b in enumerate(data))
+    return bool(fin), opcode, data
+
+
+async def ws_connect(port, target, rng, timeout=3.0):
+    key = base64.b64encode(bytes(rng.getrandbits(8) for _ in range(16)))
+    r, w = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port),
+                                  timeout)
+    try:
+        w.write(b"GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\n"
+                b"Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
+                b"Sec-WebSocket-Version: 13\r\n\r\n" % (target.encode(), port, key))
+        head = await asyncio.wait_for(r.readuntil(b"\r\n\r\n"), timeout)
+    except BaseException:
+        w.close()
+        raise
+    lines = head.decode(errors="replace").split("\r\n")
+    status = lines[0].split(" ")
+    if len(status) < 2 or status[1] != "101":
+        w.close()
+        raise Refused(lines[0])
+    want = base64.b64encode(hashlib.sha1(key + GUID).digest()).decode()
+    if not any(l.lower().startswith("sec-websocket-accept:") and
+               l.split(":", 1)[1].strip() == want for l in lines[1:]):
+        w.close()
+        raise Refused("bad Sec-WebSocket-Accept")
+    return r, w
+
+
+# ---- clients -------------------------------------------------------------------------
+
+class Conn:
+    """One WebSocket connection of a stream."""
+
+    def __init__(self, stream, cid, node, query, t_open):
+        self.stream = stream
+        self.id = cid
+        self.node = node
+        self.query = query
+        self.t_open = t_open
+        self.t_close = None  # None: open at the end
+        self.how = None  # 'client', 'server <code> <reason>', 'error ...'
+        self.msgs = []  # (t, dict)
+
+
+class Stream:
+    def __init__(self, client, sid, n):
+        self.client = client
+        self.session = sid
+        self.name = "%s/%d" % (client, n)
+        self.conns = []
+        self.last_seq = None
+        self.epoch = None
+
+
+class Client:
+    def __init__(self, ctx, name, rng, sessions, nodes):
+        self.ctx = ctx
+        self.name = name
+        self.rng = rng
+        self.sessions = sessions
+        self.nodes = nodes
+        self.streams = []
+        self.stream = None
+        self.conn = None  # open now
+        self.final = asyncio.Event()  # stay connected from now on
+
+    def new_stream(self, sid=None):
+        self.stream = Stream(self.name, sid or self.rng.choice(self.sessions),
+                             len(self.streams))
+        self.streams.append(self.stream)
+
+    def take(self, m):
+        """The browser client's bookkeeping (clients/browser/wsm-client.js)."""
+        st = self.stream
+        if m.get("type") == "reset":
+            st.epoch, st.last_seq = m["epoch"], 0
+            return
+        if not isinstance(m.get("seq"), int) or not isinstance(m.get("epoch"), int):
+            return
+        if m["epoch"] == st.epoch and st.last_seq is not None and \
+                m["seq"] <= st.last_seq:
+            return  # already taken (the record keeps it for the check)
+        st.epoch, st.last_seq = m["epoch"], m["seq"]
+
+    async def run(self):
+        ctx = self.ctx
+        delay = 0.0
+        while not ctx.stop:
+            if delay:
+                if self.final.is_set():
+                    await asyncio.sleep(min(delay, 0.3))
+                else:
+                    try:  # cut short when the run enters its final phase
+                        await asyncio.wait_for(self.final.wait(), delay)
+                    except asyncio.TimeoutError:
+                        pass
+            delay = 0.0
+            if self.stream is None:
+                self.new_stream()
+            node = self.rng.choice(self.nodes)
+            st = self.stream
+            query = ""
+            if st.last_seq is not None and st.epoch is not None:
+                query = "?lastSeq=%d&epoch=%d" % (st.last_seq, st.epoch)
+            try:
+                r, w = await ws_connect(node.port, PREFIX + st.session + query,
+                                        self.rng)
+            except (OSError, asyncio.TimeoutError, Refused,
+                    asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+                delay = self.rng.uniform(0.05, 0.5)
+                continue
+            conn = Conn(st, len(st.conns), node.i, query, now())
+            st.conns.append(conn)
+            self.conn = conn
+            plan = self.rng.uniform(1.0, 12.0)
+            try:
+                how = await self.serve(conn, r, w, plan)
+            finally:
+                self.conn = None
+                w.close()
+            conn.how = how
+            if how == "end" or ctx.stop:
+                break  # open at the end: t_close stays None
+            if conn.t_close is None:
+                conn.t_close = now()
+            m = re.search(r"retry_ms=(\d+)", how)
+            if how != "client":
+                # As clients/browser: back after the hint, or a short backoff.
+                delay = min(int(m.group(1)) / 1000, 1.5) if m else \
+                    self.rng.uniform(0.05, 0.5)
+                continue
+            pick = self.rng.random()
+            if pick < 0.6:
+                delay = self.rng.uniform(0, 0.3)  # resume elsewhere
+            elif pick < 0.85:
+                self.stream = None  # another session, fresh
+            else:
+                delay = self.rng.uniform(0.5, 3.0)  # away for a while
+
+    async def serve(self, conn, r, w, plan):
+        """Reads until the plan ends (client closes), or the server closes."""
+        frames = asyncio.Queue()
+
+        async def reader():
+            buf = []
+            try:
+                while True:
+                    fin, op, data = await ws_read_frame(r)
+                    if op == 9:
+                        w.write(ws_frame(10, data, self.rng))
+                        continue
+                    if op == 10:
+                        continue
+                    if op in (1, 2, 0):
+                        buf.append(data)
+                        if fin:
+                            await frames.put((now(), op if op else 1,
+                                              b"".join(buf)))
+                            buf = []
+                        continue
+                    if op == 8:
+                        await frames.put((now(), 8, data))
+                        return
+            except (asyncio.IncompleteReadError, ConnectionError, OSError) as e:
+                await frames.put((now(), -1, repr(e).encode()))
+
+        task = asyncio.ensure_future(reader())
+        deadline = now() + int(plan * NS)
+        try:
+            while True:
+                if self.final.is_set() or self.ctx.stop:
+                    timeout = 0.25
+                else:
+                    timeout = max(0.0, (deadline - now()) / NS)
+                try:
+                    t, op, data = await asyncio.wait_for(frames.get(), timeout)
+                except asyncio.TimeoutError:
+                    if self.ctx.stop:
+                        return "end"
+                    if self.final.is_set() or now() < deadline:
+                        continue
+                    # The plan is over: close as a browser would. Nothing
+                    # read after this counts (onmessage stops in CLOSING).
+                    conn.t_close = now()
+                    try:
+                        w.write(ws_frame(8, (1000).to_bytes(2, "big"), self.rng))
+                    except Exception:
+                        pass
+                    return "client"
+                if op == 1:
+                    try:
+                        m = json.loads(data)
+                    except ValueError:
+                        m = {"type": "garbage", "raw": data.decode(errors="replace")}
+                    conn.msgs.append((t, m))
+                    self.take(m)
+                elif op == 8:
+                    code = int.from_bytes(data[:2], "big") if len(data) >= 2 else 1005
+                    reason = data[2:].decode(errors="replace")
+                    conn.t_close = t
+                    try:
+                        w.write(ws_frame(8, data[:2], self.rng))
+                    except Exception:
+                        pass
+                    return "server %d %s" % (code, reason)
+                elif op == -1:
+                    conn.t_close = t
+                    return "error " + data.decode()
+                else:
+                    conn.msgs.append((t, {"type": "binary"}))
+        finally:
+            task.cancel()
+            try:
+                await task
+            except BaseException:
+                pass
+
+
+async def probe(ctx, node, sid, want_key, calls, timeout=3.0):
+    """A fresh connection: the replay a late joiner gets."""
+    rng = random.Random()
+    st = Stream("probe@%s" % node.id, sid, 0)
+    try:
+        r, w = await ws_connect(node.port, PREFIX + sid, rng)
+    except Exception as e:
+        st.error = repr(e)
+        return st
+    conn = Conn(st, 0, node.i, "", now())
+    st.conns.append(conn)
+    deadline = now() + int(timeout * NS)
+    try:
+        while now() < deadline:
+            try:
+                fin, op, data = await asyncio.wait_for(
+                    ws_read_frame(r), max(0.01, (deadline - now()) / NS))
+            except asyncio.TimeoutError:
+                break
+            if op == 9:
+                w.write(ws_frame(10, data, rng))
+            elif op == 1:
+                m = json.loads(data)
+                conn.msgs.append((now(), m))
+                k = call_key(m)
+                if want_key is None or (k and k >= want_key and
+                                        m.get("type") != "progress"):
+                    break
+            elif op == 8:
+                break
+    except Exception as e:
+        conn.how = "error " + repr(e)
+    finally:
+        conn.t_close = None  # open when the run ended: it counts as "at the end"
+        conn.how = conn.how or "probe"
+        w.close()
+    return st
+
+
+# ---- the node logs -------------------------------------------------------------------
+
+class Call:
+    __slots__ = ("node", "g", "c", "kind", "session", "idx", "rc", "ts", "te",
+                 "tc", "owed", "how")
+
+    def __init__(self, node, g, c, kind, session, idx, rc, ts, te):
+        self.node, self.g, self.c, self.kind = node, g, c, kind
+        self.session, self.idx, self.rc, self.ts, self.te = session, idx, rc, ts, te
+        self.tc = None  # when it was known confirmed (or the SIGTERM, if owed)
+        self.owed = False
+        self.how = None  # 'confirmed' or 'drain'
+
+    @property
+    def key(self):
+        return (self.g, self.c)
+
+
+def read_logs(nodes):
+    """Calls by (session, g, c), with confirmation; incarnations."""
+    calls = {}
+    incs = {}  # (node, g) -> dict(start, marks[(t, n)], term, exit, maxcall)
+    for node in nodes:
+        try:
+            lines = open(node.log).read().splitlines()
+        except FileNotFoundError:
+            continue
+        for line in lines:
+            f = line.split()
+            if not f:
+                continue
+            try:
+                if f[0] == "S":
+                    incs[(node.i, int(f[1]))] = {"start": int(f[2]), "marks": [],
+                                                 "term": None, "exit": None,
+                                                 "maxcall": 0, "drain": None}
+                elif f[0] == "B" and len(f) == 9:
+                    g, c = int(f[1]), int(f[2])
+                    call = Call(node.i, g, c, f[3], f[4], int(f[5]), int(f[6]),
+                                int(f[7]), int(f[8]))
+                    calls[(f[4], g, c)] = call
+                    inc = incs.get((node.i, g))
+                    if inc:
+                        inc["maxcall"] = max(inc["maxcall"], c)
+                elif f[0] == "C":
+                    inc = incs.get((node.i, int(f[1])))
+                    if inc:
+                        inc["marks"].append((int(f[3]), int(f[2])))
+                elif f[0] == "T":
+                    incs[(node.i, int(f[1]))]["term"] = int(f[2])
+                elif f[0] == "D":
+                    incs[(node.i, int(f[1]))]["drain"] = f[3:]
+                elif f[0] == "X":
+                    incs[(node.i, int(f[1]))]["exit"] = int(f[2])
+            except (ValueError, KeyError, IndexError):
+                continue  # a line cut by kill -9
+    for call in calls.values():
+        inc = incs.get((call.node, call.g))
+        if not inc or call.rc != 0:
+            continue
+        for t, n in inc["marks"]:
+            if n >= call.c:
+                if call.tc is None or t < call.tc:
+                    call.tc = t
+        if call.tc is not None:
+            call.owed, call.how = True, "confirmed"
+        elif inc["term"] is not None and call.te <= inc["term"]:
+            call.owed, call.how, call.tc = True, "drain", inc["term"]
+    return calls, incs
+
+
+CONTENT = re.compile(r"^g(\d+) c(\d+)\b")
+
+
+def call_key(m):
+    """(g, c) a message names, or None."""
+    t = m.get("type")
+    try:
+        if t == "progress":
+            mm = CONTENT.match(m.get("message", ""))
+        elif t == "error":
+            mm = CONTENT.match(m.get("error", ""))
+        elif t == "complete":
+            md = m.get("metadata") or {}
+            return (int(md["g"]), int(md["c"]))
+        else:
+            return None
+        return (int(mm.group(1)), int(mm.group(2))) if mm else None
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+# ---- the nemesis ------------------------------------------------------------------------
+
+class Fault:
+    def __init__(self, kind, detail, scope, destructive=None):
+        self.kind = kind
+        self.detail = detail
+        self.scope = scope  # set of 'redis' and node indexes
+        self.destructive = destructive  # None, 'all' or a session id
+        self.t_start = now()
+        self.t_end = None
+
+    def __str__(self):
+        return "%s(%s)" % (self.kind, self.detail)
+
+
+FAULTS = [  # kind, weight
+    ("node-kill", 3), ("node-term", 2), ("node-stop", 2),
+    ("redis-kill-none", 1), ("redis-kill-aof", 2), ("redis-kill-snapshot", 1),
+    ("redis-stop", 2), ("client-kill-pubsub", 2), ("client-kill-normal", 2),
+    ("debug-sleep", 2), ("oom", 2), ("script-flush", 2), ("state-edit", 3),
+    ("term-while-redis-stalled", 1),
+]
+
+
+class Nemesis:
+    def __init__(self, ctx, rng, redis, nodes, jobs):
+        self.ctx = ctx
+        self.rng = rng
+        self.redis = redis
+        self.nodes = nodes
+        self.jobs = jobs
+
+    def begin(self, kind, detail, scope, destructive=None):
+        f = Fault(kind, detail, scope, destructive)
+        self.ctx.faults.append(f)
+        self.ctx.say("fault", f)
+        return f
+
+    def end(self, f):
+        f.t_end = now()
+        self.ctx.say("healed", f.kind, "after %.2f s" % ((f.t_end - f.t_start) / NS))
+
+    async def run(self, until):
+        rng = self.rng
+        kinds = [k for k, w in FAULTS for _ in range(w)]
+        if self.ctx.args.faults:
+            kinds = [k for k in kinds if k in self.ctx.args.faults.split(",")]
+        while now() < until and not self.ctx.stop:
+            await asyncio.sleep(rng.uniform(1.0, 4.0))
+            if now() >= until:
+                break
+            if rng.random() < 0.2 or not self.redis.snapshot:
+                try:
+                    ok = await self.redis.take_snapshot()
+                    self.ctx.say("snapshot taken" if ok else "snapshot failed")
+                except Exception as e:
+                    self.ctx.say("snapshot failed", repr(e))
+            kind = rng.choice(kinds)
+            # Draw everything the fault needs now, so that a seed gives the
+            # same schedule whatever happens in between.
+            p = {"node": rng.randrange(len(self.nodes)),
+                 "pause": rng.uniform(0.3, 3.0), "r": rng.random(),
+                 "session": rng.choice(self.jobs).id,
+                 "variant": rng.choice(["unreadable", "delete", "wrongtype",
+                                        "new-epoch", "skip-seq", "lower-seq"]),
+                 "policy": rng.choice(["noeviction", "volatile-ttl"]),
+                 "epoch": rng.randint(1, 2**31 - 1)}
+            try:
+                await self.inject(kind, p)
+            except Exception as e:
+                self.ctx.say("fault", kind, "failed:", repr(e))
+                if self.ctx.faults and self.ctx.faults[-1].t_end is None:
+                    self.ctx.faults[-1].t_end = now()
+
+    async def inject(self, kind, p):
+        node = self.nodes[p["node"]]
+        rport = self.redis.port
+        pause = p["pause"]
+        if kind == "node-kill":
+            f = self.begin(kind, node.id, {node.i})
+            await node.kill9()
+            await asyncio.sleep(pause)
+            await node.start()
+            self.end(f)
+        elif kind == "node-term":
+            f = self.begin(kind, node.id, {node.i})
+            rc = await node.terminate()
+            self.ctx.say("  %s exited %s" % (node.id, rc))
+            await asyncio.sleep(pause / 3)
+            await node.start()
+            self.end(f)
+        elif kind == "node-stop":
+            f = self.begin(kind, "%s %.1fs" % (node.id, pause + 0.5), {node.i})
+            node.signal(signal.SIGSTOP)
+            await asyncio.sleep(pause + 0.5)
+            node.signal(signal.SIGCONT)
+            self.end(f)
+        elif kind.startswith("redis-kill"):
+            mode = kind.rsplit("-", 1)[1]
+            if mode == "snapshot" and not self.redis.snapshot:
+                mode = "none"
+            detail = mode
+            if mode == "snapshot":
+                detail += " taken %.1fs ago" % ((now() - self.redis.snapshot[1]) / NS)
+            f = self.begin("redis-kill-" + mode, detail, {"redis"},
+                           None if mode == "aof" else "all")
+            await self.redis.kill9()
+            await asyncio.sleep(pause / 2)
+            await self.redis.restart(mode)
+            self.end(f)
+        elif kind == "redis-stop":
+            f = self.begin(kind, "%.1fs" % (pause + 0.5), {"redis"})
+            self.redis.signal(signal.SIGSTOP)
+            await asyncio.sleep(pause + 0.5)
+            self.redis.signal(signal.SIGCONT)
+            self.end(f)
+        elif kind in ("client-kill-pubsub", "client-kill-normal"):
+            f = self.begin(kind, "", {"redis"})
+            r = await redis_cmd(rport, "CLIENT", "KILL", "TYPE", kind.rsplit("-", 1)[1])
+            self.ctx.say("  killed", r)
+            self.end(f)
+        elif kind == "debug-sleep":
+            f = self.begin(kind, "0.5", {"redis"})
+            await redis_cmd(rport, "DEBUG", "SLEEP", "0.5", timeout=5)
+            self.end(f)
+        elif kind == "oom":
+            pol = p["policy"]
+            f = self.begin(kind, "%s %.1fs" % (pol, pause), {"redis"},
+                           "all" if pol != "noeviction" else None)
+            await redis_cmd(rport, "CONFIG", "SET", "maxmemory-policy", pol)
+            await redis_cmd(rport, "CONFIG", "SET", "maxmemory", "1")
+            await asyncio.sleep(pause)
+            await redis_cmd(rport, "CONFIG", "SET", "maxmemory", "0")
+            await redis_cmd(rport, "CONFIG", "SET", "maxmemory-policy", "volatile-ttl")
+            self.end(f)
+        elif kind == "script-flush":
+            f = self.begin(kind, "", {"redis"})
+            await redis_cmd(rport, "SCRIPT", "FLUSH")
+            self.end(f)
+        elif kind == "state-edit":
+            await self.state_edit(p)
+        elif kind == "term-while-redis-stalled":
+            # A rolling restart while Redis does not answer: wsm_drain()
+            # with broadcasts still in the outbox.
+            f = self.begin(kind, node.id, {"redis", node.i})
+            self.redis.signal(signal.SIGSTOP)
+            await asyncio.sleep(0.3)
+            rc = await node.terminate()
+            self.ctx.say("  %s exited %s" % (node.id, rc))
+            self.redis.signal(signal.SIGCONT)
+            await asyncio.sleep(pause / 3)
+            await node.start()
+            self.end(f)
+
+    async def state_edit(self, p):
+        sid, variant = p["session"], p["variant"]
+        key = "%s{%s}:state" % (KEY_PREFIX, sid)
+        owner = [j for j in self.jobs if j.id == sid][0].owner
+        rport = self.redis.port
+        destructive = sid if variant in ("unreadable", "delete", "wrongtype",
+                                         "lower-seq") else None
+        f = self.begin("state-edit", "%s %s" % (sid, variant), {"redis", owner},
+                       destructive)
+        before = await redis_cmd(rport, "HGETALL", key)
+        if variant == "unreadable":
+            r = await redis_cmd(rport, "HSET", key, "e", "not-a-number")
+        elif variant == "delete":
+            r = await redis_cmd(rport, "DEL", key)
+        elif variant == "wrongtype":
+            await redis_cmd(rport, "DEL", key)
+            r = await redis_cmd(rport, "SET", key, "garbage", "PX", "600000")
+        elif variant == "new-epoch":
+            r = await redis_cmd(rport, "HSET", key, "e", str(p["epoch"]))
+        elif variant == "skip-seq":
+            r = await redis_cmd(rport, "HINCRBY", key, "s", "5")
+        else:
+            s = dict(zip(before[::2], before[1::2])).get("s") \
+                if isinstance(before, list) else None
+            r = await redis_cmd(rport, "HINCRBY", key, "s", "-3") \
+                if s and int(s) > 3 else "skipped (seq %s)" % s
+        if isinstance(before, list):
+            d = dict(zip(before[::2], before[1::2]))
+            before = "e=%s s=%s ps=%s ts=%s" % (d.get("e"), d.get("s"),
+                                                d.get("ps"), d.get("ts"))
+        self.ctx.say("  state was", before, "->", r)
+        self.end(f)
+
+    async def heal(self):
+        self.redis.signal(signal.SIGCONT)
+        if not (self.redis.proc and self.redis.proc.returncode is None):
+            await self.redis.restart("aof")
+        for _ in range(3):
+            try:
+                await redis_cmd(self.redis.port, "CONFIG", "SET", "maxmemory", "0")
+                await redis_cmd(self.redis.port, "CONFIG", "SET",
+                                "maxmemory-policy", "volatile-ttl")
+                break
+            except Exception:
+                await asyncio.sleep(0.5)
+        for n in self.nodes:
+            n.signal(signal.SIGCONT)
+            if not n.up():
+                await n.start()
+
+
+# ---- the check -------------------------------------------------------------------------
+
+CATEGORIES = ["lost", "gap", "reorder", "duplicate", "conflict", "order",
+              "rollback", "phantom", "unfinished"]
+
+
+class Checker:
+    def __init__(self, ctx, jobs, calls, incs, streams, t_end):
+        self.ctx = ctx
+        self.jobs = {j.id: j for j in jobs}
+        self.calls = calls
+        self.incs = incs
+        self.streams = streams
+        self.t_end = t_end
+        self.found = collections.defaultdict(lambda: collections.defaultdict(list))
+        self.excused = collections.defaultdict(int)
+        self.by_session = collections.defaultdict(list)
+        for c in calls.values():
+            self.by_session[c.session].append(c)
+        for l in self.by_session.values():
+            l.sort(key=lambda c: c.key)
+
+    def add(self, sid, cat, t, text):
+        self.found[sid][cat].append((t, text))
+
+    def preceding_fault(self, t):
+        best = None
+        for f in self.ctx.faults:
+            if f.t_start <= t:
+                best = f
+        if not best:
+            return "no fault before it"
+        return "%s at %.2f s, %.2f s before" % (best, self.ctx.rel(best.t_start),
+                                               (t - best.t_start) / NS)
+
+    def lookup(self, sid, key):
+        c = self.calls.get((sid, key[0], key[1]))
+        if c:
+            return c
+        owner = self.jobs[sid].owner if sid in self.jobs else None
+        inc = self.incs.get((owner, key[0]))
+        if inc and key[1] == inc["maxcall"] + 1:
+            return "unlogged"  # made, then killed before its log line
+        return None
+
+    def quiet(self, t0, t1, scope):
+        rec = int(self.ctx.args.recovery * NS)
+        for f in self.ctx.faults:
+            end = (f.t_end or self.t_end) + rec
+            if f.scope & scope and f.t_start <= t1 and end >= t0:
+                return False
+        return True
+
+    def last_destruction(self, sid):
+        t = 0
+        for f in self.ctx.faults:
+            if f.destructive in ("all", sid):
+                t = max(t, f.t_end or self.t_end)
+        return t
+
+    def fmt(self, conn, t, m):
+        return "%s conn %d (node-%d%s) at %.2f s: %s" % (
+            conn.stream.name, conn.id, conn.node, conn.query, self.ctx.rel(t),
+            json.dumps({k: m.get(k) for k in ("seq", "epoch", "type", "message",
+                                              "error", "metadata") if k in m}))
+
+    def run(self):
+        seen_at = collections.defaultdict(dict)  # (sid, epoch, seq) -> key -> ev
+        call_seqs = collections.defaultdict(dict)  # (sid, key, epoch) -> seq -> ev
+        terminal_seqs = set()  # (sid, epoch, seq) known to carry a terminal
+        for st in self.streams:
+            for conn in st.conns:
+                for t, m in conn.msgs:
+                    if m.get("type") in ("error", "complete") and \
+                            isinstance(m.get("seq"), int):
+                        terminal_seqs.add((st.session, m.get("epoch"), m["seq"]))
+        for st in self.streams:
+            self.check_stream(st, seen_at, call_seqs, terminal_seqs)
+        for (sid, epoch, seq), keys in seen_at.items():
+            if len(keys) > 1:
+                ev = sorted(keys.values(), key=lambda e: e[0])
+                self.add(sid, "conflict", ev[0][0],
+                         "epoch %d seq %d carries %d calls: %s; first after %s" % (
+                             epoch, seq, len(keys),
+                             " | ".join(e[1] for e in ev[:3]),
+                             self.preceding_fault(ev[1][0])))
+        for (sid, key, epoch), seqs in call_seqs.items():
+            if len(seqs) > 1:
+                ev = sorted(seqs.values(), key=lambda e: e[0])
+                self.add(sid, "duplicate", ev[1][0],
+                         "call g%d c%d at %d seqs of epoch %d: %s; after %s" % (
+                             key[0], key[1], len(seqs), epoch,
+                             " | ".join(e[1] for e in ev[:3]),
+                             self.preceding_fault(ev[1][0])))
+        self.check_lost()
+        self.check_finished()
+
+    def check_stream(self, st, seen_at, call_seqs, terminal_seqs):
+        sid = st.session
+        epoch = seq = None  # the segment's last message
+        have_msg = False  # a non-reset message in this segment
+        seg_seqs, seg_calls = set(), set()
+        last_key = None
+        held = None  # (key, t) of the newest call held in the segment
+        for conn in st.conns:
+            conn.held_at_close = None
+            for t, m in conn.msgs:
+                typ = m.get("type")
+                ev = self.fmt(conn, t, m)
+                if typ == "reset":
+                    if epoch is not None and m.get("epoch") == epoch and \
+                            isinstance(m.get("seq"), int) and m["seq"] < seq:
+                        self.add(sid, "rollback", t,
+                                 "%s after seq %d of the same epoch; after %s" % (
+                                     ev, seq, self.preceding_fault(t)))
+                    epoch, seq, have_msg = m.get("epoch"), 0, False
+                    seg_seqs, seg_calls, last_key, held = set(), set(), None, None
+                    continue
+                if typ not in ("progress", "error", "complete"):
+                    continue  # JSON pings and the like
+                key = call_key(m)
+                e, s = m.get("epoch"), m.get("seq")
+                call = self.lookup(sid, key) if key else None
+                if call is None:
+                    self.add(sid, "phantom", t, "%s names no call of the log" % ev)
+                if key:
+                    seen_at[(sid, e, s)].setdefault(key, (t, ev))
+                    call_seqs[(sid, key, e)].setdefault(s, (t, ev))
+                if epoch is not None and e != epoch:
+                    self.add(sid, "gap", t,
+                             "%s: epoch %s -> %s with no reset; after %s" % (
+                                 ev, epoch, e, self.preceding_fault(t)))
+                    seg_seqs, seg_calls, last_key, held = set(), set(), None, None
+                elif epoch is not None and e == epoch and have_msg:
+                    if (e, s) in seg_seqs:
+                        self.add(sid, "duplicate", t, "%s: seq again; after %s" % (
+                            ev, self.preceding_fault(t)))
+                    elif s < seq:
+                        self.add(sid, "reorder", t, "%s after seq %d; after %s" % (
+                            ev, seq, self.preceding_fault(t)))
+                    elif s > seq + 1:
+                        skipped = [x for x in range(seq + 1, s)
+                                   if (sid, e, x) in terminal_seqs]
+                        if skipped:
+                            self.add(sid, "gap", t,
+                                     "%s after seq %d skips terminal seq(s) %s; "
+                                     "after %s" % (ev, seq, skipped,
+                                                   self.preceding_fault(t)))
+                if key:
+                    if key in seg_calls and (e, s) not in seg_seqs:
+                        self.add(sid, "duplicate", t,
+                                 "%s: call g%d c%d again; after %s" % (
+                                     ev, key[0], key[1], self.preceding_fault(t)))
+                    elif last_key is not None and key < last_key:
+                        self.add(sid, "order", t,
+                                 "%s delivered after call g%d c%d; after %s" % (
+                                     ev, last_key[0], last_key[1],
+                                     self.preceding_fault(t)))
+                    seg_calls.add(key)
+                    last_key = key if last_key is None else max(last_key, key)
+                    if held is None or key > held[0]:
+                        held = (key, t)
+                seg_seqs.add((e, s))
+                epoch = e
+                seq = s if seq is None or not have_msg else max(seq, s)
+                have_msg = True
+            conn.held_at_close = held
+
+    def destroyed_between(self, sid, t0, t1):
+        for f in self.ctx.faults:
+            if f.destructive in ("all", sid) and f.t_start <= t1 and \
+                    (f.t_end or self.t_end) >= t0:
+                return True
+        return False
+
+    def check_lost(self):
+        deliver = int(self.ctx.args.deliver * NS)
+        for st in self.streams:
+            sid = st.session
+            if sid not in self.jobs:
+                continue
+            owner = self.jobs[sid].owner
+            owed = [c for c in self.by_session[sid]
+                    if c.owed and c.tc <= self.t_end - deliver]
+            last_destroyed = self.last_destruction(sid)
+            for conn in st.conns:
+                held = conn.held_at_close
+                at_end = conn.t_close is None
+                # The newest owed call this connection stayed through.
+                need = None
+                for c in reversed(owed):
+                    if at_end:
+                        if c.ts > last_destroyed:
+                            need = c
+                            break
+                        continue
+                    # Live when it was confirmed, or joined later (then the
+                    # state it reads holds it): given deliver seconds free
+                    # of relevant faults, and no loss of Redis's data since.
+                    w0 = max(c.tc, conn.t_open)
+                    if w0 + deliver <= conn.t_close and \
+                            self.quiet(w0, w0 + deliver, {"redis", owner, conn.node}) \
+                            and not self.destroyed_between(sid, c.tc, w0 + deliver):
+                        need = c
+                        break
+                if need is None:
+                    continue
+                if held is not None and held[0] >= need.key:
+                    continue
+                what = "%s %s g%d c%d (idx %d, %s at %.2f s)" % (
+                    "terminal" if need.kind != "p" else "progress", need.kind,
+                    need.g, need.c, need.idx, need.how, self.ctx.rel(need.tc))
+                have = "nothing" if held is None else "g%d c%d at %.2f s" % (
+                    held[0][0], held[0][1], self.ctx.rel(held[1]))
+                where = "open at the end" if at_end else \
+                    "closed at %.2f s (%s)" % (self.ctx.rel(conn.t_close), conn.how)
+                self.add(sid, "lost", need.tc,
+                         "%s conn %d (node-%d%s, opened %.2f s, %s) never got %s "
+                         "or later; newest held: %s; last fault before: %s" % (
+                             st.name, conn.id, conn.node, conn.query,
+                             self.ctx.rel(conn.t_open), where, what, have,
+                             self.preceding_fault(need.tc)))
+
+    def check_finished(self):
+        for sid, job in self.jobs.items():
+            done = [c for c in self.by_session[sid]
+                    if c.kind != "p" and c.rc == 0 and c.how == "confirmed"]
+            if not done:
+                self.add(sid, "unfinished", self.t_end,
+                         "no confirmed terminal in node-%d's log" % job.owner)
+
+    def report(self):
+        total = collections.Counter()
+        print()
+        print("%-10s %6s %6s %7s " % ("session", "calls", "owed", "streams") +
+              " ".join("%9s" % c for c in CATEGORIES))
+        nstreams = collections.Counter(st.session for st in self.streams)
+        for sid in sorted(self.jobs):
+            cs = self.by_session[sid]
+            row = [len(self.found[sid][c]) for c in CATEGORIES]
+            for c, n in zip(CATEGORIES, row):
+                total[c] += n
+            print("%-10s %6d %6d %7d " % (sid, len(cs), sum(c.owed for c in cs),
+                                          nstreams[sid]) +
+                  " ".join("%9d" % n for n in row))
+        print("%-10s %6s %6s %7s " % ("total", "", "", "") +
+              " ".join("%9d" % total[c] for c in CATEGORIES))
+        anomalies = sum(total.values())
+        if anomalies:
+            print("\nEvidence (the first %d of each kind per session):" %
+                  self.ctx.args.examples)
+            for sid in sorted(self.found):
+                for cat in CATEGORIES:
+                    items = sorted(self.found[sid][cat])
+                    for t, text in items[:self.ctx.args.examples]:
+                        print("  %s %s @%.2f s: %s" % (sid, cat, self.ctx.rel(t), text))
+                    if len(items) > self.ctx.args.examples:
+                        print("  %s %s: ... %d more" % (
+                            sid, cat, len(items) - self.ctx.args.examples))
+        return anomalies, total
+
+
+# ---- the run -----------------------------------------------------------------------------
+
+def make_jobs(rng, n, nodes, chaos_s):
+    jobs = []
+    for i in range(n):
+        start = rng.uniform(0, 0.5) * chaos_s
+        dur = rng.uniform(0.25, 0.5) * chaos_s
+        dur = min(dur, 0.92 * chaos_s - start)
+        interval = rng.randint(80, 250)
+        steps = max(3, int(dur * 1000 / interval))
+        jobs.append(Job("job-%02d" % i, i % nodes, int(start * 1000), steps,
+                        interval, "e" if rng.random() < 0.25 else "c"))
+    return jobs
+
+
+async def settle_wait(ctx, nodes, jobs, clients, bound_s):
+    """Until every job's terminal is confirmed and every connected client
+    holds its session's newest owed call, or the bound."""
+    deadline = now() + int(bound_s * NS)
+    calls = {}
+    while now() < deadline:
+        calls, incs = read_logs(nodes)
+        done = {c.session for c in calls.values()
+                if c.kind != "p" and c.rc == 0 and c.how == "confirmed"}
+        if all(j.id in done for j in jobs):
+            break
+        await asyncio.sleep(0.5)
+    ctx.say("jobs finished" if now() < deadline else "jobs NOT all finished")
+    # Clients: they are checked, not waited for past the bound.
+    while now() < deadline:
+        behind = 0
+        newest = {}
+        for c in calls.values():
+            if c.owed and (c.session not in newest or c.key > newest[c.session]):
+                newest[c.session] = c.key
+        for cl in clients:
+            st, conn = cl.stream, cl.conn
+            if st is None or conn is None:
+                behind += 1
+                continue
+            want = newest.get(st.session)
+            have = [call_key(m) for con in st.conns for _, m in con.msgs]
+            have = [k for k in have if k]
+            if want and (not have or max(have) < want):
+                behind += 1
+        if not behind:
+            break
+        await asyncio.sleep(0.25)
+    ctx.say("clients settled" if now() < deadline else "clients NOT all settled")
+
+
+async def main_async(ctx, workdir):
+    args = ctx.args
+    seed = args.seed
+    master = random.Random(seed)
+    total_s = args.minutes * 60
+    chaos_s = max(15.0, total_s * 0.65 - 5)
+    settle_s = max(20.0, min(60.0, total_s * 0.2))
+    history = args.history if args.history is not None else \
+        master.choice([0, 0, 8, 64])
+    jobs = make_jobs(random.Random(master.random()), args.sessions, args.nodes,
+                     chaos_s)
+    nemesis_rng = random.Random(master.random())
+    client_seeds = [master.random() for _ in range(args.clients)]
+    ctx.say("chaos %.0f s, settle <= %.0f s, %d nodes, %d clients, %d sessions, "
+            "history %d, workdir %s" % (chaos_s, settle_s, args.nodes, args.clients,
+                                         args.sessions, history, workdir))
+
+    redis = Redis(ctx, args.redis_server, workdir)
+    await redis.start(True)
+    t0_ms = (now() + 2 * NS) // 1_000_000
+    nodes = [Node(ctx, i, args.node_binary, workdir, redis, history, t0_ms)
+             for i in range(args.nodes)]
+    for j in jobs:
+        nodes[j.owner].jobs.append(j)
+    for n in nodes:
+        await n.start()
+    ctx.say("redis on %d, nodes on %s" % (redis.port, [n.port for n in nodes]))
+
+    sessions = [j.id for j in jobs]
+    clients = [Client(ctx, "c%02d" % i, random.Random(client_seeds[i]), sessions,
+                      nodes) for i in range(args.clients)]
+    tasks = [asyncio.ensure_future(c.run()) for c in clients]
+    ctx.phase = "chaos"
+    t_chaos_end = now() + int(chaos_s * NS)
+    nem = Nemesis(ctx, nemesis_rng, redis, nodes, jobs)
+    if not args.no_faults:
+        await nem.run(t_chaos_end)
+    while now() < t_chaos_end:
+        await asyncio.sleep(0.2)
+    ctx.phase = "heal"
+    await nem.heal()
+    ctx.say("healed everything; settling")
+    ctx.phase = "settle"
+    for c in clients:
+        c.final.set()
+    await settle_wait(ctx, nodes, jobs, clients, settle_s)
+    calls, incs = read_logs(nodes)
+    newest = {}
+    for c in calls.values():
+        if c.owed and (c.session not in newest or c.key > newest[c.session]):
+            newest[c.session] = c.key
+    probes = await asyncio.gather(*[probe(ctx, n, j.id, newest.get(j.id), calls)
+                                    for j in jobs for n in nodes])
+    t_end = now()
+    ctx.phase = "end"
+    ctx.stop = True
+    for t in tasks:
+        t.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    ctx.say("stopping nodes")
+    rcs = await asyncio.gather(*[n.terminate(8) for n in nodes])
+    ctx.say("nodes exited", rcs)
+    await redis.kill9()
+    calls, incs = read_logs(nodes)
+    streams = [st for c in clients for st in c.streams] + list(probes)
+    for p in probes:
+        if getattr(p, "error", None):
+            ctx.say("probe %s on %s failed: %s" % (p.session, p.name, p.error))
+    ck = Checker(ctx, jobs, calls, incs, streams, t_end)
+    ck.run()
+    nconn = sum(len(st.conns) for st in streams)
+    nmsg = sum(len(c.msgs) for st in streams for c in st.conns)
+    print("\nseed %d: %d faults, %d calls (%d owed), %d streams, %d connections, "
+          "%d messages received" % (seed, len(ctx.faults), len(calls),
+                                    sum(c.owed for c in calls.values()),
+                                    len(streams), nconn, nmsg))
+    kinds = collections.Counter(f.kind for f in ctx.faults)
+    print("faults:", ", ".join("%s %d" % kv for kv in sorted(kinds.items())))
+    anomalies, _ = ck.report()
+    dump = os.path.join(workdir, "record.json")
+    with open(dump, "w") as f:
+        json.dump({"seed": seed, "faults": [
+            {"kind": x.kind, "detail": x.detail, "t_start": ctx.rel(x.t_start),
+             "t_end": ctx.rel(x.t_end) if x.t_end else None} for x in ctx.faults],
+            "streams": [{"name": st.name, "session": st.session, "conns": [
+                {"node": c.node, "query": c.query, "open": ctx.rel(c.t_open),
+                 "close": ctx.rel(c.t_close) if c.t_close else None, "how": c.how,
+                 "msgs": [[ctx.rel(t), m] for t, m in c.msgs]} for c in st.conns]}
+                for st in streams]}, f)
+    return anomalies
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--seed", type=int, default=None)
+    ap.add_argument("--minutes", type=float, default=2.0)
+    ap.add_argument("--nodes", type=int, default=3)
+    ap.add_argument("--clients", type=int, default=10)
+    ap.add_argument("--sessions", type=int, default=12)
+    ap.add_argument("--history", type=int, default=None,
+                    help="WSM_OPT_CLUSTER_HISTORY (default: drawn from the seed)")
+    ap.add_argument("--node-binary", default=None)
+    ap.add_argument("--redis-server", default=None)
+    ap.add_argument("--faults", default=None,
+                    help="comma-separated fault kinds to draw from (default all)")
+    ap.add_argument("--no-faults", action="store_true")
+    ap.add_argument("--deliver", type=float, default=3.0,
+                    help="seconds a connection is given to get an owed call")
+    ap.add_argument("--recovery", type=float, default=3.0,
+                    help="seconds after a fault heals that still count as its")
+    ap.add_argument("--examples", type=int, default=3)
+    ap.add_argument("--keep", action="store_true", help="keep the work directory")
+    ap.add_argument("--no-nice", action="store_true")
+    args = ap.parse_args()
+    if args.seed is None:
+        args.seed = random.SystemRandom().randrange(1, 2**31)
+    print("seed", args.seed, flush=True)
+    args.redis_server = args.redis_server or shutil.which("redis-server") or \
+        ("/usr/bin/redis-server" if os.access("/usr/bin/redis-server", os.X_OK) else None)
+    if not args.redis_server:
+        print("SKIPPED: redis-server is not installed")
+        return 77
+    if not args.node_binary:
+        here = os.path.dirname(os.path.abspath(__file__))
+        for cand in ("../../build/tests/chaos/chaos_node",):
+            if os.access(os.path.join(here, cand), os.X_OK):
+                args.node_binary = os.path.join(here, cand)
+    if not args.node_binary or not os.access(args.node_binary, os.X_OK):
+        print("no chaos_node binary: pass --node-binary")
+        return 2
+    if not args.no_nice:
+        try:
+            os.nice(10)  # another job's timing tests share the machine
+        except OSError:
+            pass
+    workdir = tempfile.mkdtemp(prefix="wsm-chaos-")
+    ctx = Ctx(args)
+
+    def on_term(sig, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_term)
+    rc = 2
+    try:
+        anomalies = asyncio.run(main_async(ctx, workdir))
+        rc = 1 if anomalies else 0
+        print("\nPASS: no anomaly" if not anomalies else
+              "\nFAIL: %d anomalies (seed %d)" % (anomalies, args.seed))
+    except KeyboardInterrupt:
+        print("interrupted")
+        rc = 130
+    except Exception:
+        import traceback
+        traceback.print_exc()
+        rc = 2
+    finally:
+        kill_all_now(ctx)
+        if args.keep or rc != 0:
+            print("work directory kept:", workdir)
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())
