@@ -1133,6 +1133,7 @@ class Checker:
                 call = self.lookup(sid, key) if key else None
                 if call is None:
                     self.add(sid, "phantom", t, "%s names no call of the log" % ev)
+                    key = None
                 if key:
                     seen_at[(sid, e, s)].setdefault(key, (t, ev))
                     call_seqs[(sid, key, e)].setdefault(s, (t, ev))
@@ -1413,6 +1414,79 @@ async def main_async(ctx, workdir):
     return anomalies
 
 
+def self_test():
+    """The checker against made-up records, one planted anomaly of each kind
+    (and clean streams that must stay clean): so that a pass means
+    something."""
+    args = argparse.Namespace(deliver=3.0, recovery=3.0, examples=3)
+    ctx = Ctx(args)
+    t0 = ctx.t_start
+    sec = lambda x: t0 + int(x * NS)
+    jobs = [Job("job-00", 0, 0, 5, 100, "c"), Job("job-01", 0, 0, 5, 100, "c")]
+    calls = {}
+    for c in range(1, 7):
+        k = "p" if c < 6 else "c"
+        call = Call(0, 0, c, k, "job-00", c - 1, 0, sec(c), sec(c))
+        call.tc, call.owed, call.how = sec(c) + 1000, True, "confirmed"
+        calls[("job-00", 0, c)] = call
+    incs = {(0, 0): {"maxcall": 6, "marks": [], "term": None}}
+
+    def msg(seq, c, typ="progress", epoch=7, sid="job-00"):
+        m = {"seq": seq, "epoch": epoch, "type": typ, "sessionId": sid}
+        if typ == "progress":
+            m["message"] = "g0 c%d i%d" % (c, c - 1)
+        elif typ == "complete":
+            m["metadata"] = {"g": 0, "c": c}
+        return m
+
+    def stream(name, msgs, t_open=0.5, t_close=None, sid="job-00"):
+        st = Stream(name, sid, 0)
+        conn = Conn(st, 0, 0, "", sec(t_open))
+        conn.t_close = sec(t_close) if t_close is not None else None
+        conn.how = "client"
+        conn.msgs = [(sec(t_open + 0.01 * i), m) for i, m in enumerate(msgs)]
+        st.conns.append(conn)
+        return st
+
+    full = [msg(i, i) for i in range(1, 6)] + [msg(6, 6, "complete")]
+    streams = {
+        "clean": stream("clean", full),
+        "clean-coalesced": stream("clean-coalesced", [msg(2, 2), msg(5, 5),
+                                                      msg(6, 6, "complete")]),
+        "lost": stream("lost", full[:3], 0.5, 20),
+        "gap": stream("gap", [msg(5, 5), msg(7, 6, "complete")]),
+        "reorder": stream("reorder", [msg(3, 3), msg(2, 2)] + full[5:]),
+        "duplicate": stream("duplicate", [msg(3, 3), msg(3, 3)] + full[5:]),
+        "conflict": stream("conflict", [msg(4, 3)] + full[5:]),
+        "order": stream("order", [msg(3, 4), msg(4, 3)] + full[5:]),
+        "rollback": stream("rollback", [msg(5, 5),
+                                        {"seq": 2, "epoch": 7, "type": "reset"}]
+                           + full[5:]),
+        "phantom": stream("phantom", [{"seq": 5, "epoch": 7, "type": "progress",
+                                       "message": "g9 c99 i0"}] + full[5:]),
+    }
+    ck = Checker(ctx, jobs, calls, incs, list(streams.values()), sec(40))
+    ck.run()
+    got = collections.defaultdict(set)
+    for sid in ck.found:
+        for cat, items in ck.found[sid].items():
+            for t, text in items:
+                got[cat].add(text.split(" ")[0])
+    ok = True
+    for cat in CATEGORIES:
+        want = {"conflict": "job-00", "unfinished": "no"}.get(cat)
+        hit = bool(got.get(cat))
+        print("self-test %-10s %s %s" % (cat, "found" if hit else "MISSED",
+                                          sorted(got.get(cat, ()))))
+        ok &= hit
+    for name in ("clean", "clean-coalesced"):
+        for cat, names in got.items():
+            if any(n.startswith(name + "/") for n in names):
+                print("self-test false alarm:", cat, "on", name)
+                ok = False
+    return 0 if ok else 1
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seed", type=int, default=None)
@@ -1434,7 +1508,11 @@ def main():
     ap.add_argument("--examples", type=int, default=3)
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     ap.add_argument("--no-nice", action="store_true")
+    ap.add_argument("--self-test", action="store_true",
+                    help="check the checker on made-up records, and exit")
     args = ap.parse_args()
+    if args.self_test:
+        return self_test()
     if args.seed is None:
         args.seed = random.SystemRandom().randrange(1, 2**31)
     print("seed", args.seed, flush=True)
