@@ -65,9 +65,13 @@ stayed through
 Anomalies (per session; the run passes with zero of each)
 ---------------------------------------------------------
 lost       A connection stayed through an owed call c, but by the time it
-           closed (or at the end) its stream's current segment held neither c
-           nor any call of the session issued after c. Progress is
-           latest-wins (wsm(7)): a later call delivered covers an earlier one.
+           closed its stream had not been given c nor any call of the
+           session issued after c (progress is latest-wins, wsm(7): a later
+           call covers an earlier one; and a reset that a later destructive
+           fault causes does not undo a delivery). For a connection open at
+           the end (and a probe): its current segment, what the client
+           shows after its last reset, must hold the newest call owed at the
+           end, or a later one.
 gap        In one segment, seq n then n+k (k > 1) in the same epoch where a
            skipped seq is known (from any client) to carry an error or a
            complete. wsm(7): "A gap in seq ... stands for superseded
@@ -1112,6 +1116,7 @@ class Checker:
         seg_seqs, seg_calls = set(), set()
         last_key = None
         held = None  # (key, t) of the newest call held in the segment
+        ever = None  # (key, t) of the newest call the stream ever got
         for conn in st.conns:
             conn.held_at_close = None
             for t, m in conn.msgs:
@@ -1171,11 +1176,14 @@ class Checker:
                     last_key = key if last_key is None else max(last_key, key)
                     if held is None or key > held[0]:
                         held = (key, t)
+                    if ever is None or key > ever[0]:
+                        ever = (key, t)
                 seg_seqs.add((e, s))
                 epoch = e
                 seq = s if seq is None or not have_msg else max(seq, s)
                 have_msg = True
             conn.held_at_close = held
+            conn.ever_at_close = ever
 
     def destroyed_between(self, sid, t0, t1):
         for f in self.ctx.faults:
@@ -1195,8 +1203,11 @@ class Checker:
                     if c.owed and c.tc <= self.t_end - deliver]
             last_destroyed = self.last_destruction(sid)
             for conn in st.conns:
-                held = conn.held_at_close
                 at_end = conn.t_close is None
+                # At the end, what the client shows: its segment since the
+                # last reset. Before, what it was given at any time: a later
+                # reset (after a destructive fault) does not undo a delivery.
+                held = conn.held_at_close if at_end else conn.ever_at_close
                 # The newest owed call this connection stayed through.
                 need = None
                 for c in reversed(owed):
@@ -1286,6 +1297,21 @@ def make_jobs(rng, n, nodes, chaos_s):
     return jobs
 
 
+def owed_at_end(ctx, calls):
+    """Per session, the key of the newest call owed to a client at the end:
+    owed, and issued after the last destructive fault on its session."""
+    gone = collections.defaultdict(int)
+    for f in ctx.faults:
+        if f.destructive:
+            gone[f.destructive] = max(gone[f.destructive], f.t_end or now())
+    newest = {}
+    for c in calls.values():
+        if c.owed and c.ts > max(gone["all"], gone[c.session]) and \
+                (c.session not in newest or c.key > newest[c.session]):
+            newest[c.session] = c.key
+    return newest
+
+
 async def settle_wait(ctx, nodes, jobs, clients, bound_s):
     """Until every job's terminal is confirmed and every connected client
     holds its session's newest owed call, or the bound."""
@@ -1300,12 +1326,9 @@ async def settle_wait(ctx, nodes, jobs, clients, bound_s):
         await asyncio.sleep(0.5)
     ctx.say("jobs finished" if now() < deadline else "jobs NOT all finished")
     # Clients: they are checked, not waited for past the bound.
+    newest = owed_at_end(ctx, calls)
     while now() < deadline:
         behind = 0
-        newest = {}
-        for c in calls.values():
-            if c.owed and (c.session not in newest or c.key > newest[c.session]):
-                newest[c.session] = c.key
         for cl in clients:
             st, conn = cl.stream, cl.conn
             if st is None or conn is None:
@@ -1369,10 +1392,7 @@ async def main_async(ctx, workdir):
         c.final.set()
     await settle_wait(ctx, nodes, jobs, clients, settle_s)
     calls, incs = read_logs(nodes)
-    newest = {}
-    for c in calls.values():
-        if c.owed and (c.session not in newest or c.key > newest[c.session]):
-            newest[c.session] = c.key
+    newest = owed_at_end(ctx, calls)
     probes = await asyncio.gather(*[probe(ctx, n, j.id, newest.get(j.id), calls)
                                     for j in jobs for n in nodes])
     t_end = now()
@@ -1385,32 +1405,72 @@ async def main_async(ctx, workdir):
     rcs = await asyncio.gather(*[n.terminate(8) for n in nodes])
     ctx.say("nodes exited", rcs)
     await redis.kill9()
-    calls, incs = read_logs(nodes)
     streams = [st for c in clients for st in c.streams] + list(probes)
     for p in probes:
         if getattr(p, "error", None):
             ctx.say("probe %s on %s failed: %s" % (p.session, p.name, p.error))
-    ck = Checker(ctx, jobs, calls, incs, streams, t_end)
+    record = {
+        "seed": seed, "t_start": ctx.t_start, "t_end": t_end,
+        "args": {"deliver": args.deliver, "recovery": args.recovery},
+        "logs": [[n.i, n.log] for n in nodes],
+        "jobs": [[j.id, j.owner, j.start_ms, j.steps, j.interval_ms, j.terminal]
+                 for j in jobs],
+        "faults": [{"kind": x.kind, "detail": x.detail, "t_start": x.t_start,
+                    "t_end": x.t_end, "scope": sorted(x.scope, key=str),
+                    "destructive": x.destructive} for x in ctx.faults],
+        "streams": [{"name": st.name, "session": st.session, "conns": [
+            {"node": c.node, "query": c.query, "open": c.t_open,
+             "close": c.t_close, "how": c.how, "msgs": c.msgs}
+            for c in st.conns]} for st in streams]}
+    with open(os.path.join(workdir, "record.json"), "w") as f:
+        json.dump(record, f)
+    return analyse(ctx, record)
+
+
+def load_record(path, args):
+    """A run's record.json (and the node logs it names), for --recheck."""
+    with open(path) as f:
+        record = json.load(f)
+    ctx = Ctx(args)
+    ctx.record_dir = os.path.dirname(os.path.abspath(path))
+    ctx.t_start = record["t_start"]
+    for x in record["faults"]:
+        f = Fault(x["kind"], x["detail"], set(x["scope"]), x["destructive"])
+        f.t_start, f.t_end = x["t_start"], x["t_end"]
+        ctx.faults.append(f)
+    return ctx, record
+
+
+def analyse(ctx, record):
+    """The check of one run's record; the number of anomalies."""
+    class LogNode:
+        def __init__(self, i, log):
+            self.i, self.log = i, log
+    jobs = [Job(*j) for j in record["jobs"]]
+    base = getattr(ctx, "record_dir", ".")
+    calls, incs = read_logs([LogNode(i, os.path.join(base, log))
+                             for i, log in record["logs"]])
+    streams = []
+    for s in record["streams"]:
+        st = Stream(s["name"].split("/")[0], s["session"], 0)
+        st.name = s["name"]
+        for i, c in enumerate(s["conns"]):
+            conn = Conn(st, i, c["node"], c["query"], c["open"])
+            conn.t_close, conn.how = c["close"], c["how"]
+            conn.msgs = [(t, m) for t, m in c["msgs"]]
+            st.conns.append(conn)
+        streams.append(st)
+    ck = Checker(ctx, jobs, calls, incs, streams, record["t_end"])
     ck.run()
     nconn = sum(len(st.conns) for st in streams)
     nmsg = sum(len(c.msgs) for st in streams for c in st.conns)
     print("\nseed %d: %d faults, %d calls (%d owed), %d streams, %d connections, "
-          "%d messages received" % (seed, len(ctx.faults), len(calls),
+          "%d messages received" % (record["seed"], len(ctx.faults), len(calls),
                                     sum(c.owed for c in calls.values()),
                                     len(streams), nconn, nmsg))
     kinds = collections.Counter(f.kind for f in ctx.faults)
     print("faults:", ", ".join("%s %d" % kv for kv in sorted(kinds.items())))
     anomalies, _ = ck.report()
-    dump = os.path.join(workdir, "record.json")
-    with open(dump, "w") as f:
-        json.dump({"seed": seed, "faults": [
-            {"kind": x.kind, "detail": x.detail, "t_start": ctx.rel(x.t_start),
-             "t_end": ctx.rel(x.t_end) if x.t_end else None} for x in ctx.faults],
-            "streams": [{"name": st.name, "session": st.session, "conns": [
-                {"node": c.node, "query": c.query, "open": ctx.rel(c.t_open),
-                 "close": ctx.rel(c.t_close) if c.t_close else None, "how": c.how,
-                 "msgs": [[ctx.rel(t), m] for t, m in c.msgs]} for c in st.conns]}
-                for st in streams]}, f)
     return anomalies
 
 
@@ -1508,11 +1568,17 @@ def main():
     ap.add_argument("--examples", type=int, default=3)
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     ap.add_argument("--no-nice", action="store_true")
+    ap.add_argument("--recheck", metavar="WORKDIR",
+                    help="check a kept run's record again, and exit")
     ap.add_argument("--self-test", action="store_true",
                     help="check the checker on made-up records, and exit")
     args = ap.parse_args()
     if args.self_test:
         return self_test()
+    if args.recheck:
+        ctx, record = load_record(os.path.join(args.recheck, "record.json"), args)
+        print("seed", record["seed"])
+        return 1 if analyse(ctx, record) else 0
     if args.seed is None:
         args.seed = random.SystemRandom().randrange(1, 2**31)
     print("seed", args.seed, flush=True)
