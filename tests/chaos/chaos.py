@@ -93,8 +93,8 @@ rollback   A reset in the client's own epoch whose seq is below the seq the
 phantom    A message whose content maps to no call of the owner's log (the
            one call a kill -9 may catch between return and its log line is
            accepted).
-unfinished A job whose terminal was never confirmed after healing, within the
-           bounded wait.
+unfinished A job whose terminal was never owed (confirmed, or accepted before
+           a drain) after healing, within the bounded wait.
 """
 
 import argparse
@@ -949,16 +949,39 @@ class Nemesis:
         elif kind == "state-edit":
             await self.state_edit(p)
         elif kind == "term-while-redis-stalled":
-            # A rolling restart while Redis does not answer: wsm_drain()
-            # with broadcasts still in the outbox.
-            f = self.begin(kind, node.id, {"redis", node.i})
+            # A rolling restart while Redis does not answer, right after a
+            # job's terminal was accepted: wsm_drain() with the terminal
+            # still in the outbox. The first node to accept a terminal
+            # within 3 s of the stall is the one stopped (else the drawn one).
+            sizes = [os.path.getsize(n.log) if os.path.exists(n.log) else 0
+                     for n in self.nodes]
+            f = self.begin(kind, "", {"redis"} | {n.i for n in self.nodes})
             self.redis.signal(signal.SIGSTOP)
-            await asyncio.sleep(0.3)
-            rc = await node.terminate()
-            self.ctx.say("  %s exited %s" % (node.id, rc))
+            target, why = node, "no terminal within 3 s"
+            deadline = now() + 3 * NS
+            while now() < deadline and why:
+                await asyncio.sleep(0.02)
+                for n, size in zip(self.nodes, sizes):
+                    with open(n.log) as fh:
+                        fh.seek(size)
+                        for line in fh.read().splitlines():
+                            w = line.split()
+                            if len(w) == 9 and w[0] == "B" and w[3] in "ce" \
+                                    and w[6] == "0":
+                                target, why = n, None
+                                f.detail = "%s after its terminal %s g%s c%s" % (
+                                    n.id, w[4], w[1], w[2])
+                                break
+                    if not why:
+                        break
+            if why:
+                f.detail = "%s, %s" % (node.id, why)
+            self.ctx.say("  SIGTERM", f.detail)
+            rc = await target.terminate()
+            self.ctx.say("  %s exited %s" % (target.id, rc))
             self.redis.signal(signal.SIGCONT)
             await asyncio.sleep(pause / 3)
-            await node.start()
+            await target.start()
             self.end(f)
 
     async def state_edit(self, p):
@@ -1246,10 +1269,10 @@ class Checker:
     def check_finished(self):
         for sid, job in self.jobs.items():
             done = [c for c in self.by_session[sid]
-                    if c.kind != "p" and c.rc == 0 and c.how == "confirmed"]
+                    if c.kind != "p" and c.rc == 0 and c.owed]
             if not done:
                 self.add(sid, "unfinished", self.t_end,
-                         "no confirmed terminal in node-%d's log" % job.owner)
+                         "no owed terminal in node-%d's log" % job.owner)
 
     def report(self):
         total = collections.Counter()
@@ -1320,7 +1343,7 @@ async def settle_wait(ctx, nodes, jobs, clients, bound_s):
     while now() < deadline:
         calls, incs = read_logs(nodes)
         done = {c.session for c in calls.values()
-                if c.kind != "p" and c.rc == 0 and c.how == "confirmed"}
+                if c.kind != "p" and c.rc == 0 and c.owed}
         if all(j.id in done for j in jobs):
             break
         await asyncio.sleep(0.5)
