@@ -1630,6 +1630,7 @@ def main():
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGINT, on_term)  # also when started with it ignored
     rc = 2
     try:
         anomalies = asyncio.run(main_async(ctx, workdir))
