@@ -53,14 +53,17 @@ fault window
            connection on node Y for a session owned by node Z if the fault
            hit Redis, Y or Z.
 stayed through
-           A connection of a client *stayed through* an owed call c if it
-           was open (101 received) when c's confirmation was logged (time
-           tc), stayed open until at least tc + --deliver seconds, and no
-           relevant fault window overlaps [tc, tc + deliver]. In addition,
-           every client whose connection is open at the end of the run (after
-           healing and settling) stayed through every call owed at the end,
-           and so does a probe: one fresh connection per session on every
-           node, made after settling.
+           A connection of a client *stayed through* an owed call c whose
+           confirmation was logged at time tc if, with w = max(tc, the time
+           the connection opened (101 received)): it stayed open until at
+           least w + --deliver seconds, no relevant fault window overlaps
+           [w, w + deliver], and no destructive fault touched the session
+           between tc and w + deliver. (Opened after tc, it is a late joiner
+           or a resume: the state it reads, or its own earlier messages,
+           cover c.) In addition, every client whose connection is open at
+           the end of the run (after healing and settling) stayed through
+           every call owed at the end, and so does a probe: one fresh
+           connection per session on every node, made after settling.
 
 Anomalies (per session; the run passes with zero of each)
 ---------------------------------------------------------
