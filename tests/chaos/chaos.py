@@ -1119,11 +1119,15 @@ class Checker:
         for (sid, epoch, seq), keys in seen_at.items():
             if len(keys) > 1:
                 ev = sorted(keys.values(), key=lambda e: e[0])
+                # Blamed on the fault before the newest of the calls was made.
+                made = [c.ts for c in (self.lookup(sid, k) for k in keys)
+                        if isinstance(c, Call)]
                 self.add(sid, "conflict", ev[0][0],
-                         "epoch %d seq %d carries %d calls: %s; first after %s" % (
+                         "epoch %d seq %d carries %d calls: %s; the newer made "
+                         "after %s" % (
                              epoch, seq, len(keys),
                              " | ".join(e[1] for e in ev[:3]),
-                             self.preceding_fault(ev[1][0])))
+                             self.preceding_fault(max(made) if made else ev[1][0])))
         for (sid, key, epoch), seqs in call_seqs.items():
             if len(seqs) > 1:
                 ev = sorted(seqs.values(), key=lambda e: e[0])
