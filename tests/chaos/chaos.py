@@ -74,7 +74,9 @@ lost       A connection stayed through an owed call c, but by the time it
            fault causes does not undo a delivery). For a connection open at
            the end (and a probe): its current segment, what the client
            shows after its last reset, must hold the newest call owed at the
-           end, or a later one.
+           end, or a later one. And, whatever faults came later: a terminal
+           accepted before a SIGTERM that no client ever got, from a node
+           whose exit line says its outbox still held errors or completes.
 gap        In one segment, seq n then n+k (k > 1) in the same epoch where a
            skipped seq is known (from any client) to carry an error or a
            complete. wsm(7): "A gap in seq ... stands for superseded
@@ -772,6 +774,7 @@ def read_logs(nodes):
                     incs[(node.i, int(f[1]))]["drain"] = f[3:]
                 elif f[0] == "X":
                     incs[(node.i, int(f[1]))]["exit"] = int(f[2])
+                    incs[(node.i, int(f[1]))]["exit_outbox"] = int(f[3])
             except (ValueError, KeyError, IndexError):
                 continue  # a line cut by kill -9
     for call in calls.values():
@@ -1137,7 +1140,26 @@ class Checker:
                              " | ".join(e[1] for e in ev[:3]),
                              self.preceding_fault(ev[1][0])))
         self.check_lost()
+        self.check_dropped_at_exit(seen_at)
         self.check_finished()
+
+    def check_dropped_at_exit(self, seen_at):
+        """A terminal accepted before a drain, never seen by anyone, from an
+        incarnation whose last line says its outbox still held errors or
+        completes when it exited: lost, whatever faults came later."""
+        seen = {(sid, k) for (sid, e, s), keys in seen_at.items() for k in keys}
+        for sid, cs in self.by_session.items():
+            for c in cs:
+                inc = self.incs.get((c.node, c.g)) or {}
+                if c.kind == "p" or c.how != "drain" or \
+                        not inc.get("exit_outbox") or (sid, c.key) in seen:
+                    continue
+                self.add(sid, "lost", c.tc,
+                         "terminal %s g%d c%d accepted %.2f s, then SIGTERM at "
+                         "%.2f s: node-%d drained and exited with %d error(s)/"
+                         "complete(s) still in its outbox; no client ever got "
+                         "it" % (c.kind, c.g, c.c, self.ctx.rel(c.te),
+                                 self.ctx.rel(c.tc), c.node, inc["exit_outbox"]))
 
     def check_stream(self, st, seen_at, call_seqs, terminal_seqs):
         sid = st.session
