@@ -899,7 +899,7 @@ static void test_history_resume_gets_every_progress(void **state)
 			 0);
 	wait_stored(&cl.redis, "every", "6");
 	/* The live browser's node has it all: what it read does not matter. */
-	assert_non_null(recv_type(live, "complete", 5000));
+	must_recv_type(live, "complete");
 	snprintf(path, sizeof(path), "every?lastSeq=1&epoch=%lld",
 		 (long long)epoch);
 	/* On a node without the session, then on the one serving it live. */
