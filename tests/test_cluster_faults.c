@@ -19,18 +19,8 @@
 
 #include <cmocka.h>
 
-#include "support/cluster_node.h"
-#include "support/must.h"
+#include "support/cluster_must.h"
 #include "support/redis_proxy.h"
-#include "support/redis_server.h"
-
-static bool no_redis(const char *test)
-{
-	if (redis_server_path())
-		return false;
-	harness_note_skip(test, "redis-server is not installed");
-	return true;
-}
 
 static harness_t *node_at(const char *url, const char *id, int64_t timeout)
 {
@@ -71,12 +61,6 @@ static void expect_nothing_more(wsc_t *c)
 
 		fail_msg("unexpected %s", text);
 	}
-}
-
-static bool outbox_empty(void *arg)
-{
-	return harness_metrics(arg).cluster_outbox_messages == 0 &&
-	       harness_metrics(arg).cluster_outbox_bytes == 0;
 }
 
 static bool reply_lost(void *arg)
@@ -170,17 +154,10 @@ static void test_wedged_subscriber_is_noticed(void **state)
 
 static const struct redis_server *watched;
 
-/* Redis ran at least one script (INFO commandstats). */
 static bool a_script_ran(void *arg)
 {
-	char out[4096];
-	const char *s;
-
 	(void)arg;
-	if (redis_cmd(watched, "INFO commandstats", out, sizeof(out)) ||
-	    !(s = strstr(out, "cmdstat_evalsha:calls=")))
-		return false;
-	return strtoll(s + strlen("cmdstat_evalsha:calls="), NULL, 10) >= 1;
+	return redis_scripts_run(watched) >= 1;
 }
 
 static bool pushed_once(void *arg)

@@ -19,50 +19,8 @@
 
 #include <cmocka.h>
 
-#include "support/cluster_node.h"
-#include "support/must.h"
+#include "support/cluster_must.h"
 #include "support/redis_server.h"
-
-static bool no_redis(const char *test)
-{
-	if (redis_server_path())
-		return false;
-	harness_note_skip(test, "redis-server is not installed");
-	return true;
-}
-
-static harness_t *node(const struct redis_server *r, const char *id)
-{
-	struct cluster_node_opts o = { 0 };
-	harness_t *h = cluster_node_start(r->url, id, &o);
-
-	assert_non_null(h);
-	return h;
-}
-
-static void cmd(const struct redis_server *r, const char *words)
-{
-	char out[128];
-
-	assert_int_equal(redis_cmd(r, words, out, sizeof(out)), 0);
-	if (out[0] == '-')
-		fail_msg("%s: %s", words, out);
-}
-
-/* The next message must be of this type; its seq. */
-static int64_t next_of(wsc_t *c, const char *type)
-{
-	json_t *j = recv_json(c, 5000);
-	int64_t seq;
-
-	assert_non_null(j);
-	if (strcmp(json_string_value(json_object_get(j, "type")), type))
-		fail_msg("%s, not %s",
-			 json_string_value(json_object_get(j, "type")), type);
-	seq = json_integer_value(json_object_get(j, "seq"));
-	json_decref(j);
-	return seq;
-}
 
 static bool outbox_holds(void *arg)
 {
@@ -106,15 +64,15 @@ static void test_drain_waits_for_the_outbox(void **state)
 	if (no_redis(__func__))
 		return;
 	assert_int_equal(redis_start(&r, false), 0);
-	viewer = node(&r, "node-v");
-	producer = node(&r, "node-p");
+	viewer = must_node(r.url, "node-v");
+	producer = must_node(r.url, "node-p");
 	c = must_join(viewer, "last-words");
 	assert_int_equal(wsm_broadcast_progress(harness_mgr(producer),
 						"last-words", 50, NULL, NULL),
 			 0);
-	seq = next_of(c, "progress");
+	seq = must_next(c, "progress", NULL);
 	/* Redis takes no command for a while: the error waits in the outbox. */
-	cmd(&r, "CLIENT PAUSE 400 ALL");
+	must_redis(&r, "CLIENT PAUSE 400 ALL");
 	assert_int_equal(wsm_broadcast_error(harness_mgr(producer),
 					     "last-words", "disk full"),
 			 0);
@@ -125,7 +83,7 @@ static void test_drain_waits_for_the_outbox(void **state)
 	assert_int_equal(harness_events(producer, WSM_EVENT_DRAINED, -1, NULL),
 			 1);
 	harness_stop(producer);
-	assert_int_equal(next_of(c, "error"), seq + 1);
+	assert_int_equal(must_next(c, "error", NULL), seq + 1);
 	wsc_free(c);
 	harness_stop(viewer);
 	redis_stop(&r);
@@ -161,16 +119,16 @@ static void test_drain_delivers_before_closing(void **state)
 	if (no_redis(__func__))
 		return;
 	assert_int_equal(redis_start(&r, false), 0);
-	staying = node(&r, "node-s");
-	leaving = node(&r, "node-l");
+	staying = must_node(r.url, "node-s");
+	leaving = must_node(r.url, "node-l");
 	here = must_join(leaving, "goodbye");
 	there = must_join(staying, "goodbye");
 	assert_int_equal(wsm_broadcast_progress(harness_mgr(leaving), "goodbye",
 						10, NULL, NULL),
 			 0);
-	next_of(here, "progress");
-	next_of(there, "progress");
-	cmd(&r, "CLIENT PAUSE 300 ALL");
+	must_next(here, "progress", NULL);
+	must_next(there, "progress", NULL);
+	must_redis(&r, "CLIENT PAUSE 300 ALL");
 	assert_int_equal(wsm_broadcast_error(harness_mgr(leaving), "goodbye",
 					     "shutting down"),
 			 0);
@@ -183,7 +141,7 @@ static void test_drain_delivers_before_closing(void **state)
 	assert_int_equal(sd.drained, 1);
 	assert_int_equal(sd.waited, WSM_OK);
 	assert_int_equal(sd.outbox_after, 0);
-	next_of(there, "error");
+	must_next(there, "error", NULL);
 	wsc_free(here);
 	wsc_free(there);
 	harness_stop(leaving);
@@ -205,7 +163,7 @@ static void test_destroy_tells_what_it_drops(void **state)
 	if (no_redis(__func__))
 		return;
 	assert_int_equal(redis_start(&r, false), 0);
-	h = node(&r, "node-d");
+	h = must_node(r.url, "node-d");
 	/* Stopped, not killed: connects still succeed, nothing is answered. */
 	assert_int_equal(kill(r.pid, SIGSTOP), 0);
 	assert_int_equal(wsm_broadcast_complete(harness_mgr(h), "d1", NULL), 0);
@@ -270,7 +228,7 @@ static void test_flapping_link_is_told_at_a_bounded_rate(void **state)
 	began = now_ms();
 	for (i = 0; i < 6; i++) {
 		f.losses = harness_metrics(f.h).cluster_link_losses;
-		cmd(&r, "CLIENT KILL TYPE normal");
+		must_redis(&r, "CLIENT KILL TYPE normal");
 		assert_int_equal(harness_wait_until(lost_and_back, &f, 5000), 0);
 	}
 	took = now_ms() - began;

@@ -17,42 +17,15 @@
 
 #include <cmocka.h>
 
-#include "support/cluster_node.h"
-#include "support/must.h"
-#include "support/redis_server.h"
-
-static bool no_redis(const char *test)
-{
-	if (redis_server_path())
-		return false;
-	harness_note_skip(test, "redis-server is not installed");
-	return true;
-}
+#include "support/cluster_must.h"
 
 static harness_t *node(const struct redis_server *r, const char *id,
 		       bool announced_only)
 {
-	struct harness_opts ho = { .mode = HARNESS_READY };
-	wsm_config_t *cfg = wsm_config_new();
-	harness_t *h;
+	struct cluster_node_opts o = { .announced_only = announced_only };
+	harness_t *h = cluster_node_start(r->url, id, &o);
 
-	assert_non_null(cfg);
-	assert_int_equal(wsm_config_set_str(cfg, WSM_OPT_CLUSTER_REDIS, r->url),
-			 0);
-	assert_int_equal(wsm_config_set_str(cfg, WSM_OPT_CLUSTER_NODE_ID, id),
-			 0);
-	assert_int_equal(wsm_config_set_int(cfg, WSM_OPT_CLUSTER_RETRY_MAX_MS,
-					    100),
-			 0);
-	assert_int_equal(wsm_config_set_int(cfg, WSM_OPT_ANNOUNCED_ONLY,
-					    announced_only),
-			 0);
-	h = harness_start(cfg, &ho);
-	wsm_config_free(cfg);
 	assert_non_null(h);
-	assert_int_equal(harness_wait_events(h, WSM_EVENT_CLUSTER_UP, -1, NULL,
-					     1, 10000),
-			 0);
 	return h;
 }
 
@@ -65,24 +38,12 @@ static int64_t redis_int(const struct redis_server *r, const char *words)
 	return strtoll(out + 1, NULL, 10);
 }
 
-/* How many scripts Redis ran (INFO commandstats). */
-static bool scripts_ran(const struct redis_server *r, int64_t n)
-{
-	char out[4096];
-	const char *p;
-
-	if (redis_cmd(r, "INFO commandstats", out, sizeof(out)) ||
-	    !(p = strstr(out, "cmdstat_evalsha:calls=")))
-		return false;
-	return strtoll(p + strlen("cmdstat_evalsha:calls="), NULL, 10) >= n;
-}
-
 static const struct redis_server *watched;
 
 static bool one_script_ran(void *arg)
 {
 	(void)arg;
-	return scripts_ran(watched, 1);
+	return redis_scripts_run(watched) >= 1;
 }
 
 static bool job_stored(void *arg)

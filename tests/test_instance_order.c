@@ -16,37 +16,7 @@
 
 #include <cmocka.h>
 
-#include "support/cluster_node.h"
-#include "support/must.h"
-#include "support/redis_server.h"
-
-static bool no_redis(const char *test)
-{
-	if (redis_server_path())
-		return false;
-	harness_note_skip(test, "redis-server is not installed");
-	return true;
-}
-
-static harness_t *node_unchecked(const char *urls, const char *id)
-{
-	struct harness_opts ho = { .mode = HARNESS_READY };
-	wsm_config_t *cfg = wsm_config_new();
-	harness_t *h;
-
-	assert_non_null(cfg);
-	assert_int_equal(wsm_config_set_str(cfg, WSM_OPT_CLUSTER_REDIS, urls),
-			 0);
-	assert_int_equal(wsm_config_set_str(cfg, WSM_OPT_CLUSTER_NODE_ID, id),
-			 0);
-	assert_int_equal(wsm_config_set_int(cfg, WSM_OPT_CLUSTER_RETRY_MAX_MS,
-					    100),
-			 0);
-	h = harness_start(cfg, &ho);
-	wsm_config_free(cfg);
-	assert_non_null(h);
-	return h;
-}
+#include "support/cluster_must.h"
 
 static bool says(harness_t *h, const char *link)
 {
@@ -78,7 +48,10 @@ static void test_instances_in_another_order_are_refused(void **state)
 	snprintf(ba, sizeof(ba), "%s,%s", r2.url, r1.url);
 	a = cluster_node_start(ab, "node-a", &o);
 	assert_non_null(a);
-	b = node_unchecked(ba, "node-b");
+	o.unchecked = true; /* it never comes up */
+	b = cluster_node_start(ba, "node-b", &o);
+	assert_non_null(b);
+	o.unchecked = false;
 	assert_int_equal(harness_wait_until(says_misordered, b, 5000), 0);
 	assert_int_equal(harness_wait_events(b, WSM_EVENT_CLUSTER_DOWN, -1,
 					     NULL, 1, 5000),

@@ -17,57 +17,8 @@
 
 #include <cmocka.h>
 
-#include "support/cluster_node.h"
-#include "support/must.h"
+#include "support/cluster_must.h"
 #include "support/redis_server.h"
-
-static bool no_redis(const char *test)
-{
-	if (redis_server_path())
-		return false;
-	harness_note_skip(test, "redis-server is not installed");
-	return true;
-}
-
-static harness_t *node(const struct redis_server *r, const char *id)
-{
-	struct cluster_node_opts o = { 0 };
-	harness_t *h = cluster_node_start(r->url, id, &o);
-
-	assert_non_null(h);
-	return h;
-}
-
-static void cmd(const struct redis_server *r, const char *words)
-{
-	char out[128];
-
-	assert_int_equal(redis_cmd(r, words, out, sizeof(out)), 0);
-	if (out[0] == '-')
-		fail_msg("%s: %s", words, out);
-}
-
-static int64_t int_of(json_t *j, const char *key)
-{
-	return json_integer_value(json_object_get(j, key));
-}
-
-/* The next message must be of this type; its seq, and its epoch in *epoch. */
-static int64_t next_of(wsc_t *c, const char *type, int64_t *epoch)
-{
-	json_t *j = recv_json(c, 5000);
-	int64_t seq;
-
-	assert_non_null(j);
-	if (strcmp(json_string_value(json_object_get(j, "type")), type))
-		fail_msg("%s, not %s",
-			 json_string_value(json_object_get(j, "type")), type);
-	seq = int_of(j, "seq");
-	if (epoch)
-		*epoch = int_of(j, "epoch");
-	json_decref(j);
-	return seq;
-}
 
 static void progress(harness_t *h, const char *id, int pct)
 {
@@ -103,14 +54,14 @@ static void test_snapshot_restart_starts_a_new_epoch(void **state)
 	if (no_redis(__func__))
 		return;
 	assert_int_equal(redis_start(&r, false), 0);
-	viewer = node(&r, "node-v");
-	producer = node(&r, "node-p");
+	viewer = must_node(r.url, "node-v");
+	producer = must_node(r.url, "node-p");
 	c = must_join(viewer, "snap");
 	for (i = 1; i <= 6; i++) {
 		if (i == 4)
-			cmd(&r, "SAVE"); /* the snapshot holds seq 3 */
+			must_redis(&r, "SAVE"); /* the snapshot holds seq 3 */
 		progress(producer, "snap", i * 10);
-		assert_int_equal(next_of(c, "progress", &epoch), i);
+		assert_int_equal(must_next(c, "progress", &epoch), i);
 	}
 	wsc_free(c);
 	harness_stop(producer);
@@ -121,14 +72,14 @@ static void test_snapshot_restart_starts_a_new_epoch(void **state)
 	assert_int_equal(redis_restart(&r), 0);
 	assert_int_equal(harness_wait_until(link_back, viewer, 10000), 0);
 
-	producer = node(&r, "node-p");
+	producer = must_node(r.url, "node-p");
 	progress(producer, "snap", 85);
 	snprintf(path, sizeof(path), "snap?lastSeq=6&epoch=%lld",
 		 (long long)epoch);
 	c = must_join(viewer, path);
-	next_of(c, "reset", &e2);
+	must_next(c, "reset", &e2);
 	assert_true(e2 != epoch);
-	assert_int_equal(next_of(c, "progress", &e2), 1);
+	assert_int_equal(must_next(c, "progress", &e2), 1);
 	assert_true(e2 != epoch);
 	wsc_free(c);
 	harness_stop(producer);
@@ -154,18 +105,18 @@ static void test_rewound_state_publish_starts_a_new_epoch(void **state)
 	if (no_redis(__func__))
 		return;
 	assert_int_equal(redis_start(&r, false), 0);
-	viewer = node(&r, "node-v");
-	producer = node(&r, "node-p");
+	viewer = must_node(r.url, "node-v");
+	producer = must_node(r.url, "node-p");
 	c = must_join(viewer, "rewound");
 	for (i = 1; i <= 5; i++) {
 		progress(producer, "rewound", i * 10);
-		assert_int_equal(next_of(c, "progress", &epoch), i);
+		assert_int_equal(must_next(c, "progress", &epoch), i);
 	}
-	cmd(&r, "HSET wsm:{rewound}:state s 2");
+	must_redis(&r, "HSET wsm:{rewound}:state s 2");
 	progress(producer, "rewound", 60);
-	next_of(c, "reset", &e2);
+	must_next(c, "reset", &e2);
 	assert_true(e2 != epoch);
-	assert_int_equal(next_of(c, "progress", &e2), 1);
+	assert_int_equal(must_next(c, "progress", &e2), 1);
 	assert_true(e2 != epoch);
 	assert_int_equal(harness_metrics(viewer).cluster_reconnects, 0);
 	wsc_free(c);
@@ -191,15 +142,15 @@ static void test_rewound_state_read_starts_a_new_epoch(void **state)
 	if (no_redis(__func__))
 		return;
 	assert_int_equal(redis_start(&r, false), 0);
-	h = node(&r, "node-a");
+	h = must_node(r.url, "node-a");
 	c = must_join(h, "reread");
 	for (i = 1; i <= 5; i++) {
 		progress(h, "reread", i * 10);
-		assert_int_equal(next_of(c, "progress", &epoch), i);
+		assert_int_equal(must_next(c, "progress", &epoch), i);
 	}
-	cmd(&r, "HSET wsm:{reread}:state s 2");
-	cmd(&r, "CLIENT KILL TYPE pubsub");
-	next_of(c, "reset", &e2);
+	must_redis(&r, "HSET wsm:{reread}:state s 2");
+	must_redis(&r, "CLIENT KILL TYPE pubsub");
+	must_next(c, "reset", &e2);
 	assert_true(e2 != epoch);
 	wsc_free(c);
 	harness_stop(h);

@@ -20,12 +20,13 @@ harness_t *cluster_node_start(const char *url, const char *id,
 	    (!o->outbox_messages ||
 	     !wsm_config_set_int(cfg, WSM_OPT_CLUSTER_OUTBOX_MESSAGES,
 				 o->outbox_messages)) &&
-	    !wsm_config_set_int(cfg, WSM_OPT_CLUSTER_HISTORY, o->history))
+	    !wsm_config_set_int(cfg, WSM_OPT_CLUSTER_HISTORY, o->history) &&
+	    !wsm_config_set_int(cfg, WSM_OPT_ANNOUNCED_ONLY, o->announced_only))
 		h = harness_start(cfg, &ho);
 	wsm_config_free(cfg);
 	/* Usable once every Redis link is up: the host is told. */
-	if (h && harness_wait_events(h, WSM_EVENT_CLUSTER_UP, -1, NULL, 1,
-				     10000)) {
+	if (h && !o->unchecked &&
+	    harness_wait_events(h, WSM_EVENT_CLUSTER_UP, -1, NULL, 1, 10000)) {
 		harness_stop(h);
 		h = NULL;
 	}

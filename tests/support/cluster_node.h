@@ -15,11 +15,16 @@ struct cluster_node_opts {
 	int64_t timeout_ms;      /* 0: 1000 */
 	int64_t history;         /* WSM_OPT_CLUSTER_HISTORY */
 	int64_t retry_max_ms;    /* 0: 100 */
+	bool announced_only;     /* WSM_OPT_ANNOUNCED_ONLY */
+	bool unchecked;          /* returned without waiting for an UP */
 	bool libuv;
 	const char *iface;       /* NULL: the harness's */
 };
 
-/* NULL when the manager or the harness could not start, or no UP came. */
+/*
+ * NULL when the manager or the harness could not start, or no UP came
+ * (unless o->unchecked).
+ */
 harness_t *cluster_node_start(const char *url, const char *id,
 			      const struct cluster_node_opts *o);
 
