@@ -47,7 +47,7 @@ static void test_snapshot_restart_starts_a_new_epoch(void **state)
 	harness_t *viewer, *producer;
 	char path[96];
 	wsc_t *c;
-	int64_t epoch, e2;
+	int64_t epoch, e2, seq;
 	int i;
 
 	(void)state;
@@ -79,7 +79,9 @@ static void test_snapshot_restart_starts_a_new_epoch(void **state)
 	c = must_join(viewer, path);
 	must_next(c, "reset", &e2);
 	assert_true(e2 != epoch);
-	assert_int_equal(must_next(c, "progress", &e2), 1);
+	/* The snapshot's progress, kept at seq 1, then the new one at 2. */
+	assert_true(must_progress(c, &seq, &e2) == 85);
+	assert_int_equal(seq, 2);
 	assert_true(e2 != epoch);
 	wsc_free(c);
 	harness_stop(producer);
@@ -98,7 +100,7 @@ static void test_rewound_state_publish_starts_a_new_epoch(void **state)
 	struct redis_server r;
 	harness_t *viewer, *producer;
 	wsc_t *c;
-	int64_t epoch, e2;
+	int64_t epoch, e2, seq;
 	int i;
 
 	(void)state;
@@ -116,7 +118,8 @@ static void test_rewound_state_publish_starts_a_new_epoch(void **state)
 	progress(producer, "rewound", 60);
 	must_next(c, "reset", &e2);
 	assert_true(e2 != epoch);
-	assert_int_equal(must_next(c, "progress", &e2), 1);
+	assert_true(must_progress(c, &seq, &e2) == 60);
+	assert_int_equal(seq, 2);
 	assert_true(e2 != epoch);
 	assert_int_equal(harness_metrics(viewer).cluster_reconnects, 0);
 	wsc_free(c);
@@ -157,12 +160,53 @@ static void test_rewound_state_read_starts_a_new_epoch(void **state)
 	redis_stop(&r);
 }
 
+/*
+ * A state from another life that no node knows anything of (every node
+ * restarted, or none had the session): it still holds what Redis knows,
+ * a complete included, and a client joining gets it, in the new epoch.
+ */
+static void test_state_of_another_life_keeps_its_complete(void **state)
+{
+	struct redis_server r;
+	harness_t *h;
+	wsc_t *c;
+	int64_t epoch, e2, seq;
+
+	(void)state;
+	if (no_redis(__func__))
+		return;
+	assert_int_equal(redis_start(&r, false), 0);
+	h = must_node(r.url, "node-a");
+	c = must_join(h, "done");
+	progress(h, "done", 70);
+	must_next(c, "progress", &epoch);
+	assert_int_equal(wsm_broadcast_complete(harness_mgr(h), "done", NULL),
+			 0);
+	must_next(c, "complete", NULL);
+	wsc_free(c);
+	harness_stop(h);
+	must_redis(&r, "SAVE");
+	redis_kill(&r, SIGKILL);
+	assert_int_equal(redis_restart(&r), 0);
+
+	h = must_node(r.url, "node-b");
+	c = must_join(h, "done");
+	assert_true(must_progress(c, &seq, &e2) == 70);
+	assert_int_equal(seq, 1);
+	assert_true(e2 != epoch);
+	assert_int_equal(must_next(c, "complete", &e2), 2);
+	wsc_free(c);
+	harness_stop(h);
+	redis_stop(&r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_snapshot_restart_starts_a_new_epoch),
 		cmocka_unit_test(test_rewound_state_publish_starts_a_new_epoch),
 		cmocka_unit_test(test_rewound_state_read_starts_a_new_epoch),
+		cmocka_unit_test(test_state_of_another_life_keeps_its_complete),
 	};
 
 	signal(SIGPIPE, SIG_IGN);

@@ -43,6 +43,41 @@
 	"  return string.format('%d', en), s\n"                              \
 	"end\n"
 
+/*
+ * A state that counts as lost starts over in epoch e, of life l. What it
+ * held that still reads (the last progress, the last error or complete,
+ * with a kind that is one) is kept, in its order, at seqs from 1: a
+ * possibly stale state is still all Redis knows of the session, and a
+ * complete in it must reach clients; the new epoch makes them reset
+ * first. The history goes with the old epoch. Returns the new seq.
+ */
+#define RESTART_FN                                                           \
+	"local function restart(k, h, e, l)\n"                                \
+	"  local f = redis.pcall('HMGET', k, 'p', 'ps', 't', 'ts', 'tk')\n"   \
+	"  local kept = {}\n"                                                 \
+	"  if type(f) == 'table' and not f.err then\n"                        \
+	"    local ps, ts = tonumber(f[2]), tonumber(f[4])\n"                 \
+	"    if type(f[1]) == 'string' and ps then\n"                         \
+	"      kept[#kept + 1] = {ps, 'p', f[1]}\n"                           \
+	"    end\n"                                                           \
+	"    if type(f[3]) == 'string' and ts and\n"                          \
+	"       (f[5] == 'e' or f[5] == 'c') then\n"                          \
+	"      kept[#kept + 1] = {ts, f[5], f[3]}\n"                          \
+	"    end\n"                                                           \
+	"    table.sort(kept, function(a, b) return a[1] < b[1] end)\n"       \
+	"  end\n"                                                             \
+	"  redis.call('DEL', k, h)\n"                                         \
+	"  redis.call('HSET', k, 'e', e, 's', #kept, 'l', l)\n"               \
+	"  for i, m in ipairs(kept) do\n"                                     \
+	"    if m[2] == 'p' then\n"                                           \
+	"      redis.call('HSET', k, 'p', m[3], 'ps', i)\n"                   \
+	"    else\n"                                                          \
+	"      redis.call('HSET', k, 't', m[3], 'ts', i, 'tk', m[2])\n"       \
+	"    end\n"                                                           \
+	"  end\n"                                                             \
+	"  return #kept\n"                                                    \
+	"end\n"
+
 const char *const wsm__scripts[WSM_SCRIPT_COUNT] = {
 	/*
 	 * PUBLISH. ARGV: kind, body, epoch if new, TTL ms, channel,
@@ -60,7 +95,7 @@ const char *const wsm__scripts[WSM_SCRIPT_COUNT] = {
 	 * Returns { seq, epoch, new }.
 	 */
 	[WSM_SCRIPT_PUBLISH] =
-		STATE_FN
+		STATE_FN RESTART_FN
 		"local k = KEYS[1]\n"
 		"local e, s = state(k, ARGV[8])\n"
 		"if e and e == ARGV[9] and s < tonumber(ARGV[10]) then\n"
@@ -68,8 +103,7 @@ const char *const wsm__scripts[WSM_SCRIPT_COUNT] = {
 		"end\n"
 		"if not e then\n"
 		"  e = ARGV[3]\n"
-		"  redis.call('DEL', k, KEYS[2])\n"
-		"  redis.call('HSET', k, 'e', e, 's', 0, 'l', ARGV[8])\n"
+		"  restart(k, KEYS[2], e, ARGV[8])\n"
 		"elseif redis.call('HGET', k, 'u') == ARGV[6] then\n"
 		"  return {s, tonumber(e), 0}\n"
 		"end\n"
@@ -95,9 +129,10 @@ const char *const wsm__scripts[WSM_SCRIPT_COUNT] = {
 	 * most (0: none), the stream id to read from ("<seq + 1>-0"), in
 	 * which epoch, how many bytes at most, the Redis life (a state of
 	 * another life is lost, see STATE_FN), and whether to create a state
-	 * that is missing or lost ("1" when the node knows an epoch its
-	 * clients must leave; otherwise a mere connect writes nothing and
-	 * the reply's epoch and seq are "0"). A history that does not
+	 * that is missing ("1" when the node knows an epoch its clients must
+	 * leave; otherwise a mere connect writes nothing and the reply's
+	 * epoch and seq are "0"); a state that is there but lost starts over
+	 * (RESTART_FN) either way. A history that does not
 	 * read (a key of another type) is none. A state behind what a node
 	 * served, in the same epoch, lost writes (a failover to a lagging
 	 * replica): its seqs would be reused, so it starts over in a new
@@ -107,18 +142,17 @@ const char *const wsm__scripts[WSM_SCRIPT_COUNT] = {
 	 * epoch).
 	 */
 	[WSM_SCRIPT_JOIN] =
-		STATE_FN
+		STATE_FN RESTART_FN
 		"local k = KEYS[1]\n"
 		"local e, s = state(k, ARGV[9])\n"
 		"if e and e == ARGV[3] and s < tonumber(ARGV[4]) then\n"
 		"  e = false\n"
 		"end\n"
 		"if not e then\n"
-		"  if ARGV[10] ~= '1' then\n"
+		"  if ARGV[10] ~= '1' and redis.pcall('HEXISTS', k, 'e') ~= 1 then\n"
 		"    return {'0', '0', false, false, false, false, false, {}}\n"
 		"  end\n"
-		"  redis.call('DEL', k, KEYS[2])\n"
-		"  redis.call('HSET', k, 'e', ARGV[1], 's', 0, 'l', ARGV[9])\n"
+		"  restart(k, KEYS[2], ARGV[1], ARGV[9])\n"
 		"end\n"
 		"redis.call('PEXPIRE', k, ARGV[2])\n"
 		"local r = redis.call('HMGET', k, 'e', 's', 'p', 'ps', 't', 'ts', "
@@ -146,11 +180,10 @@ const char *const wsm__scripts[WSM_SCRIPT_COUNT] = {
 	 * that is missing or lost is created, and the TTL starts over.
 	 */
 	[WSM_SCRIPT_ANNOUNCE] =
-		STATE_FN
+		STATE_FN RESTART_FN
 		"local k = KEYS[1]\n"
 		"if not state(k, ARGV[2]) then\n"
-		"  redis.call('DEL', k, KEYS[2])\n"
-		"  redis.call('HSET', k, 'e', ARGV[1], 's', 0, 'l', ARGV[2])\n"
+		"  restart(k, KEYS[2], ARGV[1], ARGV[2])\n"
 		"end\n"
 		"redis.call('PEXPIRE', k, ARGV[3])\n"
 		"return 1\n",

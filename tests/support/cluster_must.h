@@ -69,6 +69,25 @@ static inline int64_t redis_scripts_run(const struct redis_server *r)
 	return strtoll(p + strlen("cmdstat_evalsha:calls="), NULL, 10);
 }
 
+/* The next message must be a progress: its value; seq, epoch if asked. */
+static inline double must_progress(wsc_t *c, int64_t *seq, int64_t *epoch)
+{
+	json_t *j = recv_json(c, 5000);
+	double v;
+
+	assert_non_null(j);
+	if (strcmp(json_string_value(json_object_get(j, "type")), "progress"))
+		fail_msg("%s, not progress",
+			 json_string_value(json_object_get(j, "type")));
+	v = json_number_value(json_object_get(j, "progress"));
+	if (seq)
+		*seq = json_integer_value(json_object_get(j, "seq"));
+	if (epoch)
+		*epoch = json_integer_value(json_object_get(j, "epoch"));
+	json_decref(j);
+	return v;
+}
+
 /* For harness_wait_until(): nothing waits in the node's outbox. */
 static inline bool outbox_empty(void *h)
 {
