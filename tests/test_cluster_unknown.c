@@ -92,6 +92,40 @@ static void test_connect_writes_nothing(void **state)
 	redis_stop(&r);
 }
 
+/*
+ * A client resuming into a session Redis has no state for (it expired, or
+ * Redis lost it) is reset to the node's own epoch; when the session's
+ * first message comes, in Redis's epoch, it gets a reset to that first.
+ */
+static void test_resume_into_no_state_resets_twice(void **state)
+{
+	struct redis_server r;
+	harness_t *viewer, *producer;
+	int64_t local, epoch;
+	wsc_t *c;
+
+	(void)state;
+	if (no_redis(__func__))
+		return;
+	assert_int_equal(redis_start(&r, false), 0);
+	viewer = node(&r, "node-v", false);
+	producer = node(&r, "node-p", false);
+	c = must_join(viewer, "gone?lastSeq=5&epoch=77");
+	must_next(c, "reset", &local);
+	assert_true(local != 77);
+	assert_int_equal(wsm_broadcast_progress(harness_mgr(producer), "gone",
+						10, NULL, NULL),
+			 0);
+	must_next(c, "reset", &epoch);
+	assert_true(epoch != local);
+	assert_true(must_progress(c, NULL, &local) == 10);
+	assert_int_equal(local, epoch);
+	wsc_free(c);
+	harness_stop(producer);
+	harness_stop(viewer);
+	redis_stop(&r);
+}
+
 static void test_announced_only_across_nodes(void **state)
 {
 	struct redis_server r;
@@ -139,6 +173,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_connect_writes_nothing),
+		cmocka_unit_test(test_resume_into_no_state_resets_twice),
 		cmocka_unit_test(test_announced_only_across_nodes),
 	};
 

@@ -245,6 +245,7 @@ struct wsm_csess {
 	bool resync;        /* live, but the state is being read again */
 	bool was_live;      /* local connections were shown Redis's state */
 	bool stateless;     /* Redis holds no state yet: the local epoch serves */
+	bool stateless_shown; /* a client was reset to that local epoch */
 	bool confirmed;     /* counted in the subscribed gauge */
 	struct wsm_join *waiters; /* connections waiting for the state */
 	size_t nwaiters, waiters_cap;

@@ -784,8 +784,13 @@ bool wsm__cluster_join(wsm_manager_t *m, struct wsm_session *s,
 	 * is owed each message it missed, which only the history holds.
 	 */
 	if (cs->sub == WSM_SUB_LIVE && !cs->resync && !history_wanted &&
-	    !(cs->stateless && m->cfg.announced_only))
+	    !(cs->stateless && m->cfg.announced_only)) {
+		/* Its replay, from the local state, resets it to that epoch. */
+		if (cs->stateless && resume && resume->present &&
+		    resume->epoch != s->epoch)
+			cs->stateless_shown = true;
 		return false;
+	}
 	if (cs->nwaiters == cs->waiters_cap) {
 		size_t cap = cs->waiters_cap ? cs->waiters_cap * 2 : 2;
 

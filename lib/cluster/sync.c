@@ -299,6 +299,19 @@ static void refuse_waiters(struct wsm_csess *cs, struct wsm_session *s)
 	drop_held(cs);
 }
 
+/* A waiter resumes from another epoch: the local one will be its reset's. */
+static bool resumed_elsewhere(const struct wsm_csess *cs,
+			      const struct wsm_session *s)
+{
+	size_t i;
+
+	for (i = 0; i < cs->nwaiters; i++)
+		if (cs->waiters[i].resume.present &&
+		    cs->waiters[i].resume.epoch != s->epoch)
+			return true;
+	return false;
+}
+
 static void loaded(void *user, const redisReply *r)
 {
 	struct wsm_csess *cs = user;
@@ -360,7 +373,10 @@ static void loaded(void *user, const redisReply *r)
 	 */
 	st.epoch = epoch ? (uint32_t)epoch : s->epoch;
 	epoch_changed = cs->was_live && !cs->stateless && s->epoch != st.epoch;
-	cs->stateless = !epoch;
+	if (!(cs->stateless = !epoch))
+		cs->stateless_shown = false;
+	else if (resumed_elsewhere(cs, s))
+		cs->stateless_shown = true;
 	st.progress = stored(cs, r->element[2], r->element[3], NULL, 'p',
 			     st.epoch);
 	st.terminal = stored(cs, r->element[4], r->element[5], r->element[6],
@@ -543,7 +559,11 @@ static void deliver_wire(struct wsm_csess *cs, struct wsm_session *s,
 		wsm__session_close_now(m, cs->id, cs->id_len);
 		return;
 	}
-	if (cs->stateless && w->seq == 1) {
+	/*
+	 * Taken over in silence, unless a client was reset to the local
+	 * epoch: then its change is a reset too, through a state read.
+	 */
+	if (cs->stateless && w->seq == 1 && !cs->stateless_shown) {
 		/* The session's first message: its epoch is the session's. */
 		cs->stateless = false;
 		s->epoch = w->epoch;
@@ -580,7 +600,7 @@ void wsm__sync_published(struct wsm_csess *cs, struct wsm_msg *msg,
 	    msg->kind == WSM_MSG_OPEN_SESSION ||
 	    !(s = wsm__table_find(m, cs->id, cs->id_len)))
 		return;
-	if (cs->stateless && seq == 1) {
+	if (cs->stateless && seq == 1 && !cs->stateless_shown) {
 		cs->stateless = false;
 		s->epoch = epoch;
 		s->seq = 0;
