@@ -17,6 +17,7 @@
  *                                           to <call> is confirmed (below)
  *   M <inc> <t> <key=value ...>             metrics, every second
  *   E <inc> <t> up|down|drained             the manager's events
+ *   E <inc> <t> dropped <session>           destroy dropped its broadcasts
  *   T <inc> <t> sigterm                     SIGTERM (or SIGINT) seen
  *   D <inc> <t> <drain_rc> <wait_rc> <outbox_msgs> <outbox_bytes>
  *                                           after wsm_drain() and the wait
@@ -416,6 +417,11 @@ static void on_event(void *user, wsm_event_t event, uint64_t conn_id,
 		break;
 	case WSM_EVENT_CLUSTER_DOWN:
 		logf_line("E %u %" PRId64 " down", inc, now_ns());
+		break;
+	case WSM_EVENT_CLUSTER_DROPPED:
+		/* wsm_manager_destroy() telling what it could not get out. */
+		logf_line("E %u %" PRId64 " dropped %s", inc, now_ns(),
+			  session_id);
 		break;
 	case WSM_EVENT_DRAINED:
 		logf_line("E %u %" PRId64 " drained", inc, now_ns());
