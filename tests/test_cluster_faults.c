@@ -109,6 +109,54 @@ static void test_publish_retried_after_a_lost_reply_is_applied_once(
 }
 
 /*
+ * The same lost reply, and then Redis restarted (from a snapshot taken
+ * after the publish ran) before the node could send it again: the state
+ * is from another life and starts over in a new epoch, keeping its last
+ * progress, which is that publish; the retry must not apply it twice.
+ */
+static void test_publish_retried_into_another_life_is_applied_once(
+	void **state)
+{
+	struct redis_server r;
+	struct redis_proxy *p;
+	harness_t *viewer, *producer;
+	wsc_t *c;
+
+	(void)state;
+	if (no_redis(__func__))
+		return;
+	assert_int_equal(redis_start(&r, false), 0);
+	assert_non_null(p = proxy_start(&r));
+	producer = node_at(proxy_url(p), "node-p", 0);
+	proxy_lose_reply_to(p, "EVALSHA");
+	proxy_refuse(p, true);
+	assert_int_equal(wsm_broadcast_progress(harness_mgr(producer), "twice",
+						10, NULL, NULL),
+			 0);
+	assert_int_equal(harness_wait_until(reply_lost, p, 5000), 0);
+	must_redis(&r, "SAVE");
+	redis_kill(&r, SIGKILL);
+	assert_int_equal(redis_restart(&r), 0);
+	proxy_refuse(p, false);
+	assert_int_equal(harness_wait_until(outbox_empty, producer, 10000), 0);
+	assert_int_equal(wsm_broadcast_complete(harness_mgr(producer), "twice",
+						NULL),
+			 0);
+	assert_int_equal(harness_wait_until(outbox_empty, producer, 10000), 0);
+	/* The kept progress at seq 1, the complete at 2: nothing twice. */
+	viewer = node_at(r.url, "node-v", 0);
+	c = must_join(viewer, "twice");
+	assert_true(expect(c, "progress", 1) == 10);
+	expect(c, "complete", 2);
+	expect_nothing_more(c);
+	wsc_free(c);
+	harness_stop(viewer);
+	harness_stop(producer);
+	proxy_stop(p);
+	redis_stop(&r);
+}
+
+/*
  * A subscriber connection that stays open but stops delivering (a proxy
  * that stopped forwarding, a primary demoted under it) is noticed by its
  * own probe, however busy the command connection is, and replaced; the
@@ -300,6 +348,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(
 			test_publish_retried_after_a_lost_reply_is_applied_once),
+		cmocka_unit_test(
+			test_publish_retried_into_another_life_is_applied_once),
 		cmocka_unit_test(test_wedged_subscriber_is_noticed),
 		cmocka_unit_test(test_message_during_state_read_is_held),
 		cmocka_unit_test(test_gap_on_a_live_subscription_reads_the_state),

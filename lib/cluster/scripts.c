@@ -49,11 +49,13 @@
  * with a kind that is one) is kept, in its order, at seqs from 1: a
  * possibly stale state is still all Redis knows of the session, and a
  * complete in it must reach clients; the new epoch makes them reset
- * first. The history goes with the old epoch. Returns the new seq.
+ * first. The last publish id goes with them: the publish it names is one
+ * of the two, so its retry must not apply it again. The history goes
+ * with the old epoch. Returns the new seq.
  */
 #define RESTART_FN                                                           \
 	"local function restart(k, h, e, l)\n"                                \
-	"  local f = redis.pcall('HMGET', k, 'p', 'ps', 't', 'ts', 'tk')\n"   \
+	"  local f = redis.pcall('HMGET', k, 'p', 'ps', 't', 'ts', 'tk', 'u')\n"\
 	"  local kept = {}\n"                                                 \
 	"  if type(f) == 'table' and not f.err then\n"                        \
 	"    local ps, ts = tonumber(f[2]), tonumber(f[4])\n"                 \
@@ -68,6 +70,9 @@
 	"  end\n"                                                             \
 	"  redis.call('DEL', k, h)\n"                                         \
 	"  redis.call('HSET', k, 'e', e, 's', #kept, 'l', l)\n"               \
+	"  if #kept > 0 and type(f[6]) == 'string' then\n"                    \
+	"    redis.call('HSET', k, 'u', f[6])\n"                              \
+	"  end\n"                                                             \
 	"  for i, m in ipairs(kept) do\n"                                     \
 	"    if m[2] == 'p' then\n"                                           \
 	"      redis.call('HSET', k, 'p', m[3], 'ps', i)\n"                   \
@@ -103,8 +108,9 @@ const char *const wsm__scripts[WSM_SCRIPT_COUNT] = {
 		"end\n"
 		"if not e then\n"
 		"  e = ARGV[3]\n"
-		"  restart(k, KEYS[2], e, ARGV[8])\n"
-		"elseif redis.call('HGET', k, 'u') == ARGV[6] then\n"
+		"  s = restart(k, KEYS[2], e, ARGV[8])\n"
+		"end\n"
+		"if redis.call('HGET', k, 'u') == ARGV[6] then\n"
 		"  return {s, tonumber(e), 0}\n"
 		"end\n"
 		"s = redis.call('HINCRBY', k, 's', 1)\n"

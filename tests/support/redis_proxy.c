@@ -28,6 +28,7 @@ struct redis_proxy {
 	pthread_t thread;
 	pthread_mutex_t lock;
 	bool stop;
+	bool refusing; /* new connections are closed at once */
 	bool held[2];
 	char lose_word[32];
 	unsigned lost;
@@ -68,6 +69,10 @@ static void accept_one(struct redis_proxy *p)
 
 	if (cfd < 0)
 		return;
+	if (p->refusing) {
+		close(cfd);
+		return;
+	}
 	memset(&a, 0, sizeof(a));
 	a.sun_family = AF_UNIX;
 	snprintf(a.sun_path, sizeof(a.sun_path), "%s", p->sock);
@@ -299,6 +304,13 @@ void proxy_hold_replies(struct redis_proxy *p, enum proxy_link which,
 	p->held[which] = on;
 	pthread_mutex_unlock(&p->lock);
 	wake(p);
+}
+
+void proxy_refuse(struct redis_proxy *p, bool on)
+{
+	pthread_mutex_lock(&p->lock);
+	p->refusing = on;
+	pthread_mutex_unlock(&p->lock);
 }
 
 unsigned proxy_pushed(struct redis_proxy *p)

@@ -32,6 +32,8 @@ void proxy_stop(struct redis_proxy *p);
  * closed: the command ran, its answer is lost.
  */
 void proxy_lose_reply_to(struct redis_proxy *p, const char *word);
+/* New connections are closed at once (on), or relayed again (off). */
+void proxy_refuse(struct redis_proxy *p, bool on);
 /* How many replies proxy_lose_reply_to() has thrown away. */
 unsigned proxy_replies_lost(struct redis_proxy *p);
 /*
