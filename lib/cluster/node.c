@@ -213,9 +213,10 @@ static void told(lws_sorted_usec_list_t *sul)
 
 /*
  * The host hears the link's state at once, then at most once per
- * WSM_LINK_EVENT_GAP_US (or WSM_OPT_CLUSTER_RETRY_MAX_MS if shorter): a flapping link is a steady stream of state
- * changes (counted every time in cluster_link_losses), not of events. The
- * last event always says the state the link settled in.
+ * WSM_LINK_EVENT_GAP_US (or WSM_OPT_CLUSTER_RETRY_MAX_MS if shorter): a
+ * flapping link is a steady stream of state changes (counted every time in
+ * cluster_link_losses), not of events. The last event always says the state
+ * the link settled in.
  */
 static void tell(struct wsm_cluster *cl)
 {
