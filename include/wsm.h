@@ -120,8 +120,10 @@ typedef enum wsm_option {
 	WSM_OPT_RETAIN_MAX_SESSIONS = 601,  /* idle sessions kept, 10000 */
 	WSM_OPT_RETAIN_MAX_BYTES = 602,     /* bytes of replay state, 16 MiB */
 	/* Since 1.2: cluster mode through Redis, wsm(7) CLUSTER MODE. */
-	WSM_OPT_CLUSTER_REDIS = 700,      /* "redis://IP[:port][/db]" or
-					   * "unix:/path[?db=N]", ','-separated
+	WSM_OPT_CLUSTER_REDIS = 700,      /* "redis[s]://host[:port][/db]",
+					   * "unix:/path[?db=N]" or
+					   * "redis[s]-sentinel://host[:port],
+					   * .../primary[/db]", ','-separated
 					   * instances; "" (default): off */
 	WSM_OPT_CLUSTER_NODE_ID = 701,    /* default: host name and pid */
 	WSM_OPT_CLUSTER_KEY_PREFIX = 702, /* keys and channels, default "wsm:" */
@@ -129,9 +131,23 @@ typedef enum wsm_option {
 	WSM_OPT_CLUSTER_RETRY_MAX_MS = 704,      /* reconnect backoff bound, 5000 */
 	WSM_OPT_CLUSTER_OUTBOX_MESSAGES = 705,   /* unconfirmed broadcasts, 65536 */
 	WSM_OPT_CLUSTER_OUTBOX_BYTES = 706,      /* all waiting bytes, 16 MiB */
-	WSM_OPT_CLUSTER_HISTORY = 707            /* since 1.2: messages kept per
+	WSM_OPT_CLUSTER_HISTORY = 707,           /* since 1.2: messages kept per
 						  * session for exact repair and
 						  * resume; 0 (default): state */
+	/*
+	 * Since 1.2: Redis as it runs in production, wsm(7) PRODUCTION
+	 * REDIS. A subscriber that stays connected and delivers nothing is
+	 * found within WSM_OPT_CLUSTER_PROBE_MS (default 5000).
+	 */
+	WSM_OPT_CLUSTER_PROBE_MS = 708,
+	WSM_OPT_CLUSTER_USER = 709,      /* ACL user AUTH names; "": default */
+	WSM_OPT_CLUSTER_PASSWORD = 710,  /* "" (default): no AUTH; never shown */
+	WSM_OPT_CLUSTER_TLS_CA_FILE = 711, /* PEM; "" and no CA path: system's */
+	WSM_OPT_CLUSTER_TLS_CA_PATH = 712, /* a hashed directory (c_rehash) */
+	WSM_OPT_CLUSTER_TLS_CERT_FILE = 713, /* client certificate, PEM */
+	WSM_OPT_CLUSTER_TLS_KEY_FILE = 714,  /* its key, PEM */
+	WSM_OPT_CLUSTER_SENTINEL_USER = 715, /* for redis-sentinel:// */
+	WSM_OPT_CLUSTER_SENTINEL_PASSWORD = 716 /* "": no AUTH; never shown */
 } wsm_option_t;
 
 /* Values of WSM_OPT_SESSION_LIMIT_POLICY. */
@@ -374,6 +390,9 @@ typedef struct wsm_metrics {
 	uint64_t cluster_link_losses; /* times the link went down, each counted */
 	uint64_t cluster_dropped; /* accepted broadcasts never confirmed: gone
 				   * with wsm_manager_destroy() */
+	uint64_t cluster_wedged; /* silent subscribers found by the probe */
+	uint64_t cluster_connect_failures; /* attempts refused: name, TLS,
+					    * AUTH, socket */
 } wsm_metrics_t;
 
 /* Bits of wsm_metrics_t.setup_problems. */

@@ -105,6 +105,9 @@ int wsm__dispatch(wsm_manager_t *m, struct lws *wsi, int reason, void *user,
 		return 0;
 	case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
 		wsm__inbox_drain(m);
+#ifdef WSM_WITH_CLUSTER
+		wsm__redis_woken(m); /* a name lookup may be done */
+#endif
 		return 0;
 	case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
 		/* libwsm's entry (or the delegating one) is the vhost's first. */

@@ -80,12 +80,53 @@ static const struct int_option int_options[] = {
 	/* Well inside what one Redis reply may carry (WSM_REDIS_MAX_ELEMENTS). */
 	OPT(WSM_OPT_CLUSTER_HISTORY, 0, 1024, 0, cluster_history,
 	    "clusterHistory"),
+	/* A probe every quarter of it, on a link that delivered nothing. */
+	OPT(WSM_OPT_CLUSTER_PROBE_MS, 40, 600000, 5000, cluster_probe_ms,
+	    "clusterProbeMs"),
 };
+
+/* The string options of cluster mode past the first three. */
+struct str_option {
+	wsm_option_t key;
+	size_t offset, size;
+	const char *json_name; /* NULL: a secret, never shown */
+	const char *enum_name;
+};
+
+#define STR(k, field, name) \
+	{ k, offsetof(struct wsm_settings, field), \
+	  sizeof(((struct wsm_settings *)0)->field), name, #k }
+
+static const struct str_option str_options[] = {
+	STR(WSM_OPT_CLUSTER_USER, cluster_user, "clusterUser"),
+	STR(WSM_OPT_CLUSTER_PASSWORD, cluster_password, NULL),
+	STR(WSM_OPT_CLUSTER_TLS_CA_FILE, cluster_tls_ca_file,
+	    "clusterTlsCaFile"),
+	STR(WSM_OPT_CLUSTER_TLS_CA_PATH, cluster_tls_ca_path,
+	    "clusterTlsCaPath"),
+	STR(WSM_OPT_CLUSTER_TLS_CERT_FILE, cluster_tls_cert_file,
+	    "clusterTlsCertFile"),
+	STR(WSM_OPT_CLUSTER_TLS_KEY_FILE, cluster_tls_key_file,
+	    "clusterTlsKeyFile"),
+	STR(WSM_OPT_CLUSTER_SENTINEL_USER, cluster_sentinel_user,
+	    "clusterSentinelUser"),
+	STR(WSM_OPT_CLUSTER_SENTINEL_PASSWORD, cluster_sentinel_password, NULL),
+};
+
+static const struct str_option *find_str(wsm_option_t key)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(str_options) / sizeof(str_options[0]); i++)
+		if (str_options[i].key == key)
+			return &str_options[i];
+	return NULL;
+}
 
 #ifndef WSM_WITH_CLUSTER
 static bool is_cluster_option(wsm_option_t opt)
 {
-	return opt >= WSM_OPT_CLUSTER_REDIS && opt <= WSM_OPT_CLUSTER_HISTORY;
+	return opt >= WSM_OPT_CLUSTER_REDIS && opt < 800; /* all of 7xx */
 }
 #endif
 
@@ -106,7 +147,10 @@ static const struct int_option *find_int(wsm_option_t key)
 const char *wsm__option_name(wsm_option_t opt)
 {
 	const struct int_option *o = find_int(opt);
+	const struct str_option *so = find_str(opt);
 
+	if (so)
+		return so->enum_name;
 	switch (opt) {
 	case WSM_OPT_PATH_PREFIX: return "WSM_OPT_PATH_PREFIX";
 	case WSM_OPT_PROTOCOL_NAME: return "WSM_OPT_PROTOCOL_NAME";
@@ -133,6 +177,14 @@ void wsm__settings_defaults(struct wsm_settings *s)
 	strcpy(s->path_prefix, DEFAULT_PREFIX);
 	strcpy(s->protocol_name, DEFAULT_PROTOCOL);
 	strcpy(s->cluster_prefix, DEFAULT_KEY_PREFIX);
+}
+
+void wsm__settings_wipe(struct wsm_settings *s)
+{
+	/* A secret lingers in freed memory for anyone who reads it later. */
+	explicit_bzero(s->cluster_password, sizeof(s->cluster_password));
+	explicit_bzero(s->cluster_sentinel_password,
+		       sizeof(s->cluster_sentinel_password));
 }
 
 json_t *wsm__settings_json(const struct wsm_settings *s)
@@ -170,6 +222,17 @@ json_t *wsm__settings_json(const struct wsm_settings *s)
 		json_decref(doc);
 		return NULL;
 	}
+	for (i = 0; i < sizeof(str_options) / sizeof(str_options[0]); i++) {
+		const struct str_option *o = &str_options[i];
+
+		if (o->json_name &&
+		    json_object_set_new(doc, o->json_name,
+					json_string((const char *)s +
+						    o->offset))) {
+			json_decref(doc);
+			return NULL;
+		}
+	}
 	return doc;
 }
 
@@ -184,6 +247,8 @@ wsm_config_t *wsm_config_new(void)
 
 void wsm_config_free(wsm_config_t *cfg)
 {
+	if (cfg)
+		wsm__settings_wipe(&cfg->s);
 	free(cfg);
 }
 
@@ -274,10 +339,9 @@ static int set_cluster_str(struct wsm_settings *s, wsm_option_t opt,
 					 WSM_REDIS_LIST_LIMIT);
 		if (len && wsm__redis_check_list(value))
 			return wsm__fail(WSM_ERANGE, "WSM_OPT_CLUSTER_REDIS: "
-					 "\"redis://IP[:port][/db]\" or "
+					 "\"redis[s]://host[:port][/db]\" or "
 					 "\"unix:/path[?db=N]\", separated "
-					 "by ',' (an IP address: names would "
-					 "need DNS)");
+					 "by ','");
 		memcpy(s->cluster_redis, value, len + 1);
 		return WSM_OK;
 	case WSM_OPT_CLUSTER_NODE_ID:
@@ -287,7 +351,7 @@ static int set_cluster_str(struct wsm_settings *s, wsm_option_t opt,
 					 WSM_NODE_ID_LIMIT);
 		memcpy(s->cluster_node_id, value, len + 1);
 		return WSM_OK;
-	default:
+	case WSM_OPT_CLUSTER_KEY_PREFIX:
 		if (len > WSM_KEY_PREFIX_LIMIT ||
 		    !all_chars(value, prefix_key_char))
 			return wsm__fail(WSM_ERANGE, "WSM_OPT_CLUSTER_KEY_PREFIX: "
@@ -296,6 +360,21 @@ static int set_cluster_str(struct wsm_settings *s, wsm_option_t opt,
 					 WSM_KEY_PREFIX_LIMIT);
 		memcpy(s->cluster_prefix, value, len + 1);
 		return WSM_OK;
+	default: {
+		const struct str_option *o = find_str(opt);
+		const char *p;
+
+		if (len >= o->size)
+			return wsm__fail(WSM_ERANGE, "%s: longer than %zu bytes",
+					 o->enum_name, o->size - 1);
+		/* Sent to Redis as one argument, or opened as a file. */
+		for (p = value; *p; p++)
+			if ((unsigned char)*p < ' ' || *p == 0x7f)
+				return wsm__fail(WSM_ERANGE, "%s: a control "
+						 "character", o->enum_name);
+		memcpy((char *)s + o->offset, value, len + 1);
+		return WSM_OK;
+	}
 	}
 #else
 	(void)s;
@@ -314,7 +393,7 @@ int wsm_config_set_str(wsm_config_t *cfg, wsm_option_t opt, const char *value)
 	if (!cfg || !value)
 		return wsm__fail(WSM_EINVAL, "%s is NULL",
 				 cfg ? "the value" : "the configuration");
-	len = strnlen(value, WSM_ORIGIN_LIMIT + 1);
+	len = strnlen(value, WSM_FILE_LIMIT + 1);
 	switch (opt) {
 	case WSM_OPT_ORIGIN_ALLOW:
 		if (len > WSM_ORIGIN_LIMIT)
@@ -356,6 +435,14 @@ int wsm_config_set_str(wsm_config_t *cfg, wsm_option_t opt, const char *value)
 	case WSM_OPT_CLUSTER_REDIS:
 	case WSM_OPT_CLUSTER_NODE_ID:
 	case WSM_OPT_CLUSTER_KEY_PREFIX:
+	case WSM_OPT_CLUSTER_USER:
+	case WSM_OPT_CLUSTER_PASSWORD:
+	case WSM_OPT_CLUSTER_TLS_CA_FILE:
+	case WSM_OPT_CLUSTER_TLS_CA_PATH:
+	case WSM_OPT_CLUSTER_TLS_CERT_FILE:
+	case WSM_OPT_CLUSTER_TLS_KEY_FILE:
+	case WSM_OPT_CLUSTER_SENTINEL_USER:
+	case WSM_OPT_CLUSTER_SENTINEL_PASSWORD:
 	{
 		int rc = set_cluster_str(&cfg->s, opt, value, len);
 

@@ -22,6 +22,8 @@
 #define WSM_REDIS_LIST_LIMIT 1024 /* WSM_OPT_CLUSTER_REDIS */
 #define WSM_NODE_ID_LIMIT 64
 #define WSM_KEY_PREFIX_LIMIT 64
+#define WSM_CREDENTIAL_LIMIT 256 /* WSM_OPT_CLUSTER_USER, _PASSWORD */
+#define WSM_FILE_LIMIT 1024      /* WSM_OPT_CLUSTER_TLS_* paths */
 
 /* ---- intrusive doubly linked list (circular, with a sentinel) ---------- */
 struct wsm_link {
@@ -95,7 +97,16 @@ struct wsm_settings {
 	int64_t cluster_outbox_messages;
 	int64_t cluster_outbox_bytes;
 	int64_t cluster_history;
+	int64_t cluster_probe_ms;
 	char cluster_redis[WSM_REDIS_LIST_LIMIT + 1]; /* "": single node */
+	char cluster_user[WSM_CREDENTIAL_LIMIT + 1];
+	char cluster_password[WSM_CREDENTIAL_LIMIT + 1]; /* wiped when freed */
+	char cluster_sentinel_user[WSM_CREDENTIAL_LIMIT + 1];
+	char cluster_sentinel_password[WSM_CREDENTIAL_LIMIT + 1]; /* wiped */
+	char cluster_tls_ca_file[WSM_FILE_LIMIT + 1];
+	char cluster_tls_ca_path[WSM_FILE_LIMIT + 1];
+	char cluster_tls_cert_file[WSM_FILE_LIMIT + 1];
+	char cluster_tls_key_file[WSM_FILE_LIMIT + 1];
 	char cluster_node_id[WSM_NODE_ID_LIMIT + 1];  /* "": generated */
 	char cluster_prefix[WSM_KEY_PREFIX_LIMIT + 1];
 	char path_prefix[WSM_PREFIX_LIMIT + 1];
@@ -114,6 +125,8 @@ struct wsm_config {
 };
 
 void wsm__settings_defaults(struct wsm_settings *s);
+/* Secrets are not left behind in freed memory. */
+void wsm__settings_wipe(struct wsm_settings *s);
 /* The settings as the status document's "config" object; NULL: no memory. */
 struct json_t *wsm__settings_json(const struct wsm_settings *s);
 
@@ -372,6 +385,8 @@ struct wsm_counters {
 	_Atomic uint64_t cluster_bad_messages; /* (svc) dropped from a channel */
 	_Atomic uint64_t cluster_link_losses;  /* (svc) */
 	_Atomic uint64_t cluster_dropped;      /* (svc) */
+	_Atomic uint64_t cluster_wedged;       /* (svc) */
+	_Atomic uint64_t cluster_connect_failures; /* (svc) */
 };
 
 /* Single-writer increment: a plain load and store, no locked instruction. */
@@ -669,6 +684,8 @@ void wsm__drain_confirmed(wsm_manager_t *m);
 /* lws's reasons for the Redis connections: handled says they were one. */
 int wsm__redis_callback(wsm_manager_t *m, struct lws *wsi, int reason,
 			void *user, void *in, size_t len, bool *handled);
+/* The service loop was woken: connections whose host name resolved go on. */
+void wsm__redis_woken(wsm_manager_t *m);
 /* The context goes: every Redis connection forgets its socket and timers. */
 void wsm__redis_unbind(wsm_manager_t *m);
 /* Destroy: the connections still held go, their pending replies failed. */
@@ -688,7 +705,10 @@ void wsm__cluster_unreserve(wsm_manager_t *m, const struct wsm_msg *msg);
 uint64_t wsm__cluster_outbox(wsm_manager_t *m, bool bytes);
 /* Any thread: this node's id. */
 const char *wsm__cluster_node_id(const wsm_manager_t *m);
-/* Any thread: "up", "down", or "misordered" (instance lists disagree). */
+/*
+ * Any thread: "up", "down", "misordered" (instance lists disagree), or why
+ * an instance cannot be reached: "auth_failed", "tls_failed", "unresolved".
+ */
 const char *wsm__cluster_link_name(const wsm_manager_t *m);
 /* A broadcast or a session close, to every node through Redis. */
 void wsm__cluster_publish(wsm_manager_t *m, struct wsm_msg *msg);

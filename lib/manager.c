@@ -64,6 +64,7 @@ wsm_manager_t *wsm_manager_new(const wsm_config_t *cfg, int *err)
 		rc = wsm__fail(WSM_ENOMEM, "out of memory");
 	if (rc) {
 		wsm__table_free(m);
+		wsm__settings_wipe(&m->cfg);
 		free(m);
 		set_err(err, rc);
 		return NULL;
@@ -95,13 +96,13 @@ wsm_manager_t *wsm_manager_new(const wsm_config_t *cfg, int *err)
 	m->protocol.tx_packet_size = WSM_TX_PACKET_SIZE;
 	m->protocol.user = m;
 #ifdef WSM_WITH_CLUSTER
+	/* It says what it found wrong. */
 	if (m->cfg.cluster_redis[0] && (rc = wsm__cluster_new(m))) {
-		wsm__fail(rc, rc == WSM_ENOMEM ? "out of memory"
-					       : "WSM_OPT_CLUSTER_REDIS: bad list");
 		wsm__redis_free_all(m);
 		wsm__table_free(m);
 		pthread_mutex_destroy(&m->inbox_lock);
 		pthread_mutex_destroy(&m->table_lock);
+		wsm__settings_wipe(&m->cfg);
 		free(m);
 		set_err(err, rc);
 		return NULL;
@@ -160,5 +161,6 @@ void wsm_manager_destroy(wsm_manager_t *m)
 	wsm__table_free(m);
 	pthread_mutex_destroy(&m->inbox_lock);
 	pthread_mutex_destroy(&m->table_lock);
+	wsm__settings_wipe(&m->cfg);
 	free(m);
 }

@@ -78,6 +78,8 @@ static void snapshot(wsm_manager_t *m, wsm_metrics_t *s)
 	s->cluster_bad_messages = rd(&m->c.cluster_bad_messages);
 	s->cluster_link_losses = rd(&m->c.cluster_link_losses);
 	s->cluster_dropped = rd(&m->c.cluster_dropped);
+	s->cluster_wedged = rd(&m->c.cluster_wedged);
+	s->cluster_connect_failures = rd(&m->c.cluster_connect_failures);
 }
 
 int wsm_metrics(wsm_manager_t *m, wsm_metrics_t *out)
@@ -145,7 +147,8 @@ static json_t *cluster_json(const wsm_manager_t *m, const wsm_metrics_t *s)
 {
 #ifdef WSM_WITH_CLUSTER
 	if (m->cluster)
-		return json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I}",
+		return json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, "
+				 "s:I}",
 				 "nodeId", wsm__cluster_node_id(m), "link",
 				 wsm__cluster_link_name(m),
 				 "outboxMessages",
@@ -154,7 +157,9 @@ static json_t *cluster_json(const wsm_manager_t *m, const wsm_metrics_t *s)
 				 (json_int_t)s->cluster_subscribed, "publishes",
 				 (json_int_t)s->cluster_publishes, "reconnects",
 				 (json_int_t)s->cluster_reconnects, "linkLosses",
-				 (json_int_t)s->cluster_link_losses);
+				 (json_int_t)s->cluster_link_losses, "wedged",
+				 (json_int_t)s->cluster_wedged, "connectFailures",
+				 (json_int_t)s->cluster_connect_failures);
 #else
 	(void)m;
 	(void)s;

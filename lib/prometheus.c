@@ -198,6 +198,13 @@ static void cluster(struct out *o, const wsm_metrics_t *mx)
 	single(o, "wsm_cluster_dropped_total", "counter",
 	       "Accepted broadcasts dropped unconfirmed at destroy.",
 	       mx->cluster_dropped);
+	single(o, "wsm_cluster_wedged_total", "counter",
+	       "Redis subscribers found silent by the probe, and reconnected.",
+	       mx->cluster_wedged);
+	single(o, "wsm_cluster_connect_failures_total", "counter",
+	       "Attempts to connect to Redis that failed (name, TLS, AUTH, "
+	       "socket).",
+	       mx->cluster_connect_failures);
 }
 
 int wsm_metrics_prometheus(wsm_manager_t *m, char *buf, size_t size)

@@ -348,6 +348,7 @@ static const struct int_opt {
 	{ WSM_OPT_CLUSTER_OUTBOX_BYTES, 1024, 1073741824, 16777216,
 	  "clusterOutboxBytes" },
 	{ WSM_OPT_CLUSTER_HISTORY, 0, 1024, 0, "clusterHistory" },
+	{ WSM_OPT_CLUSTER_PROBE_MS, 40, 600000, 5000, "clusterProbeMs" },
 };
 #define N_INT_OPTS (sizeof(int_opts) / sizeof(int_opts[0]))
 
@@ -365,8 +366,7 @@ static bool built_with_cluster(void)
 
 static bool is_cluster_opt(wsm_option_t opt)
 {
-	return opt >= WSM_OPT_CLUSTER_REDIS &&
-	       opt <= WSM_OPT_CLUSTER_HISTORY;
+	return opt >= WSM_OPT_CLUSTER_REDIS && opt < 800; /* 7xx */
 }
 
 /*
@@ -486,8 +486,14 @@ static void check_default_config(wsm_manager_t *m)
 	assert_string_equal(str_at(cfg, "clusterRedis"), "");
 	assert_string_equal(str_at(cfg, "clusterNodeId"), "");
 	assert_string_equal(str_at(cfg, "clusterKeyPrefix"), "wsm:");
-	/* Nothing else: every key is one of the options above. */
-	assert_int_equal(json_object_size(cfg), N_INT_OPTS + 6);
+	assert_string_equal(str_at(cfg, "clusterUser"), "");
+	assert_string_equal(str_at(cfg, "clusterTlsCaFile"), "");
+	assert_string_equal(str_at(cfg, "clusterTlsCaPath"), "");
+	assert_string_equal(str_at(cfg, "clusterTlsCertFile"), "");
+	assert_string_equal(str_at(cfg, "clusterTlsKeyFile"), "");
+	assert_string_equal(str_at(cfg, "clusterSentinelUser"), "");
+	/* Nothing else (no password): every key is one of the options above. */
+	assert_int_equal(json_object_size(cfg), N_INT_OPTS + 12);
 	json_decref(doc);
 	p = wsm_protocol(m);
 	assert_non_null(p);
@@ -762,10 +768,15 @@ static void test_cluster_options(void **state)
 	static const char *const good[] = {
 		"redis://127.0.0.1", "redis://127.0.0.1:7000/3",
 		"redis://[::1]:6380", "unix:/run/redis.sock?db=2",
+		"redis://localhost", "rediss://redis.internal:6380/1",
+		"redis-sentinel://10.0.0.1:26379,s2,[::1]:5/main/2,redis://a",
 		"redis://10.0.0.1,redis://10.0.0.2:6380/1,unix:/tmp/r.sock",
 	};
 	static const char *const bad[] = {
-		"redis://localhost", "redis://127.0.0.1:0", "127.0.0.1:6379",
+		"redis://local host", "redis://127.0.0.1:0", "127.0.0.1:6379",
+		"rediss://", "redis://a..b", "redis-sentinel://10.0.0.1",
+		"redis-sentinel:///m", "redis-sentinel://a/", "redis-sentinel://a/m/",
+		"redis-sentinel://a/b c", "redis-sentinel://a:0/m",
 		"unix:rel", "redis://127.0.0.1/x", "redis://127.0.0.1,",
 		"redis://127.0.0.1:99999",
 	};
@@ -820,7 +831,7 @@ static void test_cluster_options(void **state)
 	{
 		json_t *doc = status_doc(m), *c = config_of(doc);
 
-		assert_string_equal(str_at(c, "clusterRedis"), good[4]);
+		assert_string_equal(str_at(c, "clusterRedis"), good[7]);
 		assert_string_equal(str_at(c, "clusterNodeId"), "node-a.1_x");
 		assert_string_equal(str_at(c, "clusterKeyPrefix"), "app:ws:");
 		json_decref(doc);
@@ -840,6 +851,93 @@ static void test_cluster_options(void **state)
 	assert_int_equal(wsm_config_set_int(cfg, WSM_OPT_ANNOUNCED_ONLY, 1), 0);
 	m = wsm_manager_new(cfg, &err);
 	assert_non_null(m);
+	wsm_manager_destroy(m);
+	wsm_config_free(cfg);
+}
+
+/* Credentials and TLS files: checked, shown (a password never), wiped. */
+static void test_cluster_access_options(void **state)
+{
+	static const wsm_option_t strs[] = {
+		WSM_OPT_CLUSTER_USER, WSM_OPT_CLUSTER_PASSWORD,
+		WSM_OPT_CLUSTER_TLS_CA_FILE, WSM_OPT_CLUSTER_TLS_CA_PATH,
+		WSM_OPT_CLUSTER_TLS_CERT_FILE, WSM_OPT_CLUSTER_TLS_KEY_FILE,
+		WSM_OPT_CLUSTER_SENTINEL_USER, WSM_OPT_CLUSTER_SENTINEL_PASSWORD,
+	};
+	static const char *const names[] = {
+		"WSM_OPT_CLUSTER_USER", "WSM_OPT_CLUSTER_PASSWORD",
+		"WSM_OPT_CLUSTER_TLS_CA_FILE", "WSM_OPT_CLUSTER_TLS_CA_PATH",
+		"WSM_OPT_CLUSTER_TLS_CERT_FILE", "WSM_OPT_CLUSTER_TLS_KEY_FILE",
+		"WSM_OPT_CLUSTER_SENTINEL_USER",
+		"WSM_OPT_CLUSTER_SENTINEL_PASSWORD",
+	};
+	wsm_config_t *cfg = wsm_config_new();
+	char big[2048], status[16384];
+	wsm_manager_t *m;
+	size_t i;
+	int err = 0;
+
+	(void)state;
+	assert_non_null(cfg);
+	memset(big, 'a', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	for (i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
+		if (!built_with_cluster()) {
+			assert_int_equal(wsm_config_set_str(cfg, strs[i], "x"),
+					 WSM_ENOCLUSTER);
+			continue;
+		}
+		assert_int_equal(wsm_config_set_str(cfg, strs[i], big),
+				 WSM_ERANGE);
+		assert_non_null(strstr(wsm_error_detail(), names[i]));
+		assert_int_equal(wsm_config_set_str(cfg, strs[i], "a\nb"),
+				 WSM_ERANGE);
+		assert_non_null(strstr(wsm_error_detail(), "control"));
+		assert_int_equal(wsm_config_set_str(cfg, strs[i], NULL),
+				 WSM_EINVAL);
+		assert_int_equal(wsm_config_set_int(cfg, strs[i], 1),
+				 WSM_EOPTION);
+	}
+	if (!built_with_cluster()) {
+		wsm_config_free(cfg);
+		return;
+	}
+	assert_int_equal(wsm_config_set_str(cfg, WSM_OPT_CLUSTER_REDIS,
+					    "rediss://redis.internal"),
+			 0);
+	assert_int_equal(wsm_config_set_str(cfg, WSM_OPT_CLUSTER_USER, "wsm"), 0);
+	assert_int_equal(wsm_config_set_str(cfg, WSM_OPT_CLUSTER_PASSWORD,
+					    "s3cret-Pw"),
+			 0);
+	assert_int_equal(wsm_config_set_str(cfg,
+					    WSM_OPT_CLUSTER_SENTINEL_PASSWORD,
+					    "s3cret-Sn"),
+			 0);
+	/* A CA file that does not load is an error now, not a failed link. */
+	assert_int_equal(wsm_config_set_str(cfg, WSM_OPT_CLUSTER_TLS_CA_FILE,
+					    "/nonexistent/ca.pem"),
+			 0);
+	assert_null(wsm_manager_new(cfg, &err));
+	assert_int_equal(err, WSM_EINVAL);
+	assert_non_null(strstr(wsm_error_detail(),
+			       "WSM_OPT_CLUSTER_TLS_CA_FILE"));
+	assert_int_equal(wsm_config_set_str(cfg, WSM_OPT_CLUSTER_TLS_CA_FILE, ""),
+			 0);
+	assert_int_equal(wsm_config_set_str(cfg, WSM_OPT_CLUSTER_TLS_CERT_FILE,
+					    "/nonexistent/cert.pem"),
+			 0);
+	assert_null(wsm_manager_new(cfg, &err));
+	assert_non_null(strstr(wsm_error_detail(),
+			       "WSM_OPT_CLUSTER_TLS_CERT_FILE"));
+	assert_int_equal(wsm_config_set_str(cfg, WSM_OPT_CLUSTER_TLS_CERT_FILE,
+					    ""),
+			 0);
+	/* The system's CA store serves when no CA is named. */
+	m = wsm_manager_new(cfg, &err);
+	assert_non_null(m);
+	assert_true(wsm_status_json(m, status, sizeof(status)) > 0);
+	assert_non_null(strstr(status, "\"clusterUser\":\"wsm\""));
+	assert_null(strstr(status, "s3cret"));
 	wsm_manager_destroy(m);
 	wsm_config_free(cfg);
 }
@@ -1741,6 +1839,7 @@ int main(void)
 		cmocka_unit_test(test_config_path_prefix),
 		cmocka_unit_test(test_config_protocol_name),
 		cmocka_unit_test(test_cluster_options),
+		cmocka_unit_test(test_cluster_access_options),
 		cmocka_unit_test(test_manager_new_cross_checks),
 		cmocka_unit_test(test_manager_copies_config),
 		cmocka_unit_test(test_status_json_document),

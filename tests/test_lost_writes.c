@@ -74,6 +74,8 @@ static void test_snapshot_restart_starts_a_new_epoch(void **state)
 
 	producer = must_node(r.url, "node-p");
 	progress(producer, "snap", 85);
+	/* Confirmed before the client comes: the state it reads holds 85. */
+	assert_int_equal(harness_wait_until(outbox_empty, producer, 5000), 0);
 	snprintf(path, sizeof(path), "snap?lastSeq=6&epoch=%lld",
 		 (long long)epoch);
 	c = must_join(viewer, path);

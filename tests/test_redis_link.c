@@ -89,7 +89,7 @@ static void start_link(harness_t *h, void *arg)
 {
 	struct link *l = arg;
 
-	l->rc = wsm__rconn_new(harness_mgr(h), &l->addr, &l->timing, false,
+	l->rc = wsm__rconn_new(harness_mgr(h), &l->addr, &l->timing, NULL, false,
 			       &link_ops, l);
 	if (l->rc)
 		wsm__rconn_start(l->rc);
@@ -501,9 +501,41 @@ static void test_addresses(void **state)
 	assert_string_equal(a[1].path, "/run/r.sock");
 	assert_int_equal(a[1].db, 5);
 	assert_int_equal(a[2].port, 6380);
+	assert_true(a[2].literal);
+	assert_false(a[2].tls);
+	/* Names are resolved when connecting; rediss:// is TLS. */
+	assert_int_equal(wsm__redis_parse_list(
+				 "rediss://redis.internal:6380/1,redis://r_1",
+				 a, 4, &n),
+			 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(a[0].host, "redis.internal");
+	assert_false(a[0].literal);
+	assert_true(a[0].tls);
+	assert_int_equal(a[0].port, 6380);
+	assert_int_equal(a[0].db, 1);
+	assert_string_equal(a[1].host, "r_1");
+	assert_false(a[1].tls);
+	/* Sentinels: a list of their own inside the list, then the name. */
+	assert_int_equal(wsm__redis_parse_list(
+				 "redis-sentinel://10.0.0.1,s2:5000/main/3,"
+				 "rediss-sentinel://[::1]/other,unix:/r.sock",
+				 a, 4, &n),
+			 0);
+	assert_int_equal(n, 3);
+	assert_string_equal(a[0].sentinels, "10.0.0.1,s2:5000");
+	assert_string_equal(a[0].master, "main");
+	assert_int_equal(a[0].db, 3);
+	assert_false(a[0].tls);
+	assert_string_equal(a[1].sentinels, "[::1]");
+	assert_string_equal(a[1].master, "other");
+	assert_true(a[1].tls);
+	assert_string_equal(a[2].path, "/r.sock");
 
 	static const char *const bad[] = {
-		"", "redis://", "redis://localhost", "redis://127.0.0.1:0",
+		"", "redis://", "redis://local host", "redis://.a",
+		"redis://a..b", "redis://-a", "redis://[redis.internal]",
+		"rediss://", "redis://127.0.0.1:0",
 		"redis://127.0.0.1:65536", "redis://127.0.0.1/x",
 		"redis://[::1", "unix:", "unix:relative", "unix:/a?db=",
 		"unix:/a?x=1", "http://127.0.0.1", "redis://127.0.0.1,",

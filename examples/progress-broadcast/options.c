@@ -89,7 +89,21 @@ static const struct manager_flag {
 	{ "origin-allow", WSM_OPT_ORIGIN_ALLOW, KIND_STRING, "LIST",
 	  "comma-separated Origins admitted, others 403" },
 	{ "redis", WSM_OPT_CLUSTER_REDIS, KIND_STRING, "URL",
-	  "Redis: redis://IP[:port][/db] or unix:/path,..." },
+	  "redis[s]://host[:port][/db] or unix:/path, ..." },
+	{ "redis-user", WSM_OPT_CLUSTER_USER, KIND_STRING, "USER",
+	  "ACL user (password: --redis-password-file)" },
+	{ "redis-sentinel-user", WSM_OPT_CLUSTER_SENTINEL_USER, KIND_STRING,
+	  "USER", "the Sentinels' ACL user (redis-sentinel://)" },
+	{ "redis-tls-ca", WSM_OPT_CLUSTER_TLS_CA_FILE, KIND_STRING, "FILE",
+	  "CAs (PEM) a rediss:// server must chain to" },
+	{ "redis-tls-ca-path", WSM_OPT_CLUSTER_TLS_CA_PATH, KIND_STRING, "DIR",
+	  "the same as a hashed directory" },
+	{ "redis-tls-cert", WSM_OPT_CLUSTER_TLS_CERT_FILE, KIND_STRING, "FILE",
+	  "client certificate (PEM) for rediss://" },
+	{ "redis-tls-key", WSM_OPT_CLUSTER_TLS_KEY_FILE, KIND_STRING, "FILE",
+	  "its private key (PEM)" },
+	{ "cluster-probe-ms", WSM_OPT_CLUSTER_PROBE_MS, KIND_INT, "MS",
+	  "a silent Redis subscriber is found within it" },
 	{ "node-id", WSM_OPT_CLUSTER_NODE_ID, KIND_STRING, "ID",
 	  "this node's name in the cluster" },
 	{ "cluster-key-prefix", WSM_OPT_CLUSTER_KEY_PREFIX, KIND_STRING,
@@ -116,9 +130,12 @@ enum {
 	OPT_ADMIN_TOKEN,
 	OPT_TLS_CERT,
 	OPT_TLS_KEY,
+	OPT_REDIS_PASSWORD_FILE,
+	OPT_SENTINEL_PASSWORD_FILE,
 	OPT_MANAGER /* + index in manager_flags */
 };
-#define OWN_FLAGS 10 /* entries of longopts before the manager's */
+#define OWN_FLAGS 12 /* entries of longopts before the manager's */
+#define MAX_PASSWORD_FILE 4096
 
 static const char *policy_name(int64_t v)
 {
@@ -176,6 +193,13 @@ static void usage(FILE *f)
 "      --admin-token TOKEN      bearer token of POST .../websocket/cleanup/ID;\n"
 "                               default $WSM_ADMIN_TOKEN, which keeps it out\n"
 "                               of ps; without either, cleanup answers 403\n"
+"      --redis-password-file FILE\n"
+"                               Redis's AUTH password, the file's first\n"
+"                               line; default $WSM_REDIS_PASSWORD (never on\n"
+"                               the command line, where ps shows it)\n"
+"      --redis-sentinel-password-file FILE\n"
+"                               the same for the Sentinels; default\n"
+"                               $WSM_REDIS_SENTINEL_PASSWORD\n"
 "      --state-dir DIR          keep a record of every job in DIR and, on\n"
 "                               start, resume the jobs a previous run left\n"
 "                               unfinished (default: no records)\n"
@@ -206,6 +230,11 @@ static void usage(FILE *f)
 				 "default host name and pid");
 		else if (mf->opt == WSM_OPT_CLUSTER_KEY_PREFIX)
 			snprintf(range, sizeof(range), "default wsm:");
+		else if (mf->opt == WSM_OPT_CLUSTER_USER)
+			snprintf(range, sizeof(range), "default: the default user");
+		else if (mf->kind == KIND_STRING && mf->opt != WSM_OPT_PATH_PREFIX &&
+			 mf->opt != WSM_OPT_PROTOCOL_NAME)
+			snprintf(range, sizeof(range), "default none");
 		else if (mf->kind == KIND_STRING)
 			snprintf(range, sizeof(range), "default %s",
 				 mf->opt == WSM_OPT_PATH_PREFIX ? prefix : name);
@@ -275,6 +304,44 @@ static bool valid_token(const char *t)
 	return i == n;
 }
 
+/*
+ * The password of Redis's AUTH from a file (its first line) or the
+ * environment, so that it is in neither the command line nor a URL.
+ */
+static int set_redis_password(const char *file, const char *env,
+			      wsm_option_t opt, wsm_config_t *cfg)
+{
+	char buf[MAX_PASSWORD_FILE];
+	const char *pw = getenv(env);
+	size_t n;
+	FILE *f;
+	int rc;
+
+	if (file) {
+		if (!(f = fopen(file, "r"))) {
+			fprintf(stderr, PROG ": %s: %s\n", file,
+				strerror(errno));
+			return OPTIONS_BAD;
+		}
+		n = fread(buf, 1, sizeof(buf) - 1, f);
+		fclose(f);
+		buf[n] = '\0';
+		buf[strcspn(buf, "\r\n")] = '\0';
+		pw = buf;
+	}
+	if (!pw || !*pw)
+		return OPTIONS_RUN;
+	rc = wsm_config_set_str(cfg, opt, pw);
+	memset(buf, 0, sizeof(buf));
+	if (rc != 0) {
+		/* The detail names the option, never the password. */
+		fprintf(stderr, PROG ": a Redis password: %s (%s)\n",
+			wsm_strerror(rc), wsm_error_detail());
+		return OPTIONS_BAD;
+	}
+	return OPTIONS_RUN;
+}
+
 static int set_manager_option(const struct manager_flag *mf, const char *arg,
 			      wsm_config_t *cfg, struct options *out)
 {
@@ -327,8 +394,13 @@ int options_parse(int argc, char **argv, struct options *out,
 		{ "admin-token", required_argument, NULL, OPT_ADMIN_TOKEN },
 		{ "tls-cert", required_argument, NULL, OPT_TLS_CERT },
 		{ "tls-key", required_argument, NULL, OPT_TLS_KEY },
+		{ "redis-password-file", required_argument, NULL,
+		  OPT_REDIS_PASSWORD_FILE },
+		{ "redis-sentinel-password-file", required_argument, NULL,
+		  OPT_SENTINEL_PASSWORD_FILE },
 		{ "help", no_argument, NULL, 'h' },
 	};
+	const char *password_file = NULL, *sentinel_password_file = NULL;
 	long long v;
 	size_t i;
 	int c;
@@ -387,6 +459,12 @@ int options_parse(int argc, char **argv, struct options *out,
 		case OPT_TLS_KEY:
 			out->tls_key = optarg;
 			break;
+		case OPT_REDIS_PASSWORD_FILE:
+			password_file = optarg;
+			break;
+		case OPT_SENTINEL_PASSWORD_FILE:
+			sentinel_password_file = optarg;
+			break;
 		default:
 			if (c < OPT_MANAGER || c >= OPT_MANAGER + (int)MANAGER_FLAGS)
 				return bad_usage();
@@ -401,6 +479,13 @@ int options_parse(int argc, char **argv, struct options *out,
 			argv[optind]);
 		return bad_usage();
 	}
+	if (set_redis_password(password_file, "WSM_REDIS_PASSWORD",
+			       WSM_OPT_CLUSTER_PASSWORD, cfg) != OPTIONS_RUN ||
+	    set_redis_password(sentinel_password_file,
+			       "WSM_REDIS_SENTINEL_PASSWORD",
+			       WSM_OPT_CLUSTER_SENTINEL_PASSWORD,
+			       cfg) != OPTIONS_RUN)
+		return OPTIONS_BAD;
 	if (!out->tls_cert != !out->tls_key) {
 		fprintf(stderr, PROG ": --tls-cert and --tls-key go together\n");
 		return bad_usage();

@@ -6,27 +6,82 @@
 #ifndef WSM_CLUSTER_H
 #define WSM_CLUSTER_H
 
+#include <arpa/inet.h>
 #include <hiredis/hiredis.h>
+#include <openssl/ssl.h>
 
 #include "../internal.h"
 
 /* ---- where a Redis listens (redis_addr.c) ------------------------------- */
 #define WSM_REDIS_MAX_INSTANCES 16
 
+#define WSM_SENTINEL_MAX 8
+
 struct wsm_redis_addr {
-	char host[46];  /* an IPv4 or IPv6 literal; "" for a unix socket */
+	char host[254]; /* a name or an IP literal; "" for a unix socket, or
+			 * while the Sentinels have named no primary */
 	char path[108]; /* the unix socket, as sun_path takes it */
 	uint16_t port;
 	uint16_t db;    /* SELECTed after connecting when not 0 */
+	bool literal;   /* host is an IP address: nothing to resolve */
+	bool tls;       /* rediss://, rediss-sentinel:// */
+	/* redis[s]-sentinel://: "host[:port],..." as written, and the name. */
+	char sentinels[256];
+	char master[65];
 };
 
 /*
- * "redis://IP[:port][/db]" or "unix:/path[?db=N]", comma-separated: 0, or
- * WSM_EINVAL for anything else (names need DNS, which would block the
- * loop). At most max addresses.
+ * "redis[s]://host[:port][/db]" (host a name, an IPv4 address or an IPv6
+ * one in brackets), "unix:/path[?db=N]" or
+ * "redis[s]-sentinel://host[:port],.../master[/db]", comma-separated: 0,
+ * or WSM_EINVAL for anything else. At most max addresses.
  */
 int wsm__redis_parse_list(const char *list, struct wsm_redis_addr *out,
 			  size_t max, size_t *n);
+/* One Sentinel's "host[:port]" (26379 by default) into a's host and port. */
+int wsm__sentinel_parse(const char *s, size_t len, struct wsm_redis_addr *a);
+
+/* ---- host names, resolved off the service loop (resolve.c) ------------ */
+#define WSM_LOOKUP_MAX 8 /* addresses tried per connect */
+
+struct wsm_lookup;
+
+/*
+ * Resolves name on a thread of its own and wakes cx's service loop when
+ * done (LWS_CALLBACK_EVENT_WAIT_CANCELLED). NULL: no memory or no thread.
+ */
+struct wsm_lookup *wsm__lookup_start(struct lws_context *cx, const char *name);
+/*
+ * -1 while it runs; then how many addresses went into addr (literal, in
+ * getaddrinfo()'s order), 0 when the name did not resolve, why saying why.
+ */
+int wsm__lookup_result(struct wsm_lookup *l, char (*addr)[INET6_ADDRSTRLEN],
+		       int max, const char **why);
+/* The caller is done with l (NULL is fine); it never wakes cx again. */
+void wsm__lookup_release(struct wsm_lookup *l);
+
+/* ---- TLS over the raw socket (tls.c) ----------------------------------- */
+struct wsm_tls;
+
+/* From the WSM_OPT_CLUSTER_TLS_* settings; NULL with why filled. */
+SSL_CTX *wsm__tls_ctx_new(const struct wsm_settings *s, char *why,
+			  size_t size);
+void wsm__tls_ctx_free(SSL_CTX *ctx);
+/* A client session checking that the certificate names name (or its IP). */
+struct wsm_tls *wsm__tls_new(wsm_manager_t *m, SSL_CTX *ctx, const char *name);
+void wsm__tls_free(wsm_manager_t *m, struct wsm_tls *t);
+/* Bytes the socket read. */
+int wsm__tls_feed(struct wsm_tls *t, const void *in, size_t len);
+/* 1: established; 0: waiting for the server; -1: failed (why). */
+int wsm__tls_handshake(struct wsm_tls *t, char *why, size_t size);
+/* Plaintext read: its length, 0 when none is complete yet, -1: failed. */
+int wsm__tls_read(struct wsm_tls *t, void *buf, int size, char *why,
+		  size_t why_size);
+/* Plaintext to send: encrypted into the output at once. 0 or -1. */
+int wsm__tls_write(struct wsm_tls *t, const void *buf, int len);
+/* Encrypted bytes waiting for the socket, and taking them. */
+size_t wsm__tls_pending(const struct wsm_tls *t);
+int wsm__tls_take(struct wsm_tls *t, void *buf, int size);
 
 /* ---- one connection to one Redis (redis_conn.c) ------------------------- */
 /*
@@ -41,6 +96,22 @@ struct wsm_redis_timing {
 	int64_t timeout_us;   /* a connect, or the oldest unanswered command */
 	int64_t retry_min_us; /* first reconnect delay; doubles per failure */
 	int64_t retry_max_us;
+};
+
+/* Who a connection says it is, and its TLS for rediss:// addresses. */
+struct wsm_redis_access {
+	const char *user;     /* "": the default user */
+	const char *password; /* "": no AUTH */
+	SSL_CTX *tls;
+};
+
+/* Why the last attempt to connect failed, kept until one succeeds. */
+enum wsm_redis_failure {
+	WSM_REDIS_FAILED_NOT = 0,
+	WSM_REDIS_FAILED_SOCKET, /* refused, reset, timed out */
+	WSM_REDIS_FAILED_NAME,   /* the host name did not resolve */
+	WSM_REDIS_FAILED_TLS,    /* handshake or certificate */
+	WSM_REDIS_FAILED_AUTH    /* AUTH refused, or required and not given */
 };
 
 /*
@@ -61,9 +132,11 @@ struct wsm_redis_conn_ops {
 	void (*failed)(struct wsm_redis_conn *rc, void *user);
 };
 
+/* access may be NULL: no AUTH, and no TLS (a rediss:// address fails). */
 struct wsm_redis_conn *wsm__rconn_new(wsm_manager_t *m,
 				      const struct wsm_redis_addr *addr,
 				      const struct wsm_redis_timing *timing,
+				      const struct wsm_redis_access *access,
 				      bool subscriber,
 				      const struct wsm_redis_conn_ops *ops,
 				      void *user);
@@ -80,12 +153,27 @@ int wsm__rconn_send(struct wsm_redis_conn *rc, int argc, const char **argv,
 		    wsm_redis_reply_fn fn, void *user);
 /* Commands sent and not yet answered. */
 size_t wsm__rconn_pending(const struct wsm_redis_conn *rc);
+/*
+ * The owner ran what it needs on the connection: an ACL refusal (NOPERM,
+ * which drops the link as WSM_REDIS_FAILED_AUTH) is over.
+ */
+void wsm__rconn_proven(struct wsm_redis_conn *rc);
+/* Any thread: why the connection is not up, if an attempt failed. */
+enum wsm_redis_failure wsm__rconn_failure(const struct wsm_redis_conn *rc);
 uint64_t wsm__rconn_reconnects(const struct wsm_redis_conn *rc);
 /*
  * Bytes as if read from the socket (the fuzz target's way in; the
  * connection counts as up, and without a context nothing is scheduled).
  */
 void wsm__rconn_feed(struct wsm_redis_conn *rc, const void *in, size_t len);
+/*
+ * Where the connection goes from its next attempt (the Sentinels named
+ * another primary, or another Sentinel is tried): with now, a connection
+ * up or waiting elsewhere moves at once; a connection with no target yet
+ * connects.
+ */
+void wsm__rconn_retarget(struct wsm_redis_conn *rc, const char *host,
+			 uint16_t port, bool now);
 /* Drops the connection now (as a lost link would) and reconnects later. */
 void wsm__rconn_reset(struct wsm_redis_conn *rc);
 /* Fails what is pending and closes the socket; not from rc's callbacks. */
@@ -159,6 +247,30 @@ void wsm__refused_forget(struct wsm_instance *in);
 /* Cancels the instance's wait (unbind, free). */
 void wsm__refused_stop(struct wsm_instance *in);
 
+/* ---- the primary the Sentinels name (sentinel.c) ----------------------- */
+struct wsm_sentinel;
+
+/* For in, whose address is a redis[s]-sentinel:// one; NULL: no memory. */
+struct wsm_sentinel *wsm__sentinel_new(struct wsm_instance *in,
+				       const struct wsm_redis_addr *addr,
+				       const struct wsm_redis_timing *timing,
+				       const struct wsm_redis_access *access);
+/* Connects to the Sentinels (bound to a context), and asks. */
+void wsm__sentinel_start(struct wsm_sentinel *s);
+/*
+ * The primary may not be one any more (a connection lost or refused, ROLE
+ * saying otherwise, READONLY): the Sentinels are asked again, at once the
+ * first time, then after a growing backoff. NULL is fine.
+ */
+void wsm__sentinel_suspect(struct wsm_sentinel *s);
+/* The primary works (its scripts loaded): the backoff starts over. */
+void wsm__sentinel_trusted(struct wsm_sentinel *s);
+/* Why the Sentinels cannot be reached, if they cannot. */
+enum wsm_redis_failure wsm__sentinel_failure(const struct wsm_sentinel *s);
+/* Unbound: nothing is scheduled any more. NULL is fine. */
+void wsm__sentinel_stop(struct wsm_sentinel *s);
+void wsm__sentinel_free(struct wsm_sentinel *s);
+
 /* ---- the cluster ---------------------------------------------------------- */
 struct wsm_cluster;
 
@@ -175,6 +287,7 @@ struct wsm_instance {
 	struct wsm_cluster *cl;
 	struct wsm_script_load load[WSM_SCRIPT_COUNT];
 	struct wsm_redis_conn *cmd, *sub;
+	struct wsm_sentinel *sentinel; /* NULL: a fixed address */
 	char sha[WSM_SCRIPT_COUNT][41];
 	unsigned scripts_loaded;
 	bool ready;   /* cmd up with its scripts loaded */
@@ -189,6 +302,15 @@ struct wsm_instance {
 	atomic_bool misplaced; /* another node lists it at another index */
 	bool sub_up;
 	bool cmd_was_up, sub_was_up; /* an up after the first is a reconnect */
+	/*
+	 * The probe (node.c): a subscriber that hears nothing for a quarter
+	 * of WSM_OPT_CLUSTER_PROBE_MS is sent a message of its own through
+	 * the command connection; one not back within another quarter means
+	 * the subscriber is wedged.
+	 */
+	int64_t heard_us;       /* the subscriber's last message */
+	int64_t probe_due_us;   /* the probe's deadline; 0: none out */
+	uint64_t probe_token;
 	/* Refusals (refused.c): what waits, and for how long. */
 	bool paused;    /* refused as a whole: nothing is sent until the wait ends */
 	bool reloading; /* its scripts are being loaded again (NOSCRIPT) */
@@ -262,6 +384,12 @@ struct wsm_cluster {
 	struct wsm_instance inst[WSM_REDIS_MAX_INSTANCES];
 	unsigned ninst;
 	struct wsm_redis_timing timing;
+	struct wsm_redis_access access; /* the settings' credentials */
+	struct wsm_redis_access sentinel_access; /* the Sentinels' */
+	SSL_CTX *tls;                   /* for rediss:// instances */
+	char probe_channel[WSM_KEY_PREFIX_LIMIT + WSM_NODE_ID_LIMIT + 8];
+	size_t probe_channel_len;
+	lws_sorted_usec_list_t sul_probe;
 	struct wsm_csess **buckets;
 	size_t nbuckets, count;
 	struct wsm_link ready;

@@ -290,6 +290,8 @@ static void script_loaded(void *user, const redisReply *r)
 		return;
 	in->ready = true;
 	in->reloading = false;
+	wsm__rconn_proven(in->cmd);
+	wsm__sentinel_trusted(in->sentinel);
 	report(in->cl, false);
 	wsm__sync_load_waiting(in->cl, index_of(in));
 	wsm__outbox_pump_all(in->cl, index_of(in));
@@ -430,15 +432,46 @@ void wsm__instance_read_life(struct wsm_instance *in)
 		wsm__rconn_reset(in->cmd);
 }
 
+/*
+ * A Sentinel's answer may be stale (the failover is under way, or this
+ * Sentinel is on the wrong side of a partition): only a primary that says
+ * it is one gets commands.
+ */
+static void role_read(void *user, const redisReply *r)
+{
+	struct wsm_instance *in = user;
+
+	if (!r)
+		return; /* the link went: asked again when it is back */
+	if (r->type == REDIS_REPLY_ARRAY && r->elements >= 1 &&
+	    r->element[0]->type == REDIS_REPLY_STRING &&
+	    r->element[0]->len == 6 && !memcmp(r->element[0]->str, "master", 6)) {
+		wsm__instance_read_life(in);
+		return;
+	}
+	lwsl_warn("wsm: the server the Sentinels named is not a primary: "
+		  "asking them again\n");
+	wsm__sentinel_suspect(in->sentinel);
+	wsm__rconn_reset(in->cmd);
+}
+
 static void cmd_up(struct wsm_redis_conn *rc, void *user)
 {
 	struct wsm_instance *in = user;
+	const char *role[1] = { "ROLE" };
+	size_t role_len[1] = { 4 };
 
 	(void)rc;
 	if (in->cmd_was_up)
 		wsm__bump(&in->cl->m->c.cluster_reconnects, 1);
 	in->cmd_was_up = true;
 	wsm__refused_forget(in);
+	if (in->sentinel) {
+		if (wsm__rconn_send(in->cmd, 1, role, role_len, 1, role_read,
+				    in))
+			wsm__rconn_reset(in->cmd);
+		return;
+	}
 	/* The life first: no script runs without it. */
 	wsm__instance_read_life(in);
 }
@@ -451,6 +484,7 @@ static void cmd_down(struct wsm_redis_conn *rc, void *user)
 	in->ready = false;
 	in->life_known = false;
 	report(in->cl, true);
+	wsm__sentinel_suspect(in->sentinel);
 }
 
 /* Either connection of an instance never reached. */
@@ -460,17 +494,34 @@ static void never_up(struct wsm_redis_conn *rc, void *user)
 
 	(void)rc;
 	report(in->cl, true);
+	wsm__sentinel_suspect(in->sentinel);
+}
+
+static void probe_subscribed(void *user, const redisReply *r)
+{
+	struct wsm_instance *in = user;
+
+	if (r && r->type == REDIS_REPLY_ARRAY)
+		wsm__rconn_proven(in->sub);
 }
 
 static void sub_up(struct wsm_redis_conn *rc, void *user)
 {
 	struct wsm_instance *in = user;
+	const char *argv[2] = { "SUBSCRIBE", in->cl->probe_channel };
+	size_t lens[2] = { 9, in->cl->probe_channel_len };
 
 	(void)rc;
 	if (in->sub_was_up)
 		wsm__bump(&in->cl->m->c.cluster_reconnects, 1);
 	in->sub_was_up = true;
 	in->sub_up = true;
+	in->heard_us = wsm__now_us();
+	in->probe_due_us = 0;
+	if (wsm__rconn_send(in->sub, 2, argv, lens, 1, probe_subscribed, in)) {
+		wsm__rconn_reset(in->sub);
+		return;
+	}
 	report(in->cl, false);
 	wsm__sync_resubscribe_all(in->cl, index_of(in));
 }
@@ -482,13 +533,31 @@ static void sub_down(struct wsm_redis_conn *rc, void *user)
 	(void)rc;
 	in->sub_up = false;
 	report(in->cl, true);
+	wsm__sentinel_suspect(in->sentinel);
 	wsm__sync_lost(in->cl, index_of(in));
+}
+
+/* Anything the subscriber hears proves it delivers; its probe, too. */
+static void sub_push(struct wsm_redis_conn *rc, void *user,
+		     const redisReply *reply)
+{
+	struct wsm_instance *in = user;
+	const redisReply *ch = reply->element[1];
+
+	in->heard_us = wsm__now_us();
+	if (ch->type == REDIS_REPLY_STRING &&
+	    ch->len == in->cl->probe_channel_len &&
+	    !memcmp(ch->str, in->cl->probe_channel, ch->len)) {
+		in->probe_due_us = 0;
+		return;
+	}
+	wsm__sync_push(rc, user, reply);
 }
 
 static const struct wsm_redis_conn_ops cmd_ops = { cmd_up, cmd_down, NULL,
 						   never_up };
 static const struct wsm_redis_conn_ops sub_ops = { sub_up, sub_down,
-						   wsm__sync_push, never_up };
+						   sub_push, never_up };
 
 /* ---- the core's calls ------------------------------------------------------ */
 
@@ -497,14 +566,28 @@ int wsm__cluster_new(wsm_manager_t *m)
 	struct wsm_redis_addr addr[WSM_REDIS_MAX_INSTANCES];
 	struct wsm_cluster *cl;
 	size_t n, i, k;
-	char host[48];
+	char host[48], why[256];
+	bool tls = false;
 
 	if (wsm__redis_parse_list(m->cfg.cluster_redis, addr,
 				  WSM_REDIS_MAX_INSTANCES, &n))
-		return WSM_EINVAL;
+		return wsm__fail(WSM_EINVAL, "WSM_OPT_CLUSTER_REDIS: bad list");
 	if (!(cl = wsm__alloc(m, sizeof(*cl))))
-		return WSM_ENOMEM;
+		return wsm__fail(WSM_ENOMEM, "out of memory");
 	cl->m = m;
+	for (i = 0; i < n; i++)
+		tls |= addr[i].tls;
+	/* Files that do not load are the host's to hear of now, not later. */
+	if (tls && !(cl->tls = wsm__tls_ctx_new(&m->cfg, why, sizeof(why)))) {
+		wsm__free(m, cl, sizeof(*cl));
+		return wsm__fail(WSM_EINVAL, "%s", why);
+	}
+	cl->access.user = m->cfg.cluster_user;
+	cl->access.password = m->cfg.cluster_password;
+	cl->access.tls = cl->tls;
+	cl->sentinel_access.user = m->cfg.cluster_sentinel_user;
+	cl->sentinel_access.password = m->cfg.cluster_sentinel_password;
+	cl->sentinel_access.tls = cl->tls;
 	cl->ninst = (unsigned)n;
 	wsm_list_init(&cl->ready);
 	cl->timing.timeout_us = m->cfg.cluster_timeout_ms * 1000;
@@ -529,6 +612,11 @@ int wsm__cluster_new(wsm_manager_t *m)
 	 */
 	cl->incarnation = ((uint64_t)wsm__new_epoch(m) << 32 |
 			   wsm__new_epoch(m)) ^ (uint64_t)getpid();
+	cl->probe_channel_len = (size_t)snprintf(cl->probe_channel,
+						 sizeof(cl->probe_channel),
+						 "%sprobe:%s",
+						 m->cfg.cluster_prefix,
+						 cl->node_id);
 	m->cluster = cl;
 	for (i = 0; i < n; i++) {
 		struct wsm_instance *in = &cl->inst[i];
@@ -539,13 +627,21 @@ int wsm__cluster_new(wsm_manager_t *m)
 			in->load[k].in = in;
 			in->load[k].which = (enum wsm_script)k;
 		}
-		in->cmd = wsm__rconn_new(m, &addr[i], &cl->timing, false,
-					 &cmd_ops, in);
-		in->sub = wsm__rconn_new(m, &addr[i], &cl->timing, true,
-					 &sub_ops, in);
-		if (!in->cmd || !in->sub) {
+		if (addr[i].master[0]) {
+			in->sentinel = wsm__sentinel_new(in, &addr[i],
+							 &cl->timing,
+							 &cl->sentinel_access);
+			/* Nowhere until the Sentinels name the primary. */
+			addr[i].host[0] = '\0';
+			addr[i].port = 0;
+		}
+		in->cmd = wsm__rconn_new(m, &addr[i], &cl->timing, &cl->access,
+					 false, &cmd_ops, in);
+		in->sub = wsm__rconn_new(m, &addr[i], &cl->timing, &cl->access,
+					 true, &sub_ops, in);
+		if (!in->cmd || !in->sub || (addr[i].master[0] && !in->sentinel)) {
 			wsm__cluster_free(m);
-			return WSM_ENOMEM;
+			return wsm__fail(WSM_ENOMEM, "out of memory");
 		}
 	}
 	return WSM_OK;
@@ -613,6 +709,65 @@ static void heartbeat(lws_sorted_usec_list_t *sul)
 			 cl->timing.timeout_us);
 }
 
+static void probe_answered(void *user, const redisReply *r)
+{
+	struct wsm_instance *in = user;
+
+	/*
+	 * PUBLISH counts the subscribers it reached: none means the
+	 * subscriber is not where the commands go (a failover moved one).
+	 */
+	if (r && r->type == REDIS_REPLY_INTEGER && r->integer == 0 &&
+	    in->probe_due_us)
+		in->probe_due_us = wsm__now_us();
+}
+
+/*
+ * A subscriber can stay connected and answer PINGs while it delivers
+ * nothing (a primary demoted under it, a proxy forwarding one way): only a
+ * message through the path every publish takes proves it works. The probe
+ * costs nothing while messages flow, and one PUBLISH per quarter
+ * WSM_OPT_CLUSTER_PROBE_MS when they do not; a wedge is found within the
+ * whole of it.
+ */
+static void probe(lws_sorted_usec_list_t *sul)
+{
+	struct wsm_cluster *cl = wsm_container_of(sul, struct wsm_cluster,
+						  sul_probe);
+	int64_t now = wsm__now_us(), quarter = cl->m->cfg.cluster_probe_ms * 250;
+	char token[24];
+	const char *argv[3] = { "PUBLISH", cl->probe_channel, token };
+	size_t lens[3] = { 7, cl->probe_channel_len, 0 };
+	unsigned i;
+
+	for (i = 0; i < cl->ninst; i++) {
+		struct wsm_instance *in = &cl->inst[i];
+
+		if (!in->sub_up || !in->ready) {
+			in->probe_due_us = 0;
+			continue;
+		}
+		if (in->probe_due_us && now >= in->probe_due_us) {
+			lwsl_warn("wsm: redis instance %u: the subscriber heard "
+				  "nothing for %lld ms, its own probe included: "
+				  "connecting again\n", i + 1,
+				  (long long)(now - in->heard_us) / 1000);
+			wsm__bump(&cl->m->c.cluster_wedged, 1);
+			in->probe_due_us = 0;
+			wsm__rconn_reset(in->sub);
+			continue;
+		}
+		if (in->probe_due_us || now - in->heard_us < quarter)
+			continue;
+		lens[2] = (size_t)snprintf(token, sizeof(token), "%llu",
+					   (unsigned long long)++in->probe_token);
+		if (!wsm__rconn_send(in->cmd, 3, argv, lens, 1, probe_answered,
+				     in))
+			in->probe_due_us = now + quarter;
+	}
+	lws_sul_schedule(cl->m->context, 0, &cl->sul_probe, probe, quarter);
+}
+
 void wsm__cluster_start(wsm_manager_t *m)
 {
 	struct wsm_cluster *cl = m->cluster;
@@ -621,11 +776,15 @@ void wsm__cluster_start(wsm_manager_t *m)
 	for (i = 0; i < cl->ninst; i++) {
 		wsm__rconn_start(cl->inst[i].cmd);
 		wsm__rconn_start(cl->inst[i].sub);
+		if (cl->inst[i].sentinel)
+			wsm__sentinel_start(cl->inst[i].sentinel);
 	}
 	lws_sul_schedule(m->context, 0, &cl->sul_refresh, refresh,
 			 m->cfg.retention_ms * 1000 / 3);
 	lws_sul_schedule(m->context, 0, &cl->sul_heartbeat, heartbeat,
 			 cl->timing.timeout_us);
+	lws_sul_schedule(m->context, 0, &cl->sul_probe, probe,
+			 m->cfg.cluster_probe_ms * 250);
 }
 
 void wsm__cluster_unbind(wsm_manager_t *m)
@@ -634,10 +793,13 @@ void wsm__cluster_unbind(wsm_manager_t *m)
 
 	lws_sul_cancel(&m->cluster->sul_refresh);
 	lws_sul_cancel(&m->cluster->sul_heartbeat);
+	lws_sul_cancel(&m->cluster->sul_probe);
 	lws_sul_cancel(&m->cluster->sul_link_event);
 	m->cluster->link_event_armed = false;
-	for (i = 0; i < m->cluster->ninst; i++)
+	for (i = 0; i < m->cluster->ninst; i++) {
 		wsm__refused_stop(&m->cluster->inst[i]);
+		wsm__sentinel_stop(m->cluster->inst[i].sentinel);
+	}
 }
 
 void wsm__cluster_drop_unsent(wsm_manager_t *m, const struct wsm_msg *msg)
@@ -691,12 +853,14 @@ void wsm__cluster_free(wsm_manager_t *m)
 	if (m->context) {
 		lws_sul_cancel(&cl->sul_refresh);
 		lws_sul_cancel(&cl->sul_heartbeat);
+		lws_sul_cancel(&cl->sul_probe);
 		lws_sul_cancel(&cl->sul_link_event);
 	}
 	for (i = 0; i < cl->ninst; i++)
 		wsm__refused_stop(&cl->inst[i]);
 	/* Their pending replies fail first: nothing is sent any more. */
 	for (i = 0; i < cl->ninst; i++) {
+		wsm__sentinel_free(cl->inst[i].sentinel);
 		wsm__rconn_free(cl->inst[i].cmd);
 		wsm__rconn_free(cl->inst[i].sub);
 	}
@@ -706,6 +870,7 @@ void wsm__cluster_free(wsm_manager_t *m)
 			csess_free(cl->buckets[i]);
 		}
 	wsm__free(m, cl->buckets, cl->nbuckets * sizeof(*cl->buckets));
+	wsm__tls_ctx_free(cl->tls);
 	wsm__free(m, cl, sizeof(*cl));
 	m->cluster = NULL;
 }
@@ -755,10 +920,26 @@ const char *wsm__cluster_link_name(const wsm_manager_t *m)
 	const struct wsm_cluster *cl = m->cluster;
 	unsigned i;
 
+	static const char *const failed[] = { "down", "down", "unresolved",
+					      "tls_failed", "auth_failed" };
+	enum wsm_redis_failure worst = WSM_REDIS_FAILED_NOT, f;
+
 	for (i = 0; i < cl->ninst; i++)
 		if (cl->inst[i].misplaced)
 			return "misordered";
-	return atomic_load(&m->c.cluster_link_up) ? "up" : "down";
+	if (atomic_load(&m->c.cluster_link_up))
+		return "up";
+	/* What an operator must fix first: credentials, then TLS, then DNS. */
+	for (i = 0; i < cl->ninst; i++) {
+		if ((f = wsm__rconn_failure(cl->inst[i].cmd)) > worst)
+			worst = f;
+		if ((f = wsm__rconn_failure(cl->inst[i].sub)) > worst)
+			worst = f;
+		if (cl->inst[i].sentinel &&
+		    (f = wsm__sentinel_failure(cl->inst[i].sentinel)) > worst)
+			worst = f;
+	}
+	return failed[worst];
 }
 
 void wsm__cluster_unreserve(wsm_manager_t *m, const struct wsm_msg *msg)

@@ -1,8 +1,11 @@
 /*
- * Redis addresses as a host writes them: "redis://127.0.0.1:6379/0",
- * "redis://[::1]/2", "unix:/run/redis.sock?db=1", comma-separated for
- * several independent instances. Addresses are literal: resolving a name
- * would block the host's loop (lws 4.1 and hiredis resolve synchronously).
+ * Redis addresses as a host writes them: "redis://10.0.0.5:6379/0",
+ * "rediss://redis.internal" (TLS), "redis://[::1]/2",
+ * "unix:/run/redis.sock?db=1", or a primary its Sentinels name,
+ * "redis-sentinel://10.0.0.7:26379,10.0.0.8/mymaster/0" ("rediss-" for
+ * TLS), comma-separated for several independent instances. A host name is
+ * checked here and resolved later, off the service loop, on every connect
+ * (resolve.c).
  */
 #include <arpa/inet.h>
 #include <string.h>
@@ -46,7 +49,39 @@ static int parse_unix(const char *s, size_t len, struct wsm_redis_addr *a)
 	return number(q + 4, len - plen - 4, 0, 65535, &a->db);
 }
 
+/* Labels of letters, digits, '-' and '_' (service names), joined by dots. */
+static bool host_name(const char *h)
+{
+	size_t label = 0, len = strlen(h);
+
+	if (!len || len > 253 || h[0] == '.' || h[0] == '-')
+		return false;
+	for (; *h; h++) {
+		if (*h == '.') {
+			if (!label)
+				return false;
+			label = 0;
+		} else if ((*h >= 'a' && *h <= 'z') || (*h >= 'A' && *h <= 'Z') ||
+			   (*h >= '0' && *h <= '9') || *h == '-' || *h == '_') {
+			if (++label > 63)
+				return false;
+		} else {
+			return false;
+		}
+	}
+	return true;
+}
+
+static int parse_host(const char *s, size_t len, uint16_t port,
+		      struct wsm_redis_addr *a);
+
 static int parse_tcp(const char *s, size_t len, struct wsm_redis_addr *a)
+{
+	return parse_host(s, len, 6379, a);
+}
+
+static int parse_host(const char *s, size_t len, uint16_t port,
+		      struct wsm_redis_addr *a)
 {
 	const char *end = s + len, *host = s, *host_end, *p;
 	unsigned char bin[16];
@@ -65,10 +100,11 @@ static int parse_tcp(const char *s, size_t len, struct wsm_redis_addr *a)
 		return WSM_EINVAL;
 	memcpy(a->host, host, (size_t)(host_end - host));
 	a->host[host_end - host] = '\0';
-	if (inet_pton(AF_INET, a->host, bin) != 1 &&
-	    inet_pton(AF_INET6, a->host, bin) != 1)
-		return WSM_EINVAL; /* a name: it would need DNS */
-	a->port = 6379;
+	a->literal = inet_pton(AF_INET, a->host, bin) == 1 ||
+		     inet_pton(AF_INET6, a->host, bin) == 1;
+	if (!a->literal && (s[0] == '[' || !host_name(a->host)))
+		return WSM_EINVAL;
+	a->port = port;
 	if (p < end && *p == ':') {
 		const char *q = ++p;
 
@@ -85,6 +121,68 @@ static int parse_tcp(const char *s, size_t len, struct wsm_redis_addr *a)
 			return WSM_EINVAL;
 	}
 	return WSM_OK;
+}
+
+int wsm__sentinel_parse(const char *s, size_t len, struct wsm_redis_addr *a)
+{
+	return parse_host(s, len, 26379, a);
+}
+
+/*
+ * "h[:p],h[:p]/master[/db]" after the scheme: the Sentinels as written
+ * (each checked as a host and port), the primary's name, the database.
+ */
+static int parse_sentinels(const char *s, size_t len,
+			   struct wsm_redis_addr *a)
+{
+	const char *end = s + len, *slash = memchr(s, '/', len), *p, *q;
+	struct wsm_redis_addr one;
+	unsigned n = 0;
+
+	if (!slash || slash == s ||
+	    (size_t)(slash - s) >= sizeof(a->sentinels))
+		return WSM_EINVAL;
+	for (p = s; p < slash; p = q + 1) {
+		q = memchr(p, ',', (size_t)(slash - p));
+		if (!q)
+			q = slash;
+		memset(&one, 0, sizeof(one));
+		if (parse_host(p, (size_t)(q - p), 26379, &one) ||
+		    one.db || ++n > WSM_SENTINEL_MAX)
+			return WSM_EINVAL;
+	}
+	memcpy(a->sentinels, s, (size_t)(slash - s));
+	a->sentinels[slash - s] = '\0';
+	for (p = slash + 1; p < end && *p != '/'; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		      (*p >= '0' && *p <= '9') || *p == '-' || *p == '_' ||
+		      *p == '.'))
+			return WSM_EINVAL;
+	if (p == slash + 1 || (size_t)(p - slash - 1) >= sizeof(a->master))
+		return WSM_EINVAL;
+	memcpy(a->master, slash + 1, (size_t)(p - slash - 1));
+	a->master[p - slash - 1] = '\0';
+	if (p < end && (p + 1 == end ||
+			number(p + 1, (size_t)(end - p - 1), 0, 65535, &a->db)))
+		return WSM_EINVAL;
+	return WSM_OK;
+}
+
+/* The length of the list's next entry: a Sentinel list has commas in it. */
+static size_t entry_len(const char *s)
+{
+	const char *comma, *slash;
+
+	if (!strncmp(s, "redis-sentinel://", 17) ||
+	    !strncmp(s, "rediss-sentinel://", 18)) {
+		/* The hosts end at the first '/', the entry at the next ','. */
+		if ((slash = strchr(s, '/')) && (slash = strchr(slash + 2, '/')))
+			return (comma = strchr(slash, ','))
+				       ? (size_t)(comma - s)
+				       : strlen(s);
+	}
+	comma = strchr(s, ',');
+	return comma ? (size_t)(comma - s) : strlen(s);
 }
 
 int wsm__redis_check_list(const char *list)
@@ -104,23 +202,31 @@ int wsm__redis_parse_list(const char *list, struct wsm_redis_addr *out,
 	if (!list || !*list)
 		return WSM_EINVAL;
 	for (;;) {
-		const char *comma = strchr(s, ',');
-		size_t len = comma ? (size_t)(comma - s) : strlen(s);
+		size_t len = entry_len(s);
 		struct wsm_redis_addr a;
 		int rc;
 
 		memset(&a, 0, sizeof(a));
-		if (len > 8 && !memcmp(s, "redis://", 8))
+		if (len > 8 && !memcmp(s, "redis://", 8)) {
 			rc = parse_tcp(s + 8, len - 8, &a);
-		else if (len > 5 && !memcmp(s, "unix:", 5))
+		} else if (len > 9 && !memcmp(s, "rediss://", 9)) {
+			a.tls = true;
+			rc = parse_tcp(s + 9, len - 9, &a);
+		} else if (len > 17 && !memcmp(s, "redis-sentinel://", 17)) {
+			rc = parse_sentinels(s + 17, len - 17, &a);
+		} else if (len > 18 && !memcmp(s, "rediss-sentinel://", 18)) {
+			a.tls = true;
+			rc = parse_sentinels(s + 18, len - 18, &a);
+		} else if (len > 5 && !memcmp(s, "unix:", 5)) {
 			rc = parse_unix(s + 5, len - 5, &a);
-		else
+		} else {
 			rc = WSM_EINVAL;
+		}
 		if (rc || *n == max)
 			return WSM_EINVAL;
 		out[(*n)++] = a;
-		if (!comma)
+		if (!s[len])
 			return WSM_OK;
-		s = comma + 1;
+		s += len + 1;
 	}
 }

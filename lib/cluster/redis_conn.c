@@ -2,6 +2,9 @@
  * One connection to one Redis. The socket is an lws raw client connection
  * on the host's context, so it runs on the host's loop (poll or libuv) with
  * no thread of its own; hiredis only encodes commands and parses replies.
+ * An attempt to connect resolves a host name off the loop (resolve.c),
+ * tries each address found, runs TLS over the socket for rediss://
+ * (tls.c) and AUTHenticates before the link counts as up.
  * The wsi's user pointer names its wsm_redis_conn (libwsm's WebSocket
  * connections use the opaque pointer instead), and is checked against the
  * manager's list before use.
@@ -23,10 +26,14 @@
 #define WSM_REDIS_WRITE_CHUNK 65536
 /* An output buffer larger than this is freed once it empties. */
 #define WSM_REDIS_OUT_KEEP 16384
+/* Plaintext per TLS record written; what one record takes encrypted. */
+#define WSM_TLS_PLAIN_CHUNK 16384
+#define WSM_TLS_BUF (WSM_TLS_PLAIN_CHUNK + 1024)
 
 enum rconn_state {
 	RCONN_IDLE,       /* not started, or waiting to reconnect */
-	RCONN_CONNECTING, /* socket, then a first answer */
+	RCONN_RESOLVING,  /* its host name, off the loop */
+	RCONN_CONNECTING, /* socket, TLS, then a first answer */
 	RCONN_UP
 };
 
@@ -42,10 +49,19 @@ struct wsm_redis_conn {
 	wsm_manager_t *m;
 	struct wsm_redis_addr addr;
 	struct wsm_redis_timing timing;
+	struct wsm_redis_access access;
 	const struct wsm_redis_conn_ops *ops;
 	void *user;
 	bool subscriber;
 	enum rconn_state state;
+	_Atomic int failure; /* enum wsm_redis_failure: status reads it */
+	struct wsm_lookup *lookup;
+	char addrs[WSM_LOOKUP_MAX][INET6_ADDRSTRLEN]; /* the name's, this attempt */
+	int naddrs, next_addr;
+	bool try_next; /* the retry timer tries the next address at once */
+	struct wsm_tls *tls;
+	bool tls_up;
+	unsigned char *tls_buf; /* WSM_TLS_BUF: encrypted, or decrypted */
 	struct lws *wsi;
 	redisReader *reader;
 	redisReplyObjectFunctions fn; /* hiredis's, with bounded arrays */
@@ -55,6 +71,7 @@ struct wsm_redis_conn {
 	struct pending *pend;
 	size_t pend_head, pend_len, pend_cap;
 	lws_sorted_usec_list_t sul_retry;
+	bool retry_armed;
 	lws_sorted_usec_list_t sul_timeout;
 	int64_t retry_bound_us;
 	uint64_t reconnects;
@@ -118,7 +135,8 @@ static void arm_timeout(struct wsm_redis_conn *rc, int64_t at_us)
 /* The oldest unanswered command's deadline, or none. */
 static void rearm_timeout(struct wsm_redis_conn *rc)
 {
-	if (rc->state == RCONN_CONNECTING && !rc->pend_len)
+	if ((rc->state == RCONN_CONNECTING || rc->state == RCONN_RESOLVING) &&
+	    !rc->pend_len)
 		return; /* the connect deadline stands */
 	if (!rc->pend_len) {
 		lws_sul_cancel(&rc->sul_timeout);
@@ -128,13 +146,17 @@ static void rearm_timeout(struct wsm_redis_conn *rc)
 }
 
 static void lost(struct wsm_redis_conn *rc, const char *why);
+static void lost_as(struct wsm_redis_conn *rc, enum wsm_redis_failure failure,
+		    const char *why);
 
 static void on_timeout(lws_sorted_usec_list_t *sul)
 {
 	struct wsm_redis_conn *rc =
 		of_sul(sul, offsetof(struct wsm_redis_conn, sul_timeout));
 
-	if (rc->state == RCONN_CONNECTING && !rc->pend_len)
+	if (rc->state == RCONN_RESOLVING)
+		lost_as(rc, WSM_REDIS_FAILED_NAME, "name lookup timed out");
+	else if (rc->state == RCONN_CONNECTING && !rc->pend_len)
 		lost(rc, "connect timed out");
 	else if (rc->pend_len &&
 		 rc->pend[rc->pend_head].deadline_us <= wsm__now_us())
@@ -146,10 +168,21 @@ static void on_timeout(lws_sorted_usec_list_t *sul)
 /* ---- connecting ------------------------------------------------------------ */
 
 static void connect_now(struct wsm_redis_conn *rc);
+static void connect_to(struct wsm_redis_conn *rc, const char *address);
 
 static void on_retry(lws_sorted_usec_list_t *sul)
 {
-	connect_now(of_sul(sul, offsetof(struct wsm_redis_conn, sul_retry)));
+	struct wsm_redis_conn *rc =
+		of_sul(sul, offsetof(struct wsm_redis_conn, sul_retry));
+
+	rc->retry_armed = false;
+	if (rc->try_next) {
+		rc->try_next = false;
+		rc->state = RCONN_CONNECTING;
+		connect_to(rc, rc->addrs[rc->next_addr]);
+		return;
+	}
+	connect_now(rc);
 }
 
 /* Full jitter: uniform below a bound that doubles per failure. */
@@ -169,6 +202,7 @@ static void schedule_retry(struct wsm_redis_conn *rc)
 	rc->retry_bound_us = rc->retry_bound_us * 2 > rc->timing.retry_max_us
 				     ? rc->timing.retry_max_us
 				     : rc->retry_bound_us * 2;
+	rc->retry_armed = true;
 	lws_sul_schedule(rc->m->context, 0, &rc->sul_retry, on_retry, delay);
 }
 
@@ -197,24 +231,61 @@ static void drop_socket(struct wsm_redis_conn *rc)
 		redisReaderFree(rc->reader);
 		rc->reader = NULL;
 	}
+	wsm__lookup_release(rc->lookup);
+	rc->lookup = NULL;
+	wsm__tls_free(rc->m, rc->tls);
+	rc->tls = NULL;
+	rc->tls_up = false;
 	rc->out_len = rc->out_off = 0;
 }
 
-static void lost(struct wsm_redis_conn *rc, const char *why)
+/*
+ * The attempt or the link ends; failure says why an attempt failed
+ * (WSM_REDIS_FAILED_NOT for a link that was up, or a reset).
+ */
+static void lost_as(struct wsm_redis_conn *rc, enum wsm_redis_failure failure,
+		    const char *why)
 {
 	bool was_up = rc->state == RCONN_UP;
+	bool attempt = !was_up && rc->state != RCONN_IDLE;
 
-	lwsl_notice("wsm: redis %s%s:%u: %s\n", rc->addr.host, rc->addr.path,
-		    rc->addr.port, why);
+	/* The first of its kind is an error an operator must see. */
+	if (failure > WSM_REDIS_FAILED_SOCKET && (int)failure != rc->failure)
+		lwsl_err("wsm: redis %s%s:%u: %s\n", rc->addr.host,
+			 rc->addr.path, rc->addr.port, why);
+	else
+		lwsl_notice("wsm: redis %s%s:%u: %s\n", rc->addr.host,
+			    rc->addr.path, rc->addr.port, why);
 	drop_socket(rc);
 	rc->state = RCONN_IDLE;
 	lws_sul_cancel(&rc->sul_timeout);
 	fail_pending(rc);
+	/* An ACL refusal fails the attempt, however far it had got. */
+	if (attempt || failure == WSM_REDIS_FAILED_AUTH)
+		wsm__bump(&rc->m->c.cluster_connect_failures, 1);
+	if (failure != WSM_REDIS_FAILED_NOT)
+		rc->failure = failure;
+	/* A name's next address is tried at once; the last one's failure waits. */
+	if (!was_up && failure == WSM_REDIS_FAILED_SOCKET &&
+	    rc->next_addr + 1 < rc->naddrs && rc->m->context) {
+		rc->next_addr++;
+		rc->try_next = true;
+		rc->retry_armed = true;
+		lws_sul_schedule(rc->m->context, 0, &rc->sul_retry, on_retry,
+				 0);
+		return;
+	}
 	schedule_retry(rc);
 	if (was_up && rc->ops->down)
 		rc->ops->down(rc, rc->user);
 	else if (!was_up && rc->ops->failed)
 		rc->ops->failed(rc, rc->user);
+}
+
+static void lost(struct wsm_redis_conn *rc, const char *why)
+{
+	lost_as(rc, rc->state == RCONN_UP ? WSM_REDIS_FAILED_NOT
+					  : WSM_REDIS_FAILED_SOCKET, why);
 }
 
 static int queue_command(struct wsm_redis_conn *rc, int argc,
@@ -224,9 +295,63 @@ static int queue_command(struct wsm_redis_conn *rc, int argc,
 static void became_up(struct wsm_redis_conn *rc)
 {
 	rc->state = RCONN_UP;
-	rc->retry_bound_us = rc->timing.retry_min_us;
+	/*
+	 * An ACL that refuses a command after AUTH passed is found later:
+	 * until the owner says the link works, reconnects keep backing off.
+	 */
+	if (rc->failure != WSM_REDIS_FAILED_AUTH) {
+		rc->failure = WSM_REDIS_FAILED_NOT;
+		rc->retry_bound_us = rc->timing.retry_min_us;
+	}
 	if (rc->ops->up)
 		rc->ops->up(rc, rc->user);
+}
+
+/* An error that says who we are is not welcome: no retry will change it. */
+static bool refused_us(const redisReply *r)
+{
+	static const char *const codes[] = { "NOAUTH", "WRONGPASS", "NOPERM",
+					     "ERR invalid password",
+					     "ERR AUTH" };
+	size_t i;
+
+	for (i = 0; i < sizeof(codes) / sizeof(codes[0]); i++)
+		if (r->len >= strlen(codes[i]) &&
+		    !memcmp(r->str, codes[i], strlen(codes[i])))
+			return true;
+	return false;
+}
+
+static void refused_greeting(struct wsm_redis_conn *rc, const redisReply *r,
+			     const char *what)
+{
+	char why[160];
+
+	snprintf(why, sizeof(why), "%s refused: %.*s", what,
+		 r->type == REDIS_REPLY_ERROR ? (r->len < 100 ? (int)r->len : 100)
+					      : 0,
+		 r->type == REDIS_REPLY_ERROR ? r->str : "");
+	lost_as(rc, r->type == REDIS_REPLY_ERROR && refused_us(r)
+			    ? WSM_REDIS_FAILED_AUTH
+			    : WSM_REDIS_FAILED_SOCKET,
+		why);
+}
+
+static void authed(void *user, const redisReply *r)
+{
+	struct wsm_redis_conn *rc = user;
+
+	if (r && r->type != REDIS_REPLY_STATUS) {
+		/* Any error to AUTH is about the credentials. */
+		char why[160];
+
+		snprintf(why, sizeof(why), "AUTH refused: %.*s",
+			 r->type == REDIS_REPLY_ERROR && r->len < 100
+				 ? (int)r->len
+				 : 0,
+			 r->str ? r->str : "");
+		lost_as(rc, WSM_REDIS_FAILED_AUTH, why);
+	}
 }
 
 static void greeted(void *user, const redisReply *r)
@@ -236,7 +361,7 @@ static void greeted(void *user, const redisReply *r)
 	if (!r)
 		return; /* the link is already down */
 	if (r->type != REDIS_REPLY_STATUS) {
-		lost(rc, "refused the first command");
+		refused_greeting(rc, r, "the first command");
 		return;
 	}
 	became_up(rc);
@@ -252,8 +377,21 @@ static void connected(struct wsm_redis_conn *rc)
 	char db[8];
 	const char *argv[2] = { "SELECT", db };
 	size_t lens[2] = { 6, 0 };
+	const char *auth[3] = { "AUTH", rc->access.user, rc->access.password };
+	size_t auth_lens[3] = { 4, strlen(rc->access.user),
+				strlen(rc->access.password) };
 
 	if (!(rc->reader = new_reader(rc))) {
+		lost(rc, "out of memory");
+		return;
+	}
+	/* Pipelined with the first command: one round trip either way. */
+	if (auth_lens[2] &&
+	    (auth_lens[1] ? queue_command(rc, 3, auth, auth_lens, 1, authed, rc)
+			  : queue_command(rc, 2, (const char *[]){ "AUTH",
+							rc->access.password },
+					  (const size_t[]){ 4, auth_lens[2] },
+					  1, authed, rc))) {
 		lost(rc, "out of memory");
 		return;
 	}
@@ -267,14 +405,28 @@ static void connected(struct wsm_redis_conn *rc)
 		lost(rc, "out of memory");
 }
 
-static void connect_now(struct wsm_redis_conn *rc)
+/* One socket to address (a literal, or a unix socket's path). */
+static void connect_to(struct wsm_redis_conn *rc, const char *address)
 {
 	struct lws_client_connect_info i;
 	char unix_addr[sizeof(rc->addr.path) + 1];
 	struct lws *wsi;
 
-	if (!rc->m->context || rc->state != RCONN_IDLE)
-		return;
+	if (rc->addr.tls) {
+		if (!rc->access.tls) {
+			lost_as(rc, WSM_REDIS_FAILED_TLS, "rediss:// with no TLS "
+				"context");
+			return;
+		}
+		/* The certificate must name the host as written. */
+		if (!(rc->tls = wsm__tls_new(rc->m, rc->access.tls,
+					     rc->addr.host)) ||
+		    (!rc->tls_buf &&
+		     !(rc->tls_buf = wsm__alloc(rc->m, WSM_TLS_BUF)))) {
+			lost(rc, "out of memory");
+			return;
+		}
+	}
 	memset(&i, 0, sizeof(i));
 	i.context = rc->m->context;
 	i.vhost = rc->m->vhost;
@@ -286,13 +438,11 @@ static void connect_now(struct wsm_redis_conn *rc)
 		snprintf(unix_addr, sizeof(unix_addr), "+%s", rc->addr.path);
 		i.address = unix_addr;
 	} else {
-		i.address = rc->addr.host;
+		i.address = address;
 		i.port = rc->addr.port;
 	}
 	i.host = i.address;
 	i.origin = i.address;
-	rc->state = RCONN_CONNECTING;
-	rc->reconnects++;
 	arm_timeout(rc, wsm__now_us() + rc->timing.timeout_us);
 	/*
 	 * A failure may be reported from inside this call (the error
@@ -306,6 +456,63 @@ static void connect_now(struct wsm_redis_conn *rc)
 		return;
 	}
 	rc->wsi = wsi;
+}
+
+/* The name's addresses are in (or it did not resolve): connect. */
+static void resolved(struct wsm_redis_conn *rc)
+{
+	const char *why = "";
+	char text[320];
+	int n = wsm__lookup_result(rc->lookup, rc->addrs, WSM_LOOKUP_MAX, &why);
+
+	if (n < 0)
+		return; /* still running: woken for another */
+	wsm__lookup_release(rc->lookup);
+	rc->lookup = NULL;
+	if (!n) {
+		snprintf(text, sizeof(text), "%s does not resolve: %s",
+			 rc->addr.host, why);
+		lost_as(rc, WSM_REDIS_FAILED_NAME, text);
+		return;
+	}
+	rc->naddrs = n;
+	rc->next_addr = 0;
+	rc->state = RCONN_CONNECTING;
+	connect_to(rc, rc->addrs[0]);
+}
+
+/* A new attempt: a name is resolved again each time (DNS may have moved it). */
+static void connect_now(struct wsm_redis_conn *rc)
+{
+	if (!rc->m->context || rc->state != RCONN_IDLE)
+		return;
+	if (!rc->addr.path[0] && !rc->addr.host[0])
+		return; /* no target yet: the Sentinels name it (retarget) */
+	rc->reconnects++;
+	rc->naddrs = rc->next_addr = 0;
+	if (rc->addr.path[0] || rc->addr.literal) {
+		rc->state = RCONN_CONNECTING;
+		connect_to(rc, rc->addr.host);
+		return;
+	}
+	rc->state = RCONN_RESOLVING;
+	arm_timeout(rc, wsm__now_us() + rc->timing.timeout_us);
+	if (!(rc->lookup = wsm__lookup_start(rc->m->context, rc->addr.host)))
+		lost(rc, "out of memory or threads for a name lookup");
+}
+
+void wsm__redis_woken(wsm_manager_t *m)
+{
+	struct wsm_link *l, *next;
+
+	for (l = m->redis_conns.next; l != &m->redis_conns; l = next) {
+		struct wsm_redis_conn *rc =
+			wsm_container_of(l, struct wsm_redis_conn, in_manager);
+
+		next = l->next; /* rc stays listed: freed only by its owner */
+		if (rc->state == RCONN_RESOLVING && rc->lookup)
+			resolved(rc);
+	}
 }
 
 /* ---- the pipeline ---------------------------------------------------------- */
@@ -385,10 +592,35 @@ int wsm__rconn_send(struct wsm_redis_conn *rc, int argc, const char **argv,
 			     user);
 }
 
+/* What OpenSSL wrote, one lws_write() per writeable callback. */
+static int write_tls(struct wsm_redis_conn *rc)
+{
+	size_t n = rc->out_len - rc->out_off;
+	int k;
+
+	if (!wsm__tls_pending(rc->tls) && rc->tls_up && n) {
+		if (n > WSM_TLS_PLAIN_CHUNK)
+			n = WSM_TLS_PLAIN_CHUNK;
+		if (wsm__tls_write(rc->tls, rc->out + rc->out_off, (int)n))
+			return -1;
+		rc->out_off += n;
+		if (rc->out_off == rc->out_len)
+			rc->out_off = rc->out_len = 0;
+	}
+	k = wsm__tls_take(rc->tls, rc->tls_buf, WSM_TLS_BUF);
+	if (k && lws_write(rc->wsi, rc->tls_buf, (size_t)k, LWS_WRITE_RAW) < k)
+		return -1;
+	if (wsm__tls_pending(rc->tls) || rc->out_len > rc->out_off)
+		lws_callback_on_writable(rc->wsi);
+	return 0;
+}
+
 static int write_some(struct wsm_redis_conn *rc)
 {
 	size_t n = rc->out_len - rc->out_off;
 
+	if (rc->tls)
+		return write_tls(rc);
 	if (!n)
 		return 0;
 	if (n > WSM_REDIS_WRITE_CHUNK)
@@ -416,6 +648,19 @@ static void answer(struct wsm_redis_conn *rc, const redisReply *r)
 	wsm_redis_reply_fn fn = p->fn;
 	void *user = p->user;
 
+	/*
+	 * The ACL user lacks a command libwsm needs: nothing works until an
+	 * operator grants it (wsm(7) lists them), whatever command it was.
+	 */
+	if (r->type == REDIS_REPLY_ERROR && r->len >= 6 &&
+	    !memcmp(r->str, "NOPERM", 6)) {
+		char why[200];
+
+		snprintf(why, sizeof(why), "the ACL refused: %.*s",
+			 r->len < 160 ? (int)r->len : 160, r->str);
+		lost_as(rc, WSM_REDIS_FAILED_AUTH, why);
+		return;
+	}
 	if (--p->replies == 0) {
 		rc->pend_head = (rc->pend_head + 1) % rc->pend_cap;
 		rc->pend_len--;
@@ -462,6 +707,58 @@ static bool receive(struct wsm_redis_conn *rc, const void *in, size_t len)
 	}
 }
 
+/* ---- TLS ---------------------------------------------------------------------- */
+
+/* The handshake goes on; once it is done the greeting goes out. */
+static void tls_step(struct wsm_redis_conn *rc)
+{
+	char why[256];
+	int rc_hs = wsm__tls_handshake(rc->tls, why, sizeof(why));
+
+	if (rc_hs < 0) {
+		lost_as(rc, WSM_REDIS_FAILED_TLS, why);
+		return;
+	}
+	if (rc_hs == 1) {
+		rc->tls_up = true;
+		connected(rc);
+	}
+	if (rc->wsi && (wsm__tls_pending(rc->tls) || rc->out_len))
+		lws_callback_on_writable(rc->wsi);
+}
+
+/* Bytes from the socket, decrypted into replies. */
+static void receive_tls(struct wsm_redis_conn *rc, const void *in, size_t len)
+{
+	struct lws *wsi = rc->wsi;
+	char why[256];
+	int n;
+
+	if (wsm__tls_feed(rc->tls, in, len)) {
+		lost(rc, "out of memory");
+		return;
+	}
+	if (!rc->tls_up) {
+		tls_step(rc);
+		if (rc->wsi != wsi || !rc->tls_up)
+			return;
+	}
+	while ((n = wsm__tls_read(rc->tls, rc->tls_buf, WSM_TLS_BUF, why,
+				  sizeof(why))) > 0)
+		if (!receive(rc, rc->tls_buf, (size_t)n) || rc->wsi != wsi)
+			return;
+	if (n < 0) {
+		/* Before the greeting's answer, TLS is why it never came up. */
+		lost_as(rc, rc->state == RCONN_UP ? WSM_REDIS_FAILED_NOT
+						  : WSM_REDIS_FAILED_TLS,
+			why);
+		return;
+	}
+	/* Reading may answer the server (an alert, a key update). */
+	if (wsm__tls_pending(rc->tls))
+		lws_callback_on_writable(rc->wsi);
+}
+
 /* ---- lws's side ------------------------------------------------------------ */
 
 static struct wsm_redis_conn *owned(wsm_manager_t *m, void *user)
@@ -500,12 +797,18 @@ int wsm__redis_callback(wsm_manager_t *m, struct lws *wsi, int reason,
 		return -1; /* not the socket rc uses now */
 	switch (reason) {
 	case LWS_CALLBACK_RAW_CONNECTED:
+		if (rc->tls) {
+			tls_step(rc);
+			return 0;
+		}
 		connected(rc);
 		if (rc->wsi && rc->out_len)
 			lws_callback_on_writable(rc->wsi);
 		return 0;
 	case LWS_CALLBACK_RAW_RX:
-		if (rc->reader)
+		if (rc->tls)
+			receive_tls(rc, in, len);
+		else if (rc->reader)
 			receive(rc, in, len);
 		return 0;
 	case LWS_CALLBACK_RAW_WRITEABLE:
@@ -535,6 +838,7 @@ void wsm__redis_unbind(wsm_manager_t *m)
 		bool was_up = rc->state == RCONN_UP;
 
 		lws_sul_cancel(&rc->sul_retry);
+		rc->retry_armed = false;
 		lws_sul_cancel(&rc->sul_timeout);
 		/* lws has closed, or is closing, the socket with its context. */
 		rc->wsi = NULL;
@@ -551,6 +855,7 @@ void wsm__redis_unbind(wsm_manager_t *m)
 struct wsm_redis_conn *wsm__rconn_new(wsm_manager_t *m,
 				      const struct wsm_redis_addr *addr,
 				      const struct wsm_redis_timing *timing,
+				      const struct wsm_redis_access *access,
 				      bool subscriber,
 				      const struct wsm_redis_conn_ops *ops,
 				      void *user)
@@ -562,6 +867,12 @@ struct wsm_redis_conn *wsm__rconn_new(wsm_manager_t *m,
 	rc->m = m;
 	rc->addr = *addr;
 	rc->timing = *timing;
+	if (access)
+		rc->access = *access;
+	if (!rc->access.user)
+		rc->access.user = "";
+	if (!rc->access.password)
+		rc->access.password = "";
 	rc->subscriber = subscriber;
 	rc->ops = ops;
 	rc->user = user;
@@ -598,9 +909,55 @@ size_t wsm__rconn_pending(const struct wsm_redis_conn *rc)
 	return rc->pend_len;
 }
 
+void wsm__rconn_proven(struct wsm_redis_conn *rc)
+{
+	if (rc->failure == WSM_REDIS_FAILED_AUTH) {
+		rc->failure = WSM_REDIS_FAILED_NOT;
+		rc->retry_bound_us = rc->timing.retry_min_us;
+	}
+}
+
+enum wsm_redis_failure wsm__rconn_failure(const struct wsm_redis_conn *rc)
+{
+	return (enum wsm_redis_failure)atomic_load_explicit(
+		&((struct wsm_redis_conn *)rc)->failure, memory_order_relaxed);
+}
+
 uint64_t wsm__rconn_reconnects(const struct wsm_redis_conn *rc)
 {
 	return rc->reconnects ? rc->reconnects - 1 : 0;
+}
+
+void wsm__rconn_retarget(struct wsm_redis_conn *rc, const char *host,
+			 uint16_t port, bool now)
+{
+	unsigned char bin[16];
+
+	if (!strcmp(rc->addr.host, host) && rc->addr.port == port) {
+		if (rc->state == RCONN_IDLE && !rc->retry_armed)
+			connect_now(rc); /* a first target, or a parked one */
+		return;
+	}
+	snprintf(rc->addr.host, sizeof(rc->addr.host), "%s", host);
+	rc->addr.port = port;
+	rc->addr.literal = inet_pton(AF_INET, host, bin) == 1 ||
+			   inet_pton(AF_INET6, host, bin) == 1;
+	if (!now) {
+		if (rc->state == RCONN_IDLE && !rc->retry_armed)
+			connect_now(rc);
+		return; /* the next attempt goes there */
+	}
+	/* Somewhere else now: no backoff earned at the old address applies. */
+	rc->retry_bound_us = rc->timing.retry_min_us;
+	if (rc->state != RCONN_IDLE) {
+		lost(rc, "moving to another server");
+		return;
+	}
+	if (rc->retry_armed && rc->m->context)
+		lws_sul_cancel(&rc->sul_retry);
+	rc->retry_armed = false;
+	rc->try_next = false;
+	connect_now(rc);
 }
 
 void wsm__rconn_reset(struct wsm_redis_conn *rc)
@@ -630,5 +987,6 @@ void wsm__rconn_free(struct wsm_redis_conn *rc)
 	fail_pending(rc);
 	wsm__free(rc->m, rc->pend, rc->pend_cap * sizeof(*rc->pend));
 	wsm__free(rc->m, rc->out, rc->out_cap);
+	wsm__free(rc->m, rc->tls_buf, rc->tls_buf ? WSM_TLS_BUF : 0);
 	wsm__free(rc->m, rc, sizeof(*rc));
 }

@@ -128,6 +128,12 @@ void wsm__refused(struct wsm_csess *cs, const redisReply *r)
 	/* A replica now, a Redis loading its data: perhaps another life. */
 	if (life_may_change(r))
 		in->life_known = false;
+	/* A replica now: the Sentinels know where the primary went. */
+	if (in->sentinel && r->len >= 8 && !memcmp(r->str, "READONLY", 8)) {
+		wsm__sentinel_suspect(in->sentinel);
+		wsm__rconn_reset(in->cmd);
+		return;
+	}
 	in->paused = true;
 	wait_out(in);
 }

@@ -340,6 +340,8 @@ test('GET /metrics: Prometheus text format, line by line, with the right figures
     wsm_cluster_bad_messages_total: 'counter',
     wsm_cluster_link_losses_total: 'counter',
     wsm_cluster_dropped_total: 'counter',
+    wsm_cluster_wedged_total: 'counter',
+    wsm_cluster_connect_failures_total: 'counter',
     progress_broadcast_jobs: 'gauge',
   });
   const labels = (name, key) => fam.get(name).samples.map((x) => x.labels[key]);

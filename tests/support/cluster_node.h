@@ -19,6 +19,11 @@ struct cluster_node_opts {
 	bool unchecked;          /* returned without waiting for an UP */
 	bool libuv;
 	const char *iface;       /* NULL: the harness's */
+	int64_t probe_ms;        /* WSM_OPT_CLUSTER_PROBE_MS; 0: the default */
+	/* WSM_OPT_CLUSTER_USER, _PASSWORD and _TLS_*; NULL: not set. */
+	const char *user, *password;
+	const char *sentinel_user, *sentinel_password;
+	const char *ca_file, *ca_path, *cert_file, *key_file;
 };
 
 /*

@@ -269,7 +269,10 @@ harness_t *harness_start(wsm_config_t *cfg, const struct harness_opts *opts)
 	wsm_config_t *own = cfg ? NULL : wsm_config_new();
 	int err;
 
-	lws_set_log_level(LLL_ERR, NULL);
+	/* WSM_TEST_LOG=<lws log level bits> shows more when debugging. */
+	lws_set_log_level(getenv("WSM_TEST_LOG") ? atoi(getenv("WSM_TEST_LOG"))
+						 : LLL_ERR,
+			  NULL);
 	if (opts)
 		h->opts = *opts;
 	pthread_mutex_init(&h->lock, NULL);

@@ -19,6 +19,7 @@ struct pair {
 	int kind;     /* enum proxy_link, or -1 before its first command */
 	bool frozen;
 	bool lose;    /* throw away the next reply and close */
+	bool mute;    /* a subscriber's reads carrying a message are dropped */
 };
 
 struct redis_proxy {
@@ -44,7 +45,7 @@ static void drop(struct pair *q)
 		close(q->sfd);
 	q->cfd = q->sfd = -1;
 	q->kind = -1;
-	q->frozen = q->lose = false;
+	q->frozen = q->lose = q->mute = false;
 }
 
 static int write_all(int fd, const char *buf, size_t n)
@@ -178,6 +179,9 @@ static void *relay(void *arg)
 				continue;
 			}
 			k = read(q->sfd, buf, sizeof(buf));
+			/* A whole read goes: the node sees the replies alone. */
+			if (k > 0 && q->mute && memmem(buf, (size_t)k, "message", 7))
+				continue;
 			if (k <= 0 || q->lose) {
 				if (k > 0)
 					p->lost++;
@@ -295,6 +299,17 @@ void proxy_freeze(struct redis_proxy *p, enum proxy_link which, bool on)
 			p->pairs[i].frozen = on;
 	pthread_mutex_unlock(&p->lock);
 	wake(p);
+}
+
+void proxy_mute(struct redis_proxy *p, bool on)
+{
+	int i;
+
+	pthread_mutex_lock(&p->lock);
+	for (i = 0; i < MAX_PAIRS; i++)
+		if (p->pairs[i].cfd >= 0 && p->pairs[i].kind == PROXY_SUB)
+			p->pairs[i].mute = on;
+	pthread_mutex_unlock(&p->lock);
 }
 
 void proxy_hold_replies(struct redis_proxy *p, enum proxy_link which,

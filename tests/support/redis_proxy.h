@@ -42,6 +42,12 @@ unsigned proxy_replies_lost(struct redis_proxy *p);
  * Connections made later are not affected.
  */
 void proxy_freeze(struct redis_proxy *p, enum proxy_link which, bool on);
+/*
+ * The subscribers open now stop passing on published messages (on) while
+ * every other reply, PING's included, still flows: a wedge that only a
+ * message through Redis can find. Subscribers connected later pass all.
+ */
+void proxy_mute(struct redis_proxy *p, bool on);
 /* Redis's replies on connections of that kind wait (on) until off. */
 void proxy_hold_replies(struct redis_proxy *p, enum proxy_link which,
 			bool on);

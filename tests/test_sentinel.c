@@ -1,0 +1,207 @@
+/*
+ * Cluster mode on a Sentinel-managed Redis (one primary, one replica,
+ * three redis-sentinel, all started by the test): the primary killed mid
+ * job, a clean failover that demotes it, a Sentinel down, passwords on
+ * the data nodes and on the Sentinels. Every browser ends with the job's
+ * terminal message, and never sees a seq again, or an epoch change,
+ * without a reset.
+ */
+#include <jansson.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "support/cluster_must.h"
+#include "support/redis_sentinel.h"
+
+static bool no_sentinel(const char *test)
+{
+	if (redis_sentinel_path())
+		return false;
+	harness_note_skip(test, "redis-sentinel is not installed");
+	return true;
+}
+
+/* Fast enough for a failover of a few seconds. */
+static harness_t *node(const struct sentinel_env *e, const char *id,
+		       const char *password, const char *sentinel_password)
+{
+	struct cluster_node_opts o = { .timeout_ms = 1000,
+				       .retry_max_ms = 200,
+				       .probe_ms = 1000,
+				       .password = password,
+				       .sentinel_password = sentinel_password };
+	harness_t *h = cluster_node_start(e->url, id, &o);
+
+	assert_non_null(h);
+	return h;
+}
+
+static bool up(void *h)
+{
+	return harness_metrics(h).cluster_link_up == 1;
+}
+
+/*
+ * Reads until the job's complete: seqs only grow within an epoch, and an
+ * epoch changes only right after a reset. How many resets came.
+ */
+static int until_complete(wsc_t *c)
+{
+	int64_t epoch = -1, seq = 0;
+	int resets = 0;
+	bool reset = false;
+
+	for (;;) {
+		json_t *j = recv_json(c, 15000);
+		const char *type;
+		int64_t e, s;
+
+		assert_non_null(j);
+		type = json_string_value(json_object_get(j, "type"));
+		e = json_integer_value(json_object_get(j, "epoch"));
+		s = json_integer_value(json_object_get(j, "seq"));
+		if (!strcmp(type, "reset")) {
+			resets++;
+			reset = true;
+			json_decref(j);
+			continue;
+		}
+		if (epoch != -1 && e != epoch && !reset)
+			fail_msg("epoch %lld after %lld with no reset",
+				 (long long)e, (long long)epoch);
+		if (e == epoch && !reset && s <= seq)
+			fail_msg("seq %lld after %lld in one epoch",
+				 (long long)s, (long long)seq);
+		epoch = e;
+		seq = s;
+		reset = false;
+		if (!strcmp(type, "complete")) {
+			json_decref(j);
+			return resets;
+		}
+		json_decref(j);
+	}
+}
+
+static void progress(harness_t *h, const char *id, int pct)
+{
+	assert_int_equal(wsm_broadcast_progress(harness_mgr(h), id, pct, NULL,
+						NULL),
+			 0);
+}
+
+/* A browser on a follows a job b publishes, across a failure. */
+static void job_across(struct sentinel_env *e, harness_t *a, harness_t *b,
+		       const char *id, void (*fault)(struct sentinel_env *))
+{
+	wsc_t *c = must_join(a, id);
+	int pct;
+
+	progress(b, id, 10);
+	assert_true(must_progress(c, NULL, NULL) == 10);
+	progress(b, id, 20);
+	fault(e);
+	/* Accepted while Redis fails over: they wait in the outbox. */
+	for (pct = 30; pct <= 60; pct += 10)
+		progress(b, id, pct);
+	assert_int_equal(harness_wait_until(up, a, 20000), 0);
+	assert_int_equal(harness_wait_until(up, b, 20000), 0);
+	progress(b, id, 90);
+	assert_int_equal(wsm_broadcast_complete(harness_mgr(b), id, NULL), 0);
+	/*
+	 * The promoted replica is another Redis life (its replication id is
+	 * new): what it holds may be behind what the browser saw, so the
+	 * session starts a new epoch, which the browser is told.
+	 */
+	assert_true(until_complete(c) >= 1);
+	wsc_free(c);
+}
+
+static void kill_primary(struct sentinel_env *e)
+{
+	int was = sentinel_env_primary(e);
+
+	assert_true(was == 0 || was == 1);
+	sentinel_env_kill_data(e, was, SIGKILL);
+	assert_int_equal(sentinel_env_wait_primary(e, 1 - was, 20000), 0);
+}
+
+static void switch_primary(struct sentinel_env *e)
+{
+	assert_int_equal(sentinel_env_failover(e), 0);
+}
+
+static void test_primary_killed_mid_job(void **state)
+{
+	struct sentinel_env e;
+	harness_t *a, *b;
+
+	(void)state;
+	if (no_redis(__func__) || no_sentinel(__func__))
+		return;
+	assert_int_equal(sentinel_env_start(&e, NULL), 0);
+	a = node(&e, "node-a", NULL, NULL);
+	b = node(&e, "node-b", NULL, NULL);
+	job_across(&e, a, b, "killed", kill_primary);
+	assert_true(harness_metrics(a).cluster_reconnects >= 1);
+	harness_stop(b);
+	harness_stop(a);
+	sentinel_env_stop(&e);
+}
+
+static void test_clean_failover_demotes_the_primary(void **state)
+{
+	struct sentinel_env e;
+	harness_t *a, *b;
+
+	(void)state;
+	if (no_redis(__func__) || no_sentinel(__func__))
+		return;
+	assert_int_equal(sentinel_env_start(&e, NULL), 0);
+	a = node(&e, "node-a", NULL, NULL);
+	b = node(&e, "node-b", NULL, NULL);
+	job_across(&e, a, b, "switched", switch_primary);
+	harness_stop(b);
+	harness_stop(a);
+	sentinel_env_stop(&e);
+}
+
+static void test_a_sentinel_down_and_passwords(void **state)
+{
+	struct sentinel_env_opts o = { .password = "data-pw",
+				       .sentinel_password = "sentinel-pw" };
+	struct sentinel_env e;
+	harness_t *a, *b;
+
+	(void)state;
+	if (no_redis(__func__) || no_sentinel(__func__))
+		return;
+	assert_int_equal(sentinel_env_start(&e, &o), 0);
+	/* The first Sentinel of the list is gone: the next one answers. */
+	sentinel_env_kill_sentinel(&e, 0);
+	a = node(&e, "node-a", "data-pw", "sentinel-pw");
+	b = node(&e, "node-b", "data-pw", "sentinel-pw");
+	job_across(&e, a, b, "down", kill_primary);
+	harness_stop(b);
+	harness_stop(a);
+	sentinel_env_stop(&e);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_primary_killed_mid_job),
+		cmocka_unit_test(test_clean_failover_demotes_the_primary),
+		cmocka_unit_test(test_a_sentinel_down_and_passwords),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
