@@ -31,24 +31,6 @@
 	"+subscribe +unsubscribe +hget +hmget +hset +hincrby +hexists +del " \
 	"+xadd +xrange"
 
-/* The status document's cluster.link. */
-static void link_is(harness_t *h, const char *want)
-{
-	char buf[16384];
-	json_t *doc;
-	const char *link;
-
-	assert_true(wsm_status_json(harness_mgr(h), buf, sizeof(buf)) > 0);
-	doc = json_loads(buf, 0, NULL);
-	assert_non_null(doc);
-	link = json_string_value(
-		json_object_get(json_object_get(doc, "cluster"), "link"));
-	assert_non_null(link);
-	if (strcmp(link, want))
-		fail_msg("cluster.link is \"%s\", not \"%s\"", link, want);
-	json_decref(doc);
-}
-
 static bool failed_twice(void *h)
 {
 	return harness_metrics(h).cluster_connect_failures >= 2;
@@ -95,7 +77,7 @@ static harness_t *refused_node(const char *url, struct cluster_node_opts *o,
 			 0);
 	/* Tried again after its backoff, and refused again. */
 	assert_int_equal(harness_wait_until(failed_twice, h, 5000), 0);
-	link_is(h, link);
+	must_link(h, link);
 	assert_int_equal(harness_metrics(h).cluster_link_up, 0);
 	return h;
 }
@@ -118,7 +100,7 @@ static void test_password(void **state)
 	b = cluster_node_start(r.url, "node-b", &o);
 	assert_non_null(a);
 	assert_non_null(b);
-	link_is(a, "up");
+	must_link(a, "up");
 	job_crosses(a, b, "pw");
 
 	/* A wrong password, and none: refused, said so, retried. */
@@ -130,8 +112,8 @@ static void test_password(void **state)
 			 0);
 	assert_string_equal(out, "+OK");
 	assert_int_equal(harness_wait_until(up, bad, 5000), 0);
-	link_is(bad, "up");
-	link_is(anon, "auth_failed");
+	must_link(bad, "up");
+	must_link(anon, "auth_failed");
 	harness_stop(anon);
 	harness_stop(bad);
 	harness_stop(b);
@@ -235,7 +217,7 @@ static void test_tls(void **state)
 	o.ca_path = t.ca_dir;
 	b = cluster_node_start(r.tls_url, "node-b", &o);
 	assert_non_null(b);
-	link_is(a, "up");
+	must_link(a, "up");
 	/* TLS and plain nodes share one Redis, and its sessions. */
 	c = must_node(r.url, "node-c");
 	job_crosses(a, b, "tls");
@@ -345,7 +327,7 @@ static void test_host_names(void **state)
 	assert_int_equal(harness_wait_events(lost, WSM_EVENT_CLUSTER_DOWN, -1,
 					     NULL, 1, 10000),
 			 0);
-	link_is(lost, "unresolved");
+	must_link(lost, "unresolved");
 	wsc_free(c);
 	harness_stop(lost);
 	harness_stop(b);

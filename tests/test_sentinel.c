@@ -195,12 +195,55 @@ static void test_a_sentinel_down_and_passwords(void **state)
 	sentinel_env_stop(&e);
 }
 
+static bool sentinels_refused(void *h)
+{
+	return harness_metrics(h).cluster_connect_failures >= 2;
+}
+
+/* Refused by every Sentinel, or told of no such primary: said so. */
+static void test_sentinels_refuse(void **state)
+{
+	struct sentinel_env_opts o = { .sentinel_password = "sentinel-pw" };
+	struct cluster_node_opts no = { .retry_max_ms = 200, .unchecked = true,
+					.sentinel_password = "wrong" };
+	struct sentinel_env e;
+	char url[300];
+	harness_t *h;
+
+	(void)state;
+	if (no_sentinel(__func__))
+		return;
+	assert_int_equal(sentinel_env_start(&e, &o), 0);
+	h = cluster_node_start(e.url, "refused", &no);
+	assert_non_null(h);
+	assert_int_equal(harness_wait_events(h, WSM_EVENT_CLUSTER_DOWN, -1,
+					     NULL, 1, 5000),
+			 0);
+	assert_int_equal(harness_wait_until(sentinels_refused, h, 5000), 0);
+	must_link(h, "auth_failed");
+	harness_stop(h);
+
+	/* A primary no Sentinel knows: down, and asked again at a pace. */
+	snprintf(url, sizeof(url), "%.*s/nosuchprimary",
+		 (int)(strrchr(e.url, '/') - e.url), e.url);
+	no.sentinel_password = "sentinel-pw";
+	h = cluster_node_start(url, "unknown", &no);
+	assert_non_null(h);
+	assert_int_equal(harness_wait_events(h, WSM_EVENT_CLUSTER_DOWN, -1,
+					     NULL, 1, 5000),
+			 0);
+	must_link(h, "down");
+	harness_stop(h);
+	sentinel_env_stop(&e);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_primary_killed_mid_job),
 		cmocka_unit_test(test_clean_failover_demotes_the_primary),
 		cmocka_unit_test(test_a_sentinel_down_and_passwords),
+		cmocka_unit_test(test_sentinels_refuse),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -422,6 +422,8 @@ size_t wsm__cluster_key(const struct wsm_cluster *cl, const char *id,
 			size_t id_len, const char *suffix, char *buf,
 			size_t size);
 uint32_t wsm__cluster_epoch(struct wsm_cluster *cl);
+/* in cannot be reached (its Sentinels cannot): the host hears DOWN. */
+void wsm__instance_unreachable(struct wsm_instance *in);
 /* SCRIPT LOAD of every script on in's command connection. */
 void wsm__instance_load_scripts(struct wsm_instance *in);
 /* INFO on in's command connection: its life, then the scripts or a resume. */

@@ -265,6 +265,11 @@ static void report(struct wsm_cluster *cl, bool failure)
 	tell(cl);
 }
 
+void wsm__instance_unreachable(struct wsm_instance *in)
+{
+	report(in->cl, true);
+}
+
 static unsigned index_of(const struct wsm_instance *in)
 {
 	return (unsigned)(in - in->cl->inst);

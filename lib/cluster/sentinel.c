@@ -29,6 +29,8 @@ struct wsm_sentinel {
 	bool wanted;  /* ask once the connection is up */
 	bool armed;   /* a question waits for its backoff */
 	bool running; /* bound to a context: not while it is going */
+	bool move_on; /* the next question goes to the next Sentinel */
+	bool complained; /* an unknown name is logged once per outage */
 	int64_t backoff_us;
 	int64_t retry_max_us;
 	lws_sorted_usec_list_t sul;
@@ -68,14 +70,16 @@ static void answered(void *user, const redisReply *r)
 	    r->element[1]->type != REDIS_REPLY_STRING ||
 	    r->element[0]->len >= sizeof(host) || r->element[1]->len > 5) {
 		/* Nil: this Sentinel monitors no such primary. Ask another. */
-		lwsl_err("wsm: the Sentinel at %s:%u names no primary \"%s\"%s"
-			 "%.*s\n",
-			 s->at[s->ask_at].host, s->at[s->ask_at].port,
-			 s->master, r->type == REDIS_REPLY_ERROR ? ": " : "",
-			 r->type == REDIS_REPLY_ERROR ? (int)r->len : 0,
-			 r->type == REDIS_REPLY_ERROR ? r->str : "");
-		rotate(s->ask, &s->ask_at, s);
-		wsm__rconn_reset(s->ask);
+		if (!s->complained)
+			lwsl_err("wsm: the Sentinel at %s:%u names no primary "
+				 "\"%s\"%s%.*s\n",
+				 s->at[s->ask_at].host, s->at[s->ask_at].port,
+				 s->master,
+				 r->type == REDIS_REPLY_ERROR ? ": " : "",
+				 r->type == REDIS_REPLY_ERROR ? (int)r->len : 0,
+				 r->type == REDIS_REPLY_ERROR ? r->str : "");
+		s->complained = true;
+		s->move_on = true;
 		wsm__sentinel_suspect(s);
 		return;
 	}
@@ -84,6 +88,7 @@ static void answered(void *user, const redisReply *r)
 	port = strtol(r->element[1]->str, NULL, 10);
 	if (port < 1 || port > 65535)
 		return;
+	s->complained = false;
 	point_at(s, host, (uint16_t)port);
 }
 
@@ -110,6 +115,13 @@ static void waited(lws_sorted_usec_list_t *sul)
 						  sul);
 
 	s->armed = false;
+	if (s->move_on) {
+		/* Paced by the backoff: ask_up() asks the next one. */
+		s->move_on = false;
+		s->wanted = true;
+		wsm__rconn_reset(s->ask); /* ask_failed() moves to the next */
+		return;
+	}
 	ask_now(s);
 }
 
@@ -151,6 +163,9 @@ static void ask_failed(struct wsm_redis_conn *rc, void *user)
 
 	s->asking = false;
 	rotate(rc, &s->ask_at, s);
+	/* With no Sentinel to ask, a primary never found is a link down. */
+	if (s->running)
+		wsm__instance_unreachable(s->in);
 }
 
 /* "+switch-master": "<name> <old ip> <old port> <new ip> <new port>". */

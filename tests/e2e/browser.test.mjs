@@ -15,7 +15,7 @@ import { test } from 'node:test';
 
 import {
   OUT_DIR, SERVER, makeCertificate, request, skip, sleep, startRedis,
-  startServer, stopServer, tempDir, waitFor,
+  startSentinelRedis, startServer, stopServer, tempDir, waitFor,
 } from './lib.mjs';
 import { useChromium } from './pinned.mjs';
 
@@ -186,6 +186,45 @@ test('a cluster of three nodes: a job on A followed on B, B killed, the page rel
   assert.equal((await stopServer(a)).code, 0);
   assert.equal((await stopServer(c)).code, 0);
   redis.proc.kill('SIGTERM');
+});
+
+// The issue's "done when": Redis as production runs it (a primary, a
+// replica and three Sentinels, AUTH and TLS everywhere), its primary killed
+// mid-job; every page ends with the job's result.
+test('Sentinel, AUTH and TLS: three nodes, the primary killed mid-job, every page ends with the result', async () => {
+  const certs = makeCertificate(tempDir('redis-tls'));
+  if (!certs) skip('openssl is not installed');
+  const redis = await startSentinelRedis({ password: 'data-pw', sentinelPassword: 'sentinel-pw', cert: certs });
+  // Passwords from the environment: never on a command line.
+  const env = { WSM_REDIS_PASSWORD: 'data-pw', WSM_REDIS_SENTINEL_PASSWORD: 'sentinel-pw' };
+  const node = (id) => startServer(['--port', '0', '--redis', redis.url,
+    '--redis-tls-ca', certs.cert, '--node-id', id, '--cluster-timeout-ms', '1000',
+    '--cluster-retry-max-ms', '500', ...FAST], { env });
+  const nodes = [await node('a'), await node('b'), await node('c')];
+  for (const n of nodes) assert.doesNotMatch(n.output(), /data-pw|sentinel-pw/);
+  const { sessionId: id } = (await request(nodes[0], 'POST', '/api/images_mvp/jobs')).json();
+  // The job lasts a few seconds: the pages open at once.
+  const pages = await Promise.all(nodes.map((n) => openPage(n, { path: `/#job=${id}` })));
+  await waitFor('progress on every page', async () =>
+    (await Promise.all(pages.map(pct))).every((x) => x > 0), 15000, 20);
+  const api = async () => (await request(nodes[0], 'GET', `/api/images_mvp/jobs/${id}`)).json();
+  assert.equal((await api()).state, 'running');
+  // Its terminal comes while the Sentinels fail over: it waits in A's
+  // outbox, then goes to the new primary.
+  await redis.killPrimary();
+  for (const p of pages) {
+    await expectComplete(p);
+    assert.deepEqual(JSON.parse(await text(p, '#result pre')), (await api()).metadata);
+  }
+  await shot(pages[1], 'e2e-sentinel-failover.png');
+  for (const p of pages) {
+    assertNoScriptErrors(p);
+    await p.context().close();
+  }
+  for (const n of nodes) {
+    assert.doesNotMatch(n.output(), /data-pw|sentinel-pw/);
+    assert.equal((await stopServer(n)).code, 0);
+  }
 });
 
 test('server restarted mid-job with --state-dir: the page reconnects, resets and shows the true end', async () => {

@@ -361,3 +361,132 @@ export async function startRedis() {
   }, 10000);
   return { proc, url: `unix:${sock}` };
 }
+
+// ---- Redis Sentinel ----------------------------------------------------
+// A loopback port nobody listens on now.
+async function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.on('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+// One command on a fresh TLS connection (AUTH first): its reply's first line.
+function redisTls(port, ca, password, words, ms = 3000) {
+  return new Promise((resolve, reject) => {
+    const enc = (w) => `*${w.length}\r\n${w.map((x) => `$${Buffer.byteLength(x)}\r\n${x}\r\n`).join('')}`;
+    const s = tls.connect({ host: '127.0.0.1', port, ca: [ca], servername: undefined,
+      checkServerIdentity: () => undefined });
+    let buf = '';
+    const timer = setTimeout(() => { s.destroy(); reject(new Error('redis timed out')); }, ms);
+    s.on('error', (e) => { clearTimeout(timer); reject(e); });
+    s.on('secureConnect', () => s.write(enc(['AUTH', password]) + enc(words)));
+    // One RESP value at buf[at]: [its lines, where it ends], or null.
+    const value = (at) => {
+      const eol = buf.indexOf('\r\n', at);
+      if (eol < 0) return null;
+      const head = buf.slice(at, eol), n = Number(head.slice(1));
+      if (head[0] === '$') {
+        if (n < 0) return [[''], eol + 2];
+        const end = eol + 2 + n;
+        return buf.length >= end + 2 ? [[buf.slice(eol + 2, end)], end + 2] : null;
+      }
+      if (head[0] === '*') {
+        const out = [];
+        let next = eol + 2;
+        for (let i = 0; i < Math.max(n, 0); i++) {
+          const v = value(next);
+          if (!v) return null;
+          out.push(...v[0]);
+          next = v[1];
+        }
+        return [out, next];
+      }
+      return [[head.slice(1)], eol + 2];
+    };
+    s.setEncoding('latin1');
+    s.on('data', (d) => {
+      buf += d;
+      const auth = value(0), reply = auth && value(auth[1]);
+      if (!reply) return;
+      clearTimeout(timer);
+      s.end();
+      resolve(reply[0].join('\n'));
+    });
+  });
+}
+
+// A primary, a replica and three Sentinels, all with a password and only
+// TLS (the certificate of makeCertificate(), for 127.0.0.1): the Redis of
+// the README's Sentinel walk-through, as production runs it. Skips the test
+// file without redis-sentinel.
+export async function startSentinelRedis({ password, sentinelPassword, cert }) {
+  if (spawnSync('redis-sentinel', ['--version']).status !== 0)
+    skip('redis-sentinel is not installed (.ci/install-deps installs it)');
+  const dir = tempDir('sentinel');
+  const ca = (await import('node:fs')).readFileSync(cert.cert);
+  const tlsArgs = ['--port', '0', '--tls-cert-file', cert.cert, '--tls-key-file', cert.key,
+    '--tls-ca-cert-file', cert.cert, '--tls-auth-clients', 'no', '--tls-replication', 'yes'];
+  const data = [await freePort(), await freePort()];
+  const procs = [];
+  const startData = (i) => {
+    const p = spawn('redis-server', [...tlsArgs, '--tls-port', String(data[i]),
+      '--bind', '127.0.0.1', '--requirepass', password, '--masterauth', password,
+      '--dir', dir, '--dbfilename', `d${i}.rdb`, '--save', '', '--appendonly', 'no',
+      '--repl-diskless-sync-delay', '0',
+      ...(i ? ['--replicaof', '127.0.0.1', String(data[0])] : [])], { stdio: 'ignore' });
+    atExit(() => p.kill('SIGKILL'));
+    procs[i] = p;
+  };
+  startData(0);
+  startData(1);
+  const sentinels = [await freePort(), await freePort(), await freePort()];
+  const { writeFileSync } = await import('node:fs');
+  sentinels.forEach((port, k) => {
+    const conf = join(dir, `s${k}.conf`);
+    writeFileSync(conf, [`port 0`, `tls-port ${port}`, `bind 127.0.0.1`,
+      `tls-cert-file ${cert.cert}`, `tls-key-file ${cert.key}`,
+      `tls-ca-cert-file ${cert.cert}`, 'tls-auth-clients no', 'tls-replication yes',
+      `requirepass ${sentinelPassword}`,
+      `sentinel monitor wsm 127.0.0.1 ${data[0]} 2`, `sentinel auth-pass wsm ${password}`,
+      'sentinel down-after-milliseconds wsm 1000', 'sentinel failover-timeout wsm 2000',
+      ''].join('\n'));
+    const p = spawn('redis-sentinel', [conf], { stdio: 'ignore' });
+    atExit(() => p.kill('SIGKILL'));
+    procs.push(p);
+  });
+  const ask = (k) => redisTls(sentinels[k], ca, sentinelPassword,
+    ['SENTINEL', 'get-master-addr-by-name', 'wsm']);
+  const primaryPort = async () => {
+    const names = await Promise.all([0, 1, 2].map((k) => ask(k).catch(() => '')));
+    const ports = names.map((n) => Number(n.split('\n').filter((l) => /^\d+$/.test(l)).pop()));
+    return data.find((p) => ports.filter((x) => x === p).length >= 2);
+  };
+  // Ready once the replica is in sync and every Sentinel knows the others.
+  await waitFor('the Sentinel deployment', async () => {
+    const info = await redisTls(data[0], ca, password, ['INFO', 'replication']).catch(() => '');
+    if (!/connected_slaves:1/.test(info)) return false;
+    for (let k = 0; k < 3; k++) {
+      const m = await redisTls(sentinels[k], ca, sentinelPassword,
+        ['SENTINEL', 'master', 'wsm']).catch(() => '');
+      const f = m.split('\n');
+      const at = (name) => Number(f[f.indexOf(name) + 1]);
+      if (!(at('num-slaves') >= 1 && at('num-other-sentinels') >= 2)) return false;
+    }
+    return true;
+  }, 30000, 200);
+  return {
+    url: `rediss-sentinel://${sentinels.map((p) => `127.0.0.1:${p}`).join(',')}/wsm`,
+    // SIGKILLs the primary; resolves once a majority names the other.
+    async killPrimary() {
+      const was = await primaryPort();
+      procs[data.indexOf(was)].kill('SIGKILL');
+      await waitFor('the Sentinels to promote the replica', async () =>
+        (await primaryPort()) === data[1 - data.indexOf(was)], 30000, 200);
+    },
+  };
+}

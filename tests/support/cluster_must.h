@@ -88,6 +88,24 @@ static inline double must_progress(wsc_t *c, int64_t *seq, int64_t *epoch)
 	return v;
 }
 
+/* The status document's cluster.link must be want. */
+static inline void must_link(harness_t *h, const char *want)
+{
+	char buf[16384];
+	json_t *doc;
+	const char *link;
+
+	assert_true(wsm_status_json(harness_mgr(h), buf, sizeof(buf)) > 0);
+	doc = json_loads(buf, 0, NULL);
+	assert_non_null(doc);
+	link = json_string_value(
+		json_object_get(json_object_get(doc, "cluster"), "link"));
+	assert_non_null(link);
+	if (strcmp(link, want))
+		fail_msg("cluster.link is \"%s\", not \"%s\"", link, want);
+	json_decref(doc);
+}
+
 /* For harness_wait_until(): nothing waits in the node's outbox. */
 static inline bool outbox_empty(void *h)
 {
