@@ -237,6 +237,86 @@ static void test_sentinels_refuse(void **state)
 	sentinel_env_stop(&e);
 }
 
+/* Which deployment holds the session's state. */
+static int holder(struct sentinel_env *e, int n, const char *id)
+{
+	char words[128], out[64];
+	int k;
+
+	snprintf(words, sizeof(words), "EXISTS wsm:{%s}:state", id);
+	for (k = 0; k < n; k++) {
+		assert_int_equal(sentinel_env_cmd(&e[k], sentinel_env_primary(&e[k]),
+						  words, out, sizeof(out)),
+				 0);
+		if (!strcmp(out, ":1"))
+			return k;
+	}
+	return -1;
+}
+
+/*
+ * Two independent Sentinel-managed primaries, listed as two instances:
+ * sessions spread over both by the jump hash, and one failing over resets
+ * its own sessions alone.
+ */
+static void test_two_sentinel_primaries(void **state)
+{
+	struct sentinel_env_opts o1 = { .master_name = "wsmone" };
+	struct sentinel_env_opts o2 = { .master_name = "wsmtwo" };
+	struct sentinel_env e[2];
+	char url[600], id[16], on[2][16] = { "", "" };
+	harness_t *a, *b;
+	wsc_t *c[2];
+	int i, k;
+
+	(void)state;
+	if (no_sentinel(__func__))
+		return;
+	assert_int_equal(sentinel_env_start(&e[0], &o1), 0);
+	assert_int_equal(sentinel_env_start(&e[1], &o2), 0);
+	snprintf(url, sizeof(url), "%s,%s", e[0].url, e[1].url);
+	{
+		struct cluster_node_opts o = { .timeout_ms = 1000,
+					       .retry_max_ms = 200 };
+
+		a = cluster_node_start(url, "node-a", &o);
+		b = cluster_node_start(url, "node-b", &o);
+	}
+	assert_non_null(a);
+	assert_non_null(b);
+	/* Sessions land on both, one of each kept. */
+	for (i = 0; i < 16 && (!on[0][0] || !on[1][0]); i++) {
+		snprintf(id, sizeof(id), "two-%d", i);
+		progress(b, id, 1);
+		assert_int_equal(harness_wait_until(outbox_empty, b, 5000), 0);
+		k = holder(e, 2, id);
+		assert_true(k == 0 || k == 1);
+		if (!on[k][0])
+			snprintf(on[k], sizeof(on[k]), "%s", id);
+	}
+	assert_true(on[0][0] && on[1][0]);
+	for (k = 0; k < 2; k++) {
+		c[k] = must_join(a, on[k]);
+		must_next(c[k], "progress", NULL);
+	}
+	kill_primary(&e[0]);
+	assert_int_equal(harness_wait_until(up, a, 20000), 0);
+	assert_int_equal(harness_wait_until(up, b, 20000), 0);
+	for (k = 0; k < 2; k++)
+		assert_int_equal(wsm_broadcast_complete(harness_mgr(b), on[k],
+							NULL),
+				 0);
+	/* The failed-over one's browser was reset; the other's was not. */
+	assert_true(until_complete(c[0]) >= 1);
+	assert_int_equal(until_complete(c[1]), 0);
+	for (k = 0; k < 2; k++)
+		wsc_free(c[k]);
+	harness_stop(b);
+	harness_stop(a);
+	sentinel_env_stop(&e[1]);
+	sentinel_env_stop(&e[0]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -244,6 +324,7 @@ int main(void)
 		cmocka_unit_test(test_clean_failover_demotes_the_primary),
 		cmocka_unit_test(test_a_sentinel_down_and_passwords),
 		cmocka_unit_test(test_sentinels_refuse),
+		cmocka_unit_test(test_two_sentinel_primaries),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
