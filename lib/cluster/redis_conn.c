@@ -322,36 +322,25 @@ static bool refused_us(const redisReply *r)
 	return false;
 }
 
+/* The greeting refused: AUTH errors, and any answer to AUTH, are ours. */
 static void refused_greeting(struct wsm_redis_conn *rc, const redisReply *r,
-			     const char *what)
+			     const char *what, bool auth)
 {
+	bool error = r->type == REDIS_REPLY_ERROR;
 	char why[160];
 
 	snprintf(why, sizeof(why), "%s refused: %.*s", what,
-		 r->type == REDIS_REPLY_ERROR ? (r->len < 100 ? (int)r->len : 100)
-					      : 0,
-		 r->type == REDIS_REPLY_ERROR ? r->str : "");
-	lost_as(rc, r->type == REDIS_REPLY_ERROR && refused_us(r)
-			    ? WSM_REDIS_FAILED_AUTH
-			    : WSM_REDIS_FAILED_SOCKET,
+		 error ? (r->len < 100 ? (int)r->len : 100) : 0,
+		 error ? r->str : "");
+	lost_as(rc, auth || (error && refused_us(r)) ? WSM_REDIS_FAILED_AUTH
+						     : WSM_REDIS_FAILED_SOCKET,
 		why);
 }
 
 static void authed(void *user, const redisReply *r)
 {
-	struct wsm_redis_conn *rc = user;
-
-	if (r && r->type != REDIS_REPLY_STATUS) {
-		/* Any error to AUTH is about the credentials. */
-		char why[160];
-
-		snprintf(why, sizeof(why), "AUTH refused: %.*s",
-			 r->type == REDIS_REPLY_ERROR && r->len < 100
-				 ? (int)r->len
-				 : 0,
-			 r->str ? r->str : "");
-		lost_as(rc, WSM_REDIS_FAILED_AUTH, why);
-	}
+	if (r && r->type != REDIS_REPLY_STATUS)
+		refused_greeting(user, r, "AUTH", true);
 }
 
 static void greeted(void *user, const redisReply *r)
@@ -361,7 +350,7 @@ static void greeted(void *user, const redisReply *r)
 	if (!r)
 		return; /* the link is already down */
 	if (r->type != REDIS_REPLY_STATUS) {
-		refused_greeting(rc, r, "the first command");
+		refused_greeting(rc, r, "the first command", false);
 		return;
 	}
 	became_up(rc);
@@ -377,21 +366,23 @@ static void connected(struct wsm_redis_conn *rc)
 	char db[8];
 	const char *argv[2] = { "SELECT", db };
 	size_t lens[2] = { 6, 0 };
+	/* "AUTH user password", or "AUTH password" for the default user. */
 	const char *auth[3] = { "AUTH", rc->access.user, rc->access.password };
 	size_t auth_lens[3] = { 4, strlen(rc->access.user),
 				strlen(rc->access.password) };
+	int skip = auth_lens[1] ? 0 : 1;
 
 	if (!(rc->reader = new_reader(rc))) {
 		lost(rc, "out of memory");
 		return;
 	}
+	if (skip) {
+		auth[1] = auth[0];
+		auth_lens[1] = auth_lens[0];
+	}
 	/* Pipelined with the first command: one round trip either way. */
-	if (auth_lens[2] &&
-	    (auth_lens[1] ? queue_command(rc, 3, auth, auth_lens, 1, authed, rc)
-			  : queue_command(rc, 2, (const char *[]){ "AUTH",
-							rc->access.password },
-					  (const size_t[]){ 4, auth_lens[2] },
-					  1, authed, rc))) {
+	if (auth_lens[2] && queue_command(rc, 3 - skip, auth + skip,
+					  auth_lens + skip, 1, authed, rc)) {
 		lost(rc, "out of memory");
 		return;
 	}
