@@ -147,7 +147,13 @@ typedef enum wsm_option {
 	WSM_OPT_CLUSTER_TLS_CERT_FILE = 713, /* client certificate, PEM */
 	WSM_OPT_CLUSTER_TLS_KEY_FILE = 714,  /* its key, PEM */
 	WSM_OPT_CLUSTER_SENTINEL_USER = 715, /* for redis-sentinel:// */
-	WSM_OPT_CLUSTER_SENTINEL_PASSWORD = 716 /* "": no AUTH; never shown */
+	WSM_OPT_CLUSTER_SENTINEL_PASSWORD = 716, /* "": no AUTH; never shown */
+	/*
+	 * A broadcast counts as confirmed once this many replicas hold it
+	 * (WAIT), so a failover cannot lose it; default 0: once the primary
+	 * has it.
+	 */
+	WSM_OPT_CLUSTER_REPLICAS = 717
 } wsm_option_t;
 
 /* Values of WSM_OPT_SESSION_LIMIT_POLICY. */
@@ -393,6 +399,8 @@ typedef struct wsm_metrics {
 	uint64_t cluster_wedged; /* silent subscribers found by the probe */
 	uint64_t cluster_connect_failures; /* attempts refused: name, TLS,
 					    * AUTH, socket */
+	uint64_t cluster_unreplicated; /* publishes sent again: fewer than
+					* WSM_OPT_CLUSTER_REPLICAS had them */
 } wsm_metrics_t;
 
 /* Bits of wsm_metrics_t.setup_problems. */

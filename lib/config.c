@@ -83,6 +83,8 @@ static const struct int_option int_options[] = {
 	/* A probe every quarter of it, on a link that delivered nothing. */
 	OPT(WSM_OPT_CLUSTER_PROBE_MS, 40, 600000, 5000, cluster_probe_ms,
 	    "clusterProbeMs"),
+	OPT(WSM_OPT_CLUSTER_REPLICAS, 0, 16, 0, cluster_replicas,
+	    "clusterReplicas"),
 };
 
 /* The string options of cluster mode past the first three. */

@@ -98,6 +98,7 @@ struct wsm_settings {
 	int64_t cluster_outbox_bytes;
 	int64_t cluster_history;
 	int64_t cluster_probe_ms;
+	int64_t cluster_replicas;
 	char cluster_redis[WSM_REDIS_LIST_LIMIT + 1]; /* "": single node */
 	char cluster_user[WSM_CREDENTIAL_LIMIT + 1];
 	char cluster_password[WSM_CREDENTIAL_LIMIT + 1]; /* wiped when freed */
@@ -386,6 +387,7 @@ struct wsm_counters {
 	_Atomic uint64_t cluster_link_losses;  /* (svc) */
 	_Atomic uint64_t cluster_dropped;      /* (svc) */
 	_Atomic uint64_t cluster_wedged;       /* (svc) */
+	_Atomic uint64_t cluster_unreplicated; /* (svc) */
 	_Atomic uint64_t cluster_connect_failures; /* (svc) */
 };
 

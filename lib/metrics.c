@@ -80,6 +80,7 @@ static void snapshot(wsm_manager_t *m, wsm_metrics_t *s)
 	s->cluster_dropped = rd(&m->c.cluster_dropped);
 	s->cluster_wedged = rd(&m->c.cluster_wedged);
 	s->cluster_connect_failures = rd(&m->c.cluster_connect_failures);
+	s->cluster_unreplicated = rd(&m->c.cluster_unreplicated);
 }
 
 int wsm_metrics(wsm_manager_t *m, wsm_metrics_t *out)

@@ -205,6 +205,10 @@ static void cluster(struct out *o, const wsm_metrics_t *mx)
 	       "Attempts to connect to Redis that failed (name, TLS, AUTH, "
 	       "socket).",
 	       mx->cluster_connect_failures);
+	single(o, "wsm_cluster_unreplicated_total", "counter",
+	       "Publishes sent again: fewer replicas than asked had them in "
+	       "time.",
+	       mx->cluster_unreplicated);
 }
 
 int wsm_metrics_prometheus(wsm_manager_t *m, char *buf, size_t size)

@@ -349,6 +349,7 @@ static const struct int_opt {
 	  "clusterOutboxBytes" },
 	{ WSM_OPT_CLUSTER_HISTORY, 0, 1024, 0, "clusterHistory" },
 	{ WSM_OPT_CLUSTER_PROBE_MS, 40, 600000, 5000, "clusterProbeMs" },
+	{ WSM_OPT_CLUSTER_REPLICAS, 0, 16, 0, "clusterReplicas" },
 };
 #define N_INT_OPTS (sizeof(int_opts) / sizeof(int_opts[0]))
 

@@ -237,6 +237,69 @@ static void test_sentinels_refuse(void **state)
 	sentinel_env_stop(&e);
 }
 
+static bool unreplicated(void *h)
+{
+	return harness_metrics(h).cluster_unreplicated >= 1;
+}
+
+/*
+ * Replication is asynchronous: the primary takes a job's complete, dies
+ * before its replica has it, and the promoted replica never had it. With
+ * WSM_OPT_CLUSTER_REPLICAS a publish is confirmed only once a replica
+ * holds it: the complete stays in the outbox, goes to the new primary, and
+ * a browser that comes after the failover is shown it.
+ */
+static void test_replicated_complete_survives_a_failover(void **state)
+{
+	struct cluster_node_opts o = { .timeout_ms = 1000, .retry_max_ms = 200,
+				       .replicas = 1 };
+	struct sentinel_env e;
+	harness_t *a, *b;
+	char out[64];
+	int primary;
+	wsc_t *c;
+
+	(void)state;
+	if (no_sentinel(__func__))
+		return;
+	assert_int_equal(sentinel_env_start(&e, NULL), 0);
+	a = cluster_node_start(e.url, "node-a", &o);
+	b = cluster_node_start(e.url, "node-b", &o);
+	assert_non_null(a);
+	assert_non_null(b);
+	progress(b, "lost", 40);
+	assert_int_equal(harness_wait_until(outbox_empty, b, 5000), 0);
+	primary = sentinel_env_primary(&e);
+	assert_true(primary == 0 || primary == 1);
+	/*
+	 * The replica takes nothing more (stopped, and cut off: what its
+	 * socket held before is all it will read), so the complete is the
+	 * primary's alone.
+	 */
+	assert_int_equal(kill(e.data_pid[1 - primary], SIGSTOP), 0);
+	assert_int_equal(sentinel_env_cmd(&e, primary, "CLIENT KILL TYPE replica",
+					  out, sizeof(out)),
+			 0);
+	assert_string_equal(out, ":1");
+	assert_int_equal(wsm_broadcast_complete(harness_mgr(b), "lost", NULL),
+			 0);
+	assert_int_equal(harness_wait_until(unreplicated, b, 5000), 0);
+	assert_false(outbox_empty(b));
+	sentinel_env_kill_data(&e, primary, SIGKILL);
+	assert_int_equal(kill(e.data_pid[1 - primary], SIGCONT), 0);
+	assert_int_equal(sentinel_env_wait_primary(&e, 1 - primary, 20000), 0);
+	/* Confirmed once a replica holds it again: the old primary, back. */
+	assert_int_equal(sentinel_env_restart_data(&e, primary), 0);
+	assert_int_equal(harness_wait_until(outbox_empty, b, 20000), 0);
+	/* Whoever comes now sees the job end. */
+	c = must_join(a, "lost");
+	until_complete(c);
+	wsc_free(c);
+	harness_stop(b);
+	harness_stop(a);
+	sentinel_env_stop(&e);
+}
+
 /* Which deployment holds the session's state. */
 static int holder(struct sentinel_env *e, int n, const char *id)
 {
@@ -325,6 +388,7 @@ int main(void)
 		cmocka_unit_test(test_a_sentinel_down_and_passwords),
 		cmocka_unit_test(test_sentinels_refuse),
 		cmocka_unit_test(test_two_sentinel_primaries),
+		cmocka_unit_test(test_replicated_complete_survives_a_failover),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

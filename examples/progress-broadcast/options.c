@@ -102,6 +102,8 @@ static const struct manager_flag {
 	  "client certificate (PEM) for rediss://" },
 	{ "redis-tls-key", WSM_OPT_CLUSTER_TLS_KEY_FILE, KIND_STRING, "FILE",
 	  "its private key (PEM)" },
+	{ "cluster-replicas", WSM_OPT_CLUSTER_REPLICAS, KIND_INT, "N",
+	  "replicas that must hold a broadcast (WAIT)" },
 	{ "cluster-probe-ms", WSM_OPT_CLUSTER_PROBE_MS, KIND_INT, "MS",
 	  "a silent Redis subscriber is found within it" },
 	{ "node-id", WSM_OPT_CLUSTER_NODE_ID, KIND_STRING, "ID",

@@ -353,6 +353,7 @@ struct wsm_csess {
 	struct wsm_msg *in_flight; /* taken from the outbox, not confirmed */
 	uint64_t in_flight_id; /* its publish id: a retry is applied once */
 	bool publishing;       /* its script call is outstanding */
+	bool replicating;      /* applied; its WAIT is outstanding */
 	/* The newest seq Redis confirmed to this node, and its epoch. */
 	uint32_t known_epoch;
 	uint64_t known_seq;

@@ -16,6 +16,30 @@
 #define KEY_SIZE (WSM_KEY_PREFIX_LIMIT + WSM_SESSION_ID_LIMIT + 16)
 
 static void publish_done(void *user, const redisReply *r);
+static void replicated(void *user, const redisReply *r);
+
+/*
+ * WAIT, pipelined behind the script: its answer says how many replicas
+ * hold the publish. Within half the command timeout, so that a replica
+ * slow to answer is a publish sent again, not a link lost.
+ */
+static bool wait_replicas(struct wsm_csess *cs)
+{
+	struct wsm_cluster *cl = cs->cl;
+	char n[8], ms[24];
+	const char *argv[3] = { "WAIT", n, ms };
+	size_t lens[3] = { 4, 0, 0 };
+
+	lens[1] = (size_t)snprintf(n, sizeof(n), "%lld",
+				   (long long)cl->m->cfg.cluster_replicas);
+	lens[2] = (size_t)snprintf(ms, sizeof(ms), "%lld",
+				   (long long)(cl->timing.timeout_us / 2000));
+	if (wsm__rconn_send(cl->inst[cs->instance].cmd, 3, argv, lens, 1,
+			    replicated, cs))
+		return false;
+	cs->pending++;
+	return true;
+}
 
 static bool send_in_flight(struct wsm_csess *cs)
 {
@@ -114,6 +138,8 @@ send:
 	cs->publishing = true;
 	cs->sent_us = wsm__now_us();
 	cs->pending++;
+	if (cl->m->cfg.cluster_replicas && !wait_replicas(cs))
+		wsm__rconn_reset(in->cmd); /* no memory: it is all sent again */
 	return true;
 }
 
@@ -211,6 +237,8 @@ static void publish_done(void *user, const redisReply *r)
 		return;
 	}
 	wsm__refused_none(&cl->inst[cs->instance]);
+	if (cl->m->cfg.cluster_replicas)
+		cs->replicating = true; /* confirmed, or not, by the WAIT */
 	{
 		uint64_t rtt = (uint64_t)(wsm__now_us() - cs->sent_us);
 		wsm_manager_t *m = cl->m;
@@ -235,10 +263,45 @@ static void publish_done(void *user, const redisReply *r)
 			wsm__sync_published(cs, cs->in_flight, seq, epoch);
 		}
 	}
+	if (cs->replicating) {
+		cs->publishing = true; /* the session's next waits for it */
+		return;
+	}
 	confirmed(cs);
 	wsm__outbox_pump(cs);
 	wsm__drain_confirmed(cl->m);
 	wsm__csess_release(cs);
+}
+
+/*
+ * The WAIT behind a publish: confirmed once enough replicas hold it, so a
+ * failover to one of them cannot lose it. Fewer in time, or the link lost,
+ * and it is sent again with its publish id (applied once, WAITed again):
+ * if the primary that took it is gone, the new one takes it.
+ */
+static void replicated(void *user, const redisReply *r)
+{
+	struct wsm_csess *cs = user;
+	struct wsm_cluster *cl = cs->cl;
+
+	cs->pending--;
+	if (!cs->replicating || cl->stopping) {
+		/* Its publish failed: publish_done() has seen to it. */
+		wsm__csess_release(cs);
+		return;
+	}
+	cs->replicating = false;
+	cs->publishing = false;
+	if (r && r->type == REDIS_REPLY_INTEGER &&
+	    r->integer >= cl->m->cfg.cluster_replicas) {
+		confirmed(cs);
+		wsm__outbox_pump(cs);
+		wsm__drain_confirmed(cl->m);
+		wsm__csess_release(cs);
+		return;
+	}
+	wsm__bump(&cl->m->c.cluster_unreplicated, 1);
+	wsm__outbox_pump(cs);
 }
 
 void wsm__cluster_publish(wsm_manager_t *m, struct wsm_msg *msg)

@@ -6,11 +6,20 @@ and M WebSocket clients (asyncio, a minimal RFC 6455 client written here),
 lets a nemesis inject faults, heals them, waits (bounded) for every job to
 finish, then checks what every client saw against the nodes' logs. Standard
 library only. Exit status: 0 with no anomaly, 1 with any, 77 (skipped) when
-redis-server is missing, 2 on a setup failure.
+redis-server (or, with --sentinel, redis-sentinel) is missing, 2 on a setup
+failure.
 
     python3 chaos.py --node-binary build/tests/chaos/chaos_node            # ~2 min
     python3 chaos.py --node-binary ... --minutes 10 --sessions 40 --clients 16
     python3 chaos.py --node-binary ... --seed 1234   # the same fault schedule
+    python3 chaos.py --node-binary ... --sentinel    # Redis under Sentinel
+
+With --sentinel, Redis is a primary and a replica watched by three
+redis-sentinel processes (class Sentinels), the nodes are given a
+redis-sentinel:// address, and the nemesis draws from SENTINEL_FAULTS:
+failovers (a crash of the primary, a SENTINEL FAILOVER, a stop long enough
+for Sentinel to act), a Sentinel down, and the Redis faults that make sense
+against whichever node is the primary at the time. The check is the same.
 
 The seed draws the jobs, the clients' choices and the nemesis's schedule
 (which faults, in which order, on which target, for how long, and the pauses
@@ -36,11 +45,15 @@ confirmed  A call with rc 0 covered by a "C" line of its incarnation: the
 destructive fault
            A fault after which Redis legitimately no longer holds what it
            confirmed: Redis restarted without persistence or from an older
-           snapshot, OOM with eviction (volatile-ttl), and hand edits of a
+           snapshot, OOM with eviction (volatile-ttl), hand edits of a
            session's state that delete it, make it unreadable, or lower its
-           seq. wsm(7): such a state starts over in a new epoch. A call is
-           *owed at the end* only if it was issued after the end of the last
-           destructive fault that touched its session.
+           seq, and (--sentinel) every failover: replication is
+           asynchronous, so the promoted replica may lack the primary's last
+           confirmed writes, and the old primary confirms writes until it is
+           demoted, which its resync then discards. wsm(7): such a state
+           starts over in a new epoch. A call is *owed at the end* only if
+           it was issued after the end of the last destructive fault that
+           touched its session.
 stream     What one client saw of one session: from a fresh join (no
            lastSeq) through every resume (?lastSeq=&epoch= taken from the
            last message, lastSeq=0 after a reset, as clients/browser does)
@@ -51,7 +64,8 @@ fault window
            answers, SIGCONT sent, the setting restored) plus --recovery
            seconds for the links to come back. A window is *relevant* to a
            connection on node Y for a session owned by node Z if the fault
-           hit Redis, Y or Z.
+           hit Redis, Y or Z. (A Sentinel down hits none of them: the data
+           path does not go through Sentinel, so its window excuses nothing.)
 stayed through
            A connection of a client *stayed through* an owed call c whose
            confirmation was logged at time tc if, with w = max(tc, the time
@@ -133,6 +147,11 @@ class Ctx:
 
     def __init__(self, args):
         self.args = args
+        # WSM_OPT_CLUSTER_REPLICAS of the nodes: a replica to confirm
+        # with, where there is one.
+        replicas = getattr(args, "replicas", None)
+        self.replicas = replicas if replicas is not None else \
+            (1 if getattr(args, "sentinel", False) else 0)
         self.t_start = now()
         self.phase = "setup"  # setup, chaos, heal, settle, end
         self.faults = []  # Fault records, in order
@@ -269,6 +288,16 @@ class Redis:
         self.snapshot = None  # (path, time taken)
         self.stopped = False
 
+    @property
+    def url(self):
+        return "redis://127.0.0.1:%d" % self.port
+
+    def describe(self):
+        return "redis on %d" % self.port
+
+    async def primary_port(self):
+        return self.port
+
     def argv(self, appendonly):
         return [self.binary, "--port", str(self.port), "--bind", "127.0.0.1",
                 "--dir", self.dir, "--save", "", "--dbfilename", "dump.rdb",
@@ -349,6 +378,272 @@ class Redis:
         return False
 
 
+# ---- Redis under Sentinel (--sentinel) ----------------------------------------
+
+async def redis_try(port, *args, timeout=1.0):
+    """redis_cmd, or None when the process does not answer."""
+    try:
+        return await redis_cmd(port, *args, timeout=timeout)
+    except (OSError, asyncio.TimeoutError, ConnectionError, ValueError):
+        return None
+
+
+def pairs(flat):
+    """A flat [k, v, k, v, ...] reply as a dict ({} for anything else)."""
+    if not isinstance(flat, list):
+        return {}
+    return dict(zip(flat[::2], flat[1::2]))
+
+
+class Sentinels:
+    """A primary and a replica (redis-server) and three redis-sentinel
+    processes watching them with quorum 2, as tests/support/redis_sentinel.c
+    deploys them (the reasons for its timings are there): down-after 1000 ms
+    (not lower: a sentinel's link to a new primary starts over, and a shorter
+    down-after finds it "down" and fails over again, to an empty node), and
+    at runtime SENTINEL DEBUG info-period 1000, publish-period 500 and
+    ping-period 500, so that a returning old primary is demoted within
+    seconds. Data node i has its own directory (an AOF each, as the plain
+    mode's Redis has) and config file, which Sentinel rewrites, and keeps
+    its port across restarts. Which of the two is the primary changes: who
+    talks to "the Redis" asks the Sentinels each time (primary_port())."""
+
+    NAME = "wsmchaos"
+
+    def __init__(self, ctx, server, sentinel, workdir):
+        self.ctx = ctx
+        self.server = server
+        self.sentinel = sentinel
+        self.dir = os.path.join(workdir, "redis")
+        ports = set()
+        while len(ports) < 5:
+            ports.add(free_port())
+        ports = sorted(ports)
+        self.data_ports, self.sentinel_ports = ports[:2], ports[2:]
+        self.data = [None, None]  # redis-server processes
+        self.sentinels = [None, None, None]  # redis-sentinel processes
+        for i in range(2):
+            os.makedirs(os.path.join(self.dir, "data-%d" % i))
+
+    @property
+    def url(self):
+        return "redis-sentinel://%s/%s" % (",".join(
+            "127.0.0.1:%d" % p for p in self.sentinel_ports), self.NAME)
+
+    def describe(self):
+        return "redis data nodes on %s, sentinels on %s" % (
+            self.data_ports, self.sentinel_ports)
+
+    def conf(self, what, i):
+        return os.path.join(self.dir, "%s-%d.conf" % (what, i))
+
+    def write_data_conf(self, i):
+        """Persistence as the plain mode's Redis: an AOF, fsync always. No
+        diskless-sync delay (7.0 waits 5 s for more replicas before a full
+        sync, slowing every rejoin); each node its own RDB file name (a
+        replica loads its full sync through it)."""
+        d = os.path.join(self.dir, "data-%d" % i)
+        lines = ["port %d" % self.data_ports[i], "bind 127.0.0.1",
+                 "protected-mode no", "daemonize no", "dir %s" % d,
+                 "logfile %s" % os.path.join(d, "redis.log"),
+                 "dbfilename dump-%d.rdb" % i, 'save ""', "appendonly yes",
+                 "appendfsync always", "repl-diskless-sync-delay 0",
+                 "enable-debug-command yes", "maxmemory-policy volatile-ttl"]
+        if i == 1:
+            lines.append("replicaof 127.0.0.1 %d" % self.data_ports[0])
+        with open(self.conf("data", i), "w") as f:
+            f.write("\n".join(lines) + "\n")
+
+    def write_sentinel_conf(self, k):
+        m = self.NAME
+        lines = ["port %d" % self.sentinel_ports[k], "bind 127.0.0.1",
+                 "protected-mode no", "daemonize no", "dir %s" % self.dir,
+                 "logfile %s" % os.path.join(self.dir, "sentinel-%d.log" % k),
+                 "sentinel monitor %s 127.0.0.1 %d 2" % (m, self.data_ports[0]),
+                 "sentinel down-after-milliseconds %s 1000" % m,
+                 "sentinel failover-timeout %s 2000" % m,
+                 "sentinel parallel-syncs %s 1" % m]
+        with open(self.conf("sentinel", k), "w") as f:
+            f.write("\n".join(lines) + "\n")
+
+    async def _wait_pong(self, proc, port, what):
+        deadline = now() + 15 * NS
+        while now() < deadline:
+            if proc.returncode is not None:
+                raise RuntimeError("%s exited %d" % (what, proc.returncode))
+            if await redis_try(port, "PING") == "PONG":
+                return
+            await asyncio.sleep(0.05)
+        raise RuntimeError("%s did not answer PING" % what)
+
+    async def start_data(self, i):
+        """From its config file, as Sentinel last rewrote it: a crashed
+        primary comes back a primary, alone, until Sentinel demotes it."""
+        self.data[i] = await spawn(self.ctx, [self.server, self.conf("data", i)],
+                                   os.path.join(self.dir, "data-%d.out" % i))
+        await self._wait_pong(self.data[i], self.data_ports[i], "data-%d" % i)
+
+    async def start_sentinel(self, k):
+        """SENTINEL DEBUG is runtime only: set again on every start."""
+        port = self.sentinel_ports[k]
+        self.sentinels[k] = await spawn(
+            self.ctx, [self.sentinel, self.conf("sentinel", k)],
+            os.path.join(self.dir, "sentinel-%d.out" % k))
+        await self._wait_pong(self.sentinels[k], port, "sentinel-%d" % k)
+        r = await redis_try(port, "SENTINEL", "DEBUG", "info-period", "1000",
+                            "publish-period", "500", "ping-period", "500")
+        if r != "OK":
+            raise RuntimeError("sentinel-%d: SENTINEL DEBUG: %r" % (k, r))
+
+    async def start(self):
+        """The replica in sync first, so that each sentinel's first INFO of
+        the primary lists it; then the sentinels, until each knows the
+        replica and the two others."""
+        for i in range(2):
+            self.write_data_conf(i)
+            await self.start_data(i)
+        if not await self.until(lambda: self.is_replica_of(1, 0), 20):
+            raise RuntimeError("the replica did not sync")
+        for k in range(3):
+            self.write_sentinel_conf(k)
+            await self.start_sentinel(k)
+        if not await self.until(self.sentinels_know_all, 20):
+            raise RuntimeError("the sentinels did not find each other")
+
+    @staticmethod
+    def _alive(p):
+        return p is not None and p.returncode is None
+
+    def data_up(self, i):
+        return self._alive(self.data[i])
+
+    def live_sentinels(self):
+        return [k for k in range(3) if self._alive(self.sentinels[k])]
+
+    def signal(self, i, sig):
+        if self.data_up(i):
+            self.data[i].send_signal(sig)
+
+    async def kill_data(self, i):
+        if self.data_up(i):
+            self.data[i].send_signal(signal.SIGCONT)
+            self.data[i].send_signal(signal.SIGKILL)
+            await reap(self.ctx, self.data[i])
+
+    async def kill_sentinel(self, k):
+        if self._alive(self.sentinels[k]):
+            self.sentinels[k].send_signal(signal.SIGKILL)
+            await reap(self.ctx, self.sentinels[k])
+
+    async def kill9(self):
+        """Sentinels first: none may react to the data nodes going."""
+        for k in range(3):
+            await self.kill_sentinel(k)
+        for i in range(2):
+            await self.kill_data(i)
+
+    async def until(self, pred, seconds):
+        """Polls the coroutine function pred; whether it held in time."""
+        deadline = now() + int(seconds * NS)
+        while True:
+            if await pred():
+                return True
+            if now() >= deadline:
+                return False
+            await asyncio.sleep(0.05)
+
+    async def named_by(self, k):
+        """The data node sentinel k names as the primary, or None."""
+        r = await redis_try(self.sentinel_ports[k], "SENTINEL",
+                            "get-master-addr-by-name", self.NAME)
+        if not isinstance(r, list) or len(r) != 2:
+            return None
+        try:
+            port = int(r[1])
+        except (TypeError, ValueError):
+            return None
+        return self.data_ports.index(port) if port in self.data_ports else None
+
+    async def primary(self):
+        """The data node a majority of the live sentinels name, or None."""
+        live = self.live_sentinels()
+        votes = [0, 0]
+        for k in live:
+            i = await self.named_by(k)
+            if i is not None:
+                votes[i] += 1
+        for i in range(2):
+            if votes[i] * 2 > len(live):
+                return i
+        return None
+
+    async def primary_port(self):
+        """Looked up each time (bounded: a failover may be under way)."""
+        deadline = now() + 10 * NS
+        while True:
+            i = await self.primary()
+            if i is not None:
+                return self.data_ports[i]
+            if now() >= deadline:
+                raise RuntimeError("no primary named by a majority of the "
+                                   "sentinels")
+            await asyncio.sleep(0.1)
+
+    async def role(self, i):
+        if not self.data_up(i):
+            return None
+        r = await redis_try(self.data_ports[i], "ROLE")
+        return r if isinstance(r, list) and r else None
+
+    async def is_primary(self, i):
+        """A majority of the sentinels name it, and ROLE says master."""
+        if await self.primary() != i:
+            return False
+        r = await self.role(i)
+        return bool(r) and r[0] == "master"
+
+    async def is_replica_of(self, i, of):
+        """ROLE says it replicates from data node `of`, link up."""
+        r = await self.role(i)
+        return bool(r) and len(r) >= 4 and r[0] == "slave" and \
+            str(r[2]) == str(self.data_ports[of]) and r[3] == "connected"
+
+    async def replica_seen(self, i):
+        """Every live sentinel saw data node i as a healthy replica in its
+        last INFO: else Sentinel finds no replica fit to promote."""
+        for k in self.live_sentinels():
+            r = await redis_try(self.sentinel_ports[k], "SENTINEL", "replicas",
+                                self.NAME)
+            if not isinstance(r, list) or not any(
+                    d.get("port") == str(self.data_ports[i]) and
+                    d.get("flags") == "slave" and
+                    d.get("role-reported") == "slave" and
+                    d.get("master-link-status") == "ok"
+                    for d in map(pairs, r)):
+                return False
+        return True
+
+    async def sentinels_know_all(self):
+        """Every live sentinel knows a replica and the two other sentinels."""
+        for k in self.live_sentinels():
+            d = pairs(await redis_try(self.sentinel_ports[k], "SENTINEL",
+                                      "master", self.NAME))
+            try:
+                if int(d.get("num-slaves", 0)) < 1 or \
+                        int(d.get("num-other-sentinels", 0)) < 2:
+                    return False
+            except ValueError:
+                return False
+        return True
+
+    async def healthy(self):
+        """A primary, its replica in sync and seen, sentinels that know all."""
+        p = await self.primary()
+        return p is not None and await self.is_primary(p) and \
+            await self.is_replica_of(1 - p, p) and \
+            await self.replica_seen(1 - p) and await self.sentinels_know_all()
+
+
 # ---- nodes ---------------------------------------------------------------------
 
 class Node:
@@ -370,9 +665,10 @@ class Node:
 
     def argv(self):
         a = [self.binary, "--port", str(self.port),
-             "--redis", "redis://127.0.0.1:%d" % self.redis.port,
+             "--redis", self.redis.url,
              "--node-id", self.id, "--log", self.log,
              "--t0-ms", str(self.t0_ms), "--history", str(self.history),
+             "--replicas", str(self.ctx.replicas),
              "--timeout-ms", "500", "--retry-max-ms", "1000",
              "--lifetime-ms", "15000", "--drain-window-ms", "500",
              "--ping-ms", "1000", "--stale-ms", "4000"]
@@ -839,6 +1135,22 @@ FAULTS = [  # kind, weight
     ("term-while-redis-stalled", 1),
 ]
 
+# --sentinel: the node faults; failovers (sentinel-failover: the primary
+# killed; sentinel-switch: SENTINEL FAILOVER; redis-stop-long: the primary
+# stopped past down-after); a Sentinel down; and the Redis faults, each
+# against the node that is the primary at the time (redis-stop is short
+# enough for no failover). No snapshot faults, nor term-while-redis-stalled
+# (a stall that long is a failover here).
+SENTINEL_OWN = {"sentinel-failover", "sentinel-switch", "redis-stop-long",
+                "sentinel-down", "redis-stop"}
+SENTINEL_FAULTS = [  # kind, weight
+    ("node-kill", 3), ("node-term", 2), ("node-stop", 2),
+    ("sentinel-failover", 3), ("sentinel-switch", 3), ("redis-stop-long", 1),
+    ("sentinel-down", 2), ("redis-stop", 2), ("client-kill-pubsub", 2),
+    ("client-kill-normal", 2), ("debug-sleep", 2), ("oom", 1),
+    ("script-flush", 2), ("state-edit", 3),
+]
+
 
 class Nemesis:
     def __init__(self, ctx, rng, redis, nodes, jobs):
@@ -847,11 +1159,16 @@ class Nemesis:
         self.redis = redis
         self.nodes = nodes
         self.jobs = jobs
+        self.sentinel = isinstance(redis, Sentinels)
+        self.current = None  # the fault inject() began, if any
+        self.failing_over = 0  # a fault that fails over is under way
+        self.known = None  # the primary the failover watcher last saw
 
     def begin(self, kind, detail, scope, destructive=None):
         f = Fault(kind, detail, scope, destructive)
         self.ctx.faults.append(f)
         self.ctx.say("fault", f)
+        self.current = f
         return f
 
     def end(self, f):
@@ -860,14 +1177,16 @@ class Nemesis:
 
     async def run(self, until):
         rng = self.rng
-        kinds = [k for k, w in FAULTS for _ in range(w)]
+        kinds = [k for k, w in (SENTINEL_FAULTS if self.sentinel else FAULTS)
+                 for _ in range(w)]
         if self.ctx.args.faults:
             kinds = [k for k in kinds if k in self.ctx.args.faults.split(",")]
         while now() < until and not self.ctx.stop:
             await asyncio.sleep(rng.uniform(1.0, 4.0))
             if now() >= until:
                 break
-            if rng.random() < 0.2 or not self.redis.snapshot:
+            snapshot = rng.random() < 0.2
+            if not self.sentinel and (snapshot or not self.redis.snapshot):
                 try:
                     ok = await self.redis.take_snapshot()
                     self.ctx.say("snapshot taken" if ok else "snapshot failed")
@@ -883,16 +1202,24 @@ class Nemesis:
                                         "new-epoch", "skip-seq", "lower-seq"]),
                  "policy": rng.choice(["noeviction", "volatile-ttl"]),
                  "epoch": rng.randint(1, 2**31 - 1)}
+            if self.sentinel:  # drawn only here: plain schedules stay as they were
+                p.update({"sentinel": rng.randrange(3),
+                          "down": rng.uniform(1.0, 6.0),
+                          "short": rng.uniform(0.2, 0.6),
+                          "long": rng.uniform(2.5, 5.0)})
+            self.current = None
             try:
-                await self.inject(kind, p)
+                if self.sentinel and kind in SENTINEL_OWN:
+                    await self.inject_sentinel(kind, p)
+                else:
+                    await self.inject(kind, p)
             except Exception as e:
                 self.ctx.say("fault", kind, "failed:", repr(e))
-                if self.ctx.faults and self.ctx.faults[-1].t_end is None:
-                    self.ctx.faults[-1].t_end = now()
+                if self.current and self.current.t_end is None:
+                    self.current.t_end = now()
 
     async def inject(self, kind, p):
         node = self.nodes[p["node"]]
-        rport = self.redis.port
         pause = p["pause"]
         if kind == "node-kill":
             f = self.begin(kind, node.id, {node.i})
@@ -933,17 +1260,21 @@ class Nemesis:
             self.redis.signal(signal.SIGCONT)
             self.end(f)
         elif kind in ("client-kill-pubsub", "client-kill-normal"):
-            f = self.begin(kind, "", {"redis"})
+            rport = await self.redis.primary_port()
+            f = self.begin(kind, self.where(rport).lstrip(), {"redis"})
             r = await redis_cmd(rport, "CLIENT", "KILL", "TYPE", kind.rsplit("-", 1)[1])
             self.ctx.say("  killed", r)
             self.end(f)
         elif kind == "debug-sleep":
-            f = self.begin(kind, "0.5", {"redis"})
+            rport = await self.redis.primary_port()
+            f = self.begin(kind, "0.5" + self.where(rport), {"redis"})
             await redis_cmd(rport, "DEBUG", "SLEEP", "0.5", timeout=5)
             self.end(f)
         elif kind == "oom":
             pol = p["policy"]
-            f = self.begin(kind, "%s %.1fs" % (pol, pause), {"redis"},
+            rport = await self.redis.primary_port()
+            f = self.begin(kind, "%s %.1fs%s" % (pol, pause, self.where(rport)),
+                           {"redis"},
                            "all" if pol != "noeviction" else None)
             await redis_cmd(rport, "CONFIG", "SET", "maxmemory-policy", pol)
             await redis_cmd(rport, "CONFIG", "SET", "maxmemory", "1")
@@ -952,7 +1283,8 @@ class Nemesis:
             await redis_cmd(rport, "CONFIG", "SET", "maxmemory-policy", "volatile-ttl")
             self.end(f)
         elif kind == "script-flush":
-            f = self.begin(kind, "", {"redis"})
+            rport = await self.redis.primary_port()
+            f = self.begin(kind, self.where(rport).lstrip(), {"redis"})
             await redis_cmd(rport, "SCRIPT", "FLUSH")
             self.end(f)
         elif kind == "state-edit":
@@ -997,11 +1329,11 @@ class Nemesis:
         sid, variant = p["session"], p["variant"]
         key = "%s{%s}:state" % (KEY_PREFIX, sid)
         owner = [j for j in self.jobs if j.id == sid][0].owner
-        rport = self.redis.port
+        rport = await self.redis.primary_port()
         destructive = sid if variant in ("unreadable", "delete", "wrongtype",
                                          "lower-seq") else None
-        f = self.begin("state-edit", "%s %s" % (sid, variant), {"redis", owner},
-                       destructive)
+        f = self.begin("state-edit", "%s %s%s" % (sid, variant, self.where(rport)),
+                       {"redis", owner}, destructive)
         before = await redis_cmd(rport, "HGETALL", key)
         if variant == "unreadable":
             r = await redis_cmd(rport, "HSET", key, "e", "not-a-number")
@@ -1026,7 +1358,171 @@ class Nemesis:
         self.ctx.say("  state was", before, "->", r)
         self.end(f)
 
+    def where(self, port):
+        """--sentinel: which data node a Redis fault went to."""
+        if not self.sentinel:
+            return ""
+        return " on data-%d" % self.redis.data_ports.index(port)
+
+    async def inject_sentinel(self, kind, p):
+        """The faults of SENTINEL_OWN: every one but sentinel-down looks up
+        the primary first."""
+        s = self.redis
+        if kind == "sentinel-down":
+            # Never two at once: faults come one after another, and this
+            # one ends with the sentinel back and knowing all.
+            k = p["sentinel"]
+            f = self.begin(kind, "sentinel-%d %.1fs" % (k, p["down"]), {"sentinel"})
+            await s.kill_sentinel(k)
+            await asyncio.sleep(p["down"])
+            await s.start_sentinel(k)
+            if not await s.until(s.sentinels_know_all, 20):
+                self.ctx.say("  sentinel-%d did not find all within 20 s" % k)
+            self.end(f)
+            return
+        was = await s.primary()
+        if was is None:
+            raise RuntimeError("no primary named by a majority of the sentinels")
+        if kind == "redis-stop":
+            # Well below down-after (1000 ms): no failover. The watcher
+            # would record one if it came anyway.
+            f = self.begin(kind, "data-%d %.1fs" % (was, p["short"]), {"redis"})
+            s.signal(was, signal.SIGSTOP)
+            await asyncio.sleep(p["short"])
+            s.signal(was, signal.SIGCONT)
+            self.end(f)
+            return
+        # A replica every sentinel finds fit first: else Sentinel promotes
+        # none, and the fault is a mere outage of the primary.
+        if not await s.until(lambda: s.replica_seen(1 - was), 20):
+            raise RuntimeError("data-%d not seen fit to promote within 20 s"
+                               % (1 - was))
+        self.failing_over += 1
+        try:
+            await self.fail_over(kind, p, was)
+        finally:
+            self.known = await s.primary()
+            self.failing_over -= 1
+
+    async def fail_over(self, kind, p, was):
+        """sentinel-failover, sentinel-switch, redis-stop-long: each ends
+        once the other node is the primary and the old one its replica (or
+        a bound passed), so that its window covers the time the old primary
+        may still confirm writes. Destructive unless the nodes wait for a
+        replica (--replicas, WSM_OPT_CLUSTER_REPLICAS): replication is
+        asynchronous, SENTINEL FAILOVER does not wait for the replica to
+        catch up, and the old primary confirms writes until a node learns of
+        the switch; its resync as a replica discards them. With a replica
+        to confirm, nothing confirmed is lost."""
+        s = self.redis
+        to = 1 - was
+        what = "data-%d -> data-%d" % (was, to)
+        lossy = None if self.ctx.replicas else "all"
+        if kind == "sentinel-failover":
+            f = self.begin(kind, "kill -9, " + what, {"redis"}, lossy)
+            await s.kill_data(was)
+        elif kind == "sentinel-switch":
+            f = self.begin(kind, what, {"redis"}, lossy)
+            r = await self.ask_failover()
+            if r != "OK":
+                self.ctx.say("  SENTINEL FAILOVER:", r)
+        else:
+            f = self.begin(kind, "%.1fs, %s" % (p["long"], what), {"redis"}, lossy)
+            s.signal(was, signal.SIGSTOP)
+        t = now()
+        ok = await s.until(lambda: s.is_primary(to), 20)
+        self.ctx.say("  data-%d primary after %.1f s" % (to, (now() - t) / NS)
+                     if ok else "  no failover within 20 s")
+        if kind == "sentinel-failover":
+            await s.start_data(was)
+        elif kind == "redis-stop-long":
+            await asyncio.sleep(max(0.0, p["long"] - (now() - t) / NS))
+            s.signal(was, signal.SIGCONT)
+        if ok:
+            t = now()
+            ok = await s.until(lambda: s.is_replica_of(was, to), 20)
+            self.ctx.say("  data-%d a replica after %.1f s" % (was, (now() - t) / NS)
+                         if ok else "  data-%d not a replica within 20 s" % was)
+        self.end(f)
+
+    async def ask_failover(self):
+        """SENTINEL FAILOVER, asked again while refused for want of a fit
+        replica or for a failover in progress (at most 20 s)."""
+        s = self.redis
+        deadline = now() + 20 * NS
+        while True:
+            live = s.live_sentinels()
+            r = await redis_try(s.sentinel_ports[live[0]], "SENTINEL",
+                                "FAILOVER", s.NAME) if live else None
+            if r == "OK" or (isinstance(r, RespError) and not
+                             str(r).startswith(("NOGOODSLAVE", "INPROG"))):
+                return r
+            if now() >= deadline:
+                return r
+            await asyncio.sleep(0.1)
+
+    async def watch_failovers(self):
+        """--sentinel, for the whole run: a failover no fault asked for
+        (none should come) is a failover all the same, so it is recorded as
+        a destructive fault (failover-unplanned), from when the old primary
+        was last named until it is a replica, and said loudly."""
+        s = self.redis
+        seen = now()
+        while not self.ctx.stop:
+            await asyncio.sleep(0.25)
+            if self.failing_over:
+                continue
+            i = await s.primary()
+            if i is None or self.failing_over:
+                continue
+            if self.known is None or i == self.known:
+                self.known, seen = i, now()
+                continue
+            old, self.known = self.known, i
+            f = Fault("failover-unplanned", "data-%d -> data-%d" % (old, i),
+                      {"redis"}, "all")
+            f.t_start = seen
+            self.ctx.faults.append(f)
+            self.ctx.faults.sort(key=lambda x: x.t_start)
+            self.ctx.say("fault", f, "(seen by the failover watcher: no fault "
+                         "asked for it)")
+
+            async def demoted():
+                return not s.data_up(old) or await s.is_replica_of(old, i)
+            await s.until(demoted, 20)
+            self.end(f)
+
+    async def heal_sentinel(self):
+        s = self.redis
+        for i in range(2):
+            s.signal(i, signal.SIGCONT)
+            if not s.data_up(i):
+                await s.start_data(i)
+        for k in range(3):
+            if k not in s.live_sentinels():
+                await s.start_sentinel(k)
+        for i in range(2):
+            for _ in range(3):
+                a = await redis_try(s.data_ports[i], "CONFIG", "SET", "maxmemory", "0")
+                b = await redis_try(s.data_ports[i], "CONFIG", "SET",
+                                    "maxmemory-policy", "volatile-ttl")
+                if a == b == "OK":
+                    break
+                await asyncio.sleep(0.5)
+        if not await s.until(s.healthy, 30):
+            self.ctx.say("Redis under Sentinel NOT healthy after 30 s")
+
     async def heal(self):
+        if self.sentinel:
+            await self.heal_sentinel()
+        else:
+            await self.heal_redis()
+        for n in self.nodes:
+            n.signal(signal.SIGCONT)
+            if not n.up():
+                await n.start()
+
+    async def heal_redis(self):
         self.redis.signal(signal.SIGCONT)
         if not (self.redis.proc and self.redis.proc.returncode is None):
             await self.redis.restart("aof")
@@ -1038,10 +1534,6 @@ class Nemesis:
                 break
             except Exception:
                 await asyncio.sleep(0.5)
-        for n in self.nodes:
-            n.signal(signal.SIGCONT)
-            if not n.up():
-                await n.start()
 
 
 # ---- the check -------------------------------------------------------------------------
@@ -1424,8 +1916,12 @@ async def main_async(ctx, workdir):
             "history %d, workdir %s" % (chaos_s, settle_s, args.nodes, args.clients,
                                          args.sessions, history, workdir))
 
-    redis = Redis(ctx, args.redis_server, workdir)
-    await redis.start(True)
+    if args.sentinel:
+        redis = Sentinels(ctx, args.redis_server, args.redis_sentinel, workdir)
+        await redis.start()
+    else:
+        redis = Redis(ctx, args.redis_server, workdir)
+        await redis.start(True)
     t0_ms = (now() + 2 * NS) // 1_000_000
     nodes = [Node(ctx, i, args.node_binary, workdir, redis, history, t0_ms)
              for i in range(args.nodes)]
@@ -1433,7 +1929,7 @@ async def main_async(ctx, workdir):
         nodes[j.owner].jobs.append(j)
     for n in nodes:
         await n.start()
-    ctx.say("redis on %d, nodes on %s" % (redis.port, [n.port for n in nodes]))
+    ctx.say("%s, nodes on %s" % (redis.describe(), [n.port for n in nodes]))
 
     sessions = [j.id for j in jobs]
     clients = [Client(ctx, "c%02d" % i, random.Random(client_seeds[i]), sessions,
@@ -1442,6 +1938,10 @@ async def main_async(ctx, workdir):
     ctx.phase = "chaos"
     t_chaos_end = now() + int(chaos_s * NS)
     nem = Nemesis(ctx, nemesis_rng, redis, nodes, jobs)
+    watcher = None
+    if args.sentinel:
+        nem.known = await redis.primary()
+        watcher = asyncio.ensure_future(nem.watch_failovers())
     if not args.no_faults:
         await nem.run(t_chaos_end)
     while now() < t_chaos_end:
@@ -1460,6 +1960,8 @@ async def main_async(ctx, workdir):
     t_end = now()
     ctx.phase = "end"
     ctx.stop = True
+    if watcher:
+        tasks.append(watcher)
     for t in tasks:
         t.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
@@ -1473,7 +1975,8 @@ async def main_async(ctx, workdir):
             ctx.say("probe %s on %s failed: %s" % (p.session, p.name, p.error))
     record = {
         "seed": seed, "t_start": ctx.t_start, "t_end": t_end,
-        "args": {"deliver": args.deliver, "recovery": args.recovery},
+        "args": {"deliver": args.deliver, "recovery": args.recovery,
+                 "sentinel": bool(args.sentinel)},
         "logs": [[n.i, n.log] for n in nodes],
         "jobs": [[j.id, j.owner, j.start_ms, j.steps, j.interval_ms, j.terminal]
                  for j in jobs],
@@ -1620,6 +2123,13 @@ def main():
                     help="WSM_OPT_CLUSTER_HISTORY (default: drawn from the seed)")
     ap.add_argument("--node-binary", default=None)
     ap.add_argument("--redis-server", default=None)
+    ap.add_argument("--sentinel", action="store_true",
+                    help="Redis as a primary, a replica and three Sentinels; "
+                    "failover faults")
+    ap.add_argument("--redis-sentinel", default=None)
+    ap.add_argument("--replicas", type=int, default=None,
+                    help="WSM_OPT_CLUSTER_REPLICAS (default: 1 with --sentinel, "
+                    "else 0); with it, failovers lose nothing confirmed")
     ap.add_argument("--faults", default=None,
                     help="comma-separated fault kinds to draw from (default all)")
     ap.add_argument("--no-faults", action="store_true")
@@ -1649,6 +2159,14 @@ def main():
     if not args.redis_server:
         print("SKIPPED: redis-server is not installed")
         return 77
+    if args.sentinel:
+        args.redis_sentinel = args.redis_sentinel or \
+            shutil.which("redis-sentinel") or \
+            ("/usr/bin/redis-sentinel"
+             if os.access("/usr/bin/redis-sentinel", os.X_OK) else None)
+        if not args.redis_sentinel:
+            print("SKIPPED: redis-sentinel is not installed")
+            return 77
     if not args.node_binary:
         here = os.path.dirname(os.path.abspath(__file__))
         for cand in ("../../build/tests/chaos/chaos_node",):

@@ -457,6 +457,7 @@ static void usage(void)
 		"usage: chaos_node --port N --redis URL --node-id ID --log PATH\n"
 		"  [--job id:start_ms:steps:interval_ms:c|e]... [--t0-ms MS]\n"
 		"  [--timeout-ms MS] [--retry-max-ms MS] [--history N]\n"
+		"  [--replicas N]\n"
 		"  [--lifetime-ms MS] [--drain-window-ms MS]\n"
 		"  [--ping-ms MS] [--stale-ms MS]\n");
 	exit(2);
@@ -499,6 +500,7 @@ int main(int argc, char **argv)
 {
 	const char *redis = NULL, *node_id = NULL, *log_path = NULL;
 	int64_t port = 0, timeout_ms = 500, retry_ms = 1000, history = 0;
+	int64_t replicas = 0;
 	int64_t lifetime_ms = 15000, window_ms = 500, ping_ms = 1000;
 	int64_t stale_ms = 4000, t0_ms = -1;
 	struct lws_context_creation_info info;
@@ -536,6 +538,8 @@ int main(int argc, char **argv)
 			retry_ms = num(v);
 		else if (!strcmp(a, "--history"))
 			history = num(v);
+		else if (!strcmp(a, "--replicas"))
+			replicas = num(v);
 		else if (!strcmp(a, "--lifetime-ms"))
 			lifetime_ms = num(v);
 		else if (!strcmp(a, "--drain-window-ms"))
@@ -584,6 +588,7 @@ int main(int argc, char **argv)
 	SET_INT(WSM_OPT_CLUSTER_TIMEOUT_MS, timeout_ms);
 	SET_INT(WSM_OPT_CLUSTER_RETRY_MAX_MS, retry_ms);
 	SET_INT(WSM_OPT_CLUSTER_HISTORY, history);
+	SET_INT(WSM_OPT_CLUSTER_REPLICAS, replicas);
 	SET_INT(WSM_OPT_RETENTION_MS, 3600000);
 	SET_INT(WSM_OPT_MAX_CONNECTIONS_PER_SESSION, 1000);
 	SET_INT(WSM_OPT_MAX_LIFETIME_MS, lifetime_ms);

@@ -342,6 +342,7 @@ test('GET /metrics: Prometheus text format, line by line, with the right figures
     wsm_cluster_dropped_total: 'counter',
     wsm_cluster_wedged_total: 'counter',
     wsm_cluster_connect_failures_total: 'counter',
+    wsm_cluster_unreplicated_total: 'counter',
     progress_broadcast_jobs: 'gauge',
   });
   const labels = (name, key) => fam.get(name).samples.map((x) => x.labels[key]);

@@ -27,6 +27,7 @@ harness_t *cluster_node_start(const char *url, const char *id,
 				 o->outbox_messages)) &&
 	    !wsm_config_set_int(cfg, WSM_OPT_CLUSTER_HISTORY, o->history) &&
 	    !wsm_config_set_int(cfg, WSM_OPT_ANNOUNCED_ONLY, o->announced_only) &&
+	    !wsm_config_set_int(cfg, WSM_OPT_CLUSTER_REPLICAS, o->replicas) &&
 	    (!o->probe_ms ||
 	     !wsm_config_set_int(cfg, WSM_OPT_CLUSTER_PROBE_MS, o->probe_ms)) &&
 	    !set_str(cfg, WSM_OPT_CLUSTER_USER, o->user) &&

@@ -20,6 +20,7 @@ struct cluster_node_opts {
 	bool libuv;
 	const char *iface;       /* NULL: the harness's */
 	int64_t probe_ms;        /* WSM_OPT_CLUSTER_PROBE_MS; 0: the default */
+	int64_t replicas;        /* WSM_OPT_CLUSTER_REPLICAS */
 	/* WSM_OPT_CLUSTER_USER, _PASSWORD and _TLS_*; NULL: not set. */
 	const char *user, *password;
 	const char *sentinel_user, *sentinel_password;
